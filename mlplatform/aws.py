@@ -1,0 +1,101 @@
+"""boto3 clients and the AWS-side seeding of the stack: secrets and the artifact bucket.
+
+One code path for the emulator and for AWS: the only difference is the endpoint URL (None means
+AWS's own) and the credentials.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from mlplatform.config import Environment
+from mlplatform.credentials import Credentials
+from mlplatform.errors import EmulatorError
+
+__all__ = ["client", "ensure_bucket", "secret_values", "seed_secrets"]
+
+_RETRIES = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"})
+
+
+def client(
+    service: str,
+    *,
+    region: str,
+    endpoint_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+):  # type: ignore[no-untyped-def]  # boto3 clients are dynamically typed
+    """A boto3 client; explicit keys are used for the local stack, else boto3's own chain."""
+    session = boto3.session.Session(
+        aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+    )
+    return session.client(service, endpoint_url=endpoint_url, config=_RETRIES)
+
+
+def secret_values(
+    env: Environment, creds: Credentials, db_host: str, db_port: int
+) -> dict[str, str]:
+    """The secrets the server reads, keyed by name, shaped as the cloud shapes them.
+
+    The database secret has the fields RDS writes for a generated master secret.
+    """
+    engine = env.database.engine
+    return {
+        env.database_secret_name: json.dumps(
+            {
+                "username": creds.db_username,
+                "password": creds.db_password,
+                "engine": engine,
+                "host": db_host,
+                "port": db_port,
+                "dbname": env.database.name,
+            }
+        ),
+        env.admin_secret_name: json.dumps(
+            {"username": creds.admin_username, "password": creds.admin_password}
+        ),
+        env.flask_secret_name: creds.flask_secret_key,
+    }
+
+
+def seed_secrets(sm, values: dict[str, str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Create or update each secret so it holds exactly `values[name]`; return the changed names."""
+    changed = []
+    try:
+        for name, value in values.items():
+            try:
+                current = sm.get_secret_value(SecretId=name)["SecretString"]
+            except sm.exceptions.ResourceNotFoundException:
+                sm.create_secret(Name=name, SecretString=value)
+                changed.append(name)
+                continue
+            if current != value:
+                sm.put_secret_value(SecretId=name, SecretString=value)
+                changed.append(name)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise EmulatorError(f"could not seed Secrets Manager: {exc}") from exc
+    return changed
+
+
+def ensure_bucket(s3, bucket: str, region: str) -> bool:  # type: ignore[no-untyped-def]
+    """Create the bucket if it does not exist; return True if it was created."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+            raise EmulatorError(f"cannot reach bucket {bucket}: {exc}") from exc
+    try:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+            )
+    except botocore.exceptions.ClientError as exc:
+        raise EmulatorError(f"cannot create bucket {bucket}: {exc}") from exc
+    return True

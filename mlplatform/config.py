@@ -1,0 +1,256 @@
+"""Typed loader for environments.toml, the one configuration file of the kit.
+
+    >>> env = load_environment("local")
+    >>> env.ports.mlflow
+    5000
+
+Every table is a strict pydantic model: an unknown key, a wrong type or an impossible value
+raises ConfigError naming the file, the dotted key and the reason. The file path comes from the
+argument, else MLPLATFORM_CONFIG, else environments.toml at the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlplatform.errors import ConfigError
+
+__all__ = [
+    "ArtifactsSettings",
+    "DatabaseSettings",
+    "Environment",
+    "MlflowSettings",
+    "MonitoringSettings",
+    "NetworkSettings",
+    "Ports",
+    "SageMakerSettings",
+    "config_path",
+    "load_environment",
+    "load_environments",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_NAMES = ("local", "staging", "prod")
+
+Port = Annotated[int, Field(ge=1024, le=65535)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+# Versions the kit knows a pinned RDS minor for and a local server for; others are refused at
+# load so a typo cannot reach a CloudFormation deploy.
+SUPPORTED_VERSIONS: dict[str, tuple[str, ...]] = {"mysql": ("8.0", "8.4"), "mariadb": ("10.11",)}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Ports(_Strict):
+    """Host ports of the local stack's services (loopback only)."""
+
+    mlflow: Port = 5000
+    # The S3 store also uses s3+1..s3+4 and those plus 10000 (see mlplatform.services).
+    s3: Annotated[int, Field(ge=1024, le=55000)] = 8333
+    aws: Port = 4566
+    database: Port = 3307
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        values = list(self.model_dump().values())
+        if len(set(values)) != len(values):
+            raise ValueError(f"ports must be distinct, got {self.model_dump()}")
+        s3_range = {self.s3 + i + grpc for i in range(5) for grpc in (0, 10000)}
+        clash = [p for p in (self.mlflow, self.aws, self.database) if p in s3_range]
+        if clash:
+            raise ValueError(f"port {clash[0]} is used by the S3 store (s3 port + 0..4, +10000)")
+        return self
+
+
+class DatabaseSettings(_Strict):
+    """The MLflow backend database: engine/version locally and on RDS, and RDS sizing."""
+
+    engine: Literal["mysql", "mariadb"] = "mysql"
+    version: str = "8.0"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")] = "mlflow"
+    instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.t4g.micro"
+    allocated_storage_gib: Annotated[int, Field(ge=20, le=65536)] = 20
+    max_allocated_storage_gib: Annotated[int, Field(ge=20, le=65536)] = 100
+    multi_az: bool = False
+    deletion_protection: bool = False
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    # Cloud only: how often Secrets Manager rotates the RDS credentials.
+    rotation_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+    @model_validator(mode="after")
+    def _known_version(self) -> DatabaseSettings:
+        allowed = SUPPORTED_VERSIONS[self.engine]
+        if self.version not in allowed:
+            raise ValueError(
+                f"{self.engine} version {self.version!r} is not supported; "
+                f"use one of {list(allowed)}"
+            )
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            raise ValueError("max_allocated_storage_gib must be >= allocated_storage_gib")
+        return self
+
+
+class MlflowSettings(_Strict):
+    """The MLflow tracking server: process settings (all targets) and Fargate sizing (cloud)."""
+
+    workers: Annotated[int, Field(ge=1, le=32)] = 2
+    allowed_hosts: Annotated[list[str], Field(min_length=1)] = ["localhost", "127.0.0.1"]
+    # Password hashing costs 200-450 ms per request on 2 cores without this cache.
+    auth_cache_ttl_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    admin_username: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{2,63}$")] = "admin"
+    cpu: Literal[256, 512, 1024, 2048, 4096] = 1024
+    memory_mib: Annotated[int, Field(ge=512, le=30720)] = 2048
+    min_tasks: Annotated[int, Field(ge=1, le=100)] = 1
+    max_tasks: Annotated[int, Field(ge=1, le=100)] = 2
+    image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
+    domain_name: str | None = None
+    allow_http: bool = False
+    internal: bool = True
+    log_retention_days: PositiveInt = 30
+    # Cloud only: the Fargate service scales out above this average CPU (target tracking).
+    scale_cpu_percent: Annotated[int, Field(ge=10, le=90)] = 60
+
+    @model_validator(mode="after")
+    def _scaling(self) -> MlflowSettings:
+        if self.max_tasks < self.min_tasks:
+            raise ValueError("max_tasks must be >= min_tasks")
+        return self
+
+
+class NetworkSettings(_Strict):
+    """The VPC: address range, zones and NAT (0 NAT gateways means isolated subnets + endpoints)."""
+
+    cidr: Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")] = "10.40.0.0/16"
+    max_azs: Annotated[int, Field(ge=2, le=3)] = 2
+    nat_gateways: Annotated[int, Field(ge=0, le=3)] = 0
+    flow_log_retention_days: PositiveInt = 30
+
+
+class ArtifactsSettings(_Strict):
+    """The artifact bucket (SeaweedFS locally, S3 in the cloud)."""
+
+    bucket_suffix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,30}$")] = "artifacts"
+    noncurrent_version_expiration_days: PositiveInt = 90
+
+
+class MonitoringSettings(_Strict):
+    """Alarm destination and thresholds."""
+
+    alarm_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    cpu_alarm_percent: Annotated[int, Field(ge=1, le=100)] = 80
+    memory_alarm_percent: Annotated[int, Field(ge=1, le=100)] = 85
+    # 5xx responses (ALB + targets) per 5 minutes before the alarm fires.
+    http_5xx_alarm_count: Annotated[int, Field(ge=1)] = 10
+    database_connections_alarm: Annotated[int, Field(ge=1)] = 100
+    database_free_storage_alarm_gib: Annotated[int, Field(ge=1)] = 2
+
+
+class SageMakerSettings(_Strict):
+    """Instance types and counts for training jobs and endpoints."""
+
+    training_instance_type: Annotated[str, Field(pattern=r"^(ml\.[a-z0-9]+\.[a-z0-9]+|local)$")] = (
+        "ml.m5.large"
+    )
+    endpoint_instance_type: Annotated[str, Field(pattern=r"^(ml\.[a-z0-9]+\.[a-z0-9]+|local)$")] = (
+        "ml.m5.large"
+    )
+    endpoint_min_instances: Annotated[int, Field(ge=1, le=100)] = 1
+    endpoint_max_instances: Annotated[int, Field(ge=1, le=100)] = 2
+    # Key prefixes in the artifact bucket: jobs read data_prefix and write output_prefix;
+    # the execution role is scoped to exactly these two.
+    data_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "datasets"
+    output_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "sagemaker"
+
+
+class Environment(_Strict):
+    """One table of environments.toml, validated."""
+
+    name: Literal["local", "staging", "prod"]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    account: Annotated[str, Field(pattern=r"^\d{12}$")]
+    name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")]
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+    ports: Ports = Ports()
+    database: DatabaseSettings = DatabaseSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    network: NetworkSettings = NetworkSettings()
+    artifacts: ArtifactsSettings = ArtifactsSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    sagemaker: SageMakerSettings = SageMakerSettings()
+
+    @property
+    def bucket_name(self) -> str:
+        """The artifact bucket's name, unique per account and region as S3 requires."""
+        return f"{self.name_prefix}-{self.artifacts.bucket_suffix}-{self.account}-{self.region}"
+
+    @property
+    def database_secret_name(self) -> str:
+        """Secrets Manager name of the database credentials (JSON with username, password, ...)."""
+        return f"{self.name_prefix}/database"
+
+    @property
+    def admin_secret_name(self) -> str:
+        """Secrets Manager name of the MLflow admin credentials and the Flask session key."""
+        return f"{self.name_prefix}/mlflow-admin"
+
+    @property
+    def flask_secret_name(self) -> str:
+        """Secrets Manager name of the Flask session-signing key (a plain string)."""
+        return f"{self.name_prefix}/mlflow-flask-key"
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """Where environments.toml is read from: the argument, MLPLATFORM_CONFIG, or the repo root."""
+    if path is not None:
+        return Path(path)
+    return Path(os.environ.get("MLPLATFORM_CONFIG") or REPO_ROOT / "environments.toml")
+
+
+def load_environments(path: str | os.PathLike[str] | None = None) -> dict[str, Environment]:
+    """Read and validate every environment table; raise ConfigError on the first problem."""
+    file = config_path(path)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found (set MLPLATFORM_CONFIG or create it)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(raw) - set(ENV_NAMES))
+    if unknown:
+        raise ConfigError(f"{file}: {unknown[0]}: unknown environment; expected {list(ENV_NAMES)}")
+    envs: dict[str, Environment] = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{file}: {name}: must be a table, got {type(table).__name__}")
+        try:
+            envs[name] = Environment.model_validate({"name": name, **table})
+        except ValidationError as exc:
+            raise ConfigError(f"{file}: {_first_error(name, exc)}") from exc
+    return envs
+
+
+def load_environment(name: str, path: str | os.PathLike[str] | None = None) -> Environment:
+    """Return one validated environment; ConfigError if the file has no table of that name."""
+    envs = load_environments(path)
+    if name not in envs:
+        raise ConfigError(f"{config_path(path)}: no [{name}] table; defined: {sorted(envs)}")
+    return envs[name]
+
+
+def _first_error(env_name: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join([env_name, *(str(p) for p in err["loc"])])
+    msg = re.sub(r"^Value error, ", "", err["msg"])
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{key}: {msg}"

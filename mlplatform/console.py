@@ -1,0 +1,43 @@
+"""Rendering for the task layer: a rich progress reporter and one-line error output."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+__all__ = ["RichReporter", "console", "err_console"]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class RichReporter:
+    """Shows each step with a spinner, then a check mark; warnings in bold on stderr."""
+
+    def __init__(self, out: Console = err_console) -> None:
+        self.out = out
+        self._status = None
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def step(self, message: str) -> None:
+        """Show a spinner for a step in progress."""
+        self._stop()
+        self._status = self.out.status(message)
+        self._status.start()
+
+    def done(self, message: str) -> None:
+        """Replace the spinner with a finished line."""
+        self._stop()
+        self.out.print(f"[green]✓[/green] {message}")
+
+    def warn(self, message: str) -> None:
+        """Print a warning that stands out."""
+        self._stop()
+        self.out.print(f"[bold yellow]![/bold yellow] [bold]{message}[/bold]")
+
+    def close(self) -> None:
+        """Stop any spinner still running."""
+        self._stop()

@@ -1,0 +1,103 @@
+"""Credentials generated on the first `up` and kept in the state folder (0600), never elsewhere.
+
+They are the kit's own source of truth: moto keeps nothing across a restart, so every `up` seeds
+the emulator's Secrets Manager again from here, exactly as the cloud's secrets are laid out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mlplatform.config import Environment
+from mlplatform.paths import StatePaths
+
+__all__ = ["Credentials", "load_or_create", "write_private", "write_service_files"]
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def _password(length: int = 32) -> str:
+    # Alphanumeric only: the values travel through URIs, ini files and shell `env` output.
+    return "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Every generated secret of the local stack."""
+
+    db_username: str
+    db_password: str
+    db_root_password: str
+    admin_username: str
+    admin_password: str
+    flask_secret_key: str
+    s3_access_key: str
+    s3_secret_key: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(db_username={self.db_username}, admin_username={self.admin_username})"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600, atomically (a crash never leaves half a secret)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def load_or_create(paths: StatePaths, env: Environment) -> tuple[Credentials, bool]:
+    """Return the stack's credentials, generating them on first use; the bool says if new."""
+    file = paths.secrets / "credentials.json"
+    if file.exists():
+        return Credentials(**json.loads(file.read_text(encoding="utf-8"))), False
+    creds = Credentials(
+        db_username="mlflow",
+        db_password=_password(),
+        db_root_password=_password(),
+        admin_username=env.mlflow.admin_username,
+        admin_password=_password(),
+        flask_secret_key=secrets.token_hex(32),
+        s3_access_key="AK"
+        + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(18)),
+        s3_secret_key=_password(40),
+    )
+    write_private(file, json.dumps(asdict(creds), indent=2))
+    return creds, True
+
+
+def write_service_files(paths: StatePaths, creds: Credentials) -> None:
+    """Write the files services read their credentials from (both runtimes mount the same files)."""
+    s3_config = {
+        "identities": [
+            {
+                "name": "mlplatform",
+                "credentials": [
+                    {"accessKey": creds.s3_access_key, "secretKey": creds.s3_secret_key}
+                ],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    files = {
+        "s3.json": json.dumps(s3_config, indent=2),
+        # boto3 reads this via AWS_SHARED_CREDENTIALS_FILE: keys stay out of process environments.
+        "aws-credentials": (
+            "[default]\n"
+            f"aws_access_key_id = {creds.s3_access_key}\n"
+            f"aws_secret_access_key = {creds.s3_secret_key}\n"
+        ),
+        "db-password": creds.db_password,
+        "db-root-password": creds.db_root_password,
+    }
+    for name, text in files.items():
+        target = paths.secrets / name
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            write_private(target, text)

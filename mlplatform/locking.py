@@ -1,0 +1,66 @@
+"""Hash-locked requirements files, one per dependency group, that name no index or host.
+
+`uv pip compile --generate-hashes` writes no index URL unless asked to, unlike uv.lock, which
+records the index: these files are the locks the project commits.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from mlplatform.config import REPO_ROOT
+from mlplatform.errors import PlatformError
+
+__all__ = ["GROUPS", "lock_all"]
+
+# group -> whether the project's own dependencies (the kit) are included
+GROUPS = {"server": False, "training": False, "dev": True}
+UV_VERSION = "0.13.9"
+
+
+def _compile(args: list[str], output: Path) -> None:
+    uv = Path(sys.executable).parent / "uv"
+    cmd = [
+        str(uv),
+        "pip",
+        "compile",
+        *args,
+        "--generate-hashes",
+        "--python-version",
+        "3.11",
+        "--python-platform",
+        "x86_64-manylinux_2_28",
+        "--no-header",
+        "--quiet",
+        "--custom-compile-command",
+        "invoke lock",
+        "-o",
+        str(output),
+    ]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PlatformError(f"uv pip compile failed for {output.name}: {result.stderr.strip()}")
+    if "://" in output.read_text(encoding="utf-8"):
+        raise PlatformError(f"{output.name} names a URL; lock files must not")
+
+
+def lock_all() -> list[Path]:
+    """Write requirements/<group>.txt for each group and requirements/bootstrap.txt (uv)."""
+    out_dir = REPO_ROOT / "requirements"
+    written = []
+    for group, with_project in GROUPS.items():
+        target = out_dir / f"{group}.txt"
+        args = [f"--group=pyproject.toml:{group}"] + (["pyproject.toml"] if with_project else [])
+        _compile(args, target)
+        written.append(target)
+    bootstrap = out_dir / "bootstrap.txt"
+    spec = out_dir / "bootstrap.in"
+    spec.write_text(f"uv=={UV_VERSION}\n", encoding="utf-8")
+    try:
+        _compile([str(spec)], bootstrap)
+    finally:
+        spec.unlink()
+    written.append(bootstrap)
+    return written

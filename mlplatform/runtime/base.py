@@ -1,0 +1,88 @@
+"""The runtime interface and the status types all runtimes return."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Reporter", "Runtime", "ServiceStatus", "SilentReporter", "StackStatus"]
+
+
+class Reporter(Protocol):
+    """Where long operations report progress; the task layer renders it with rich."""
+
+    def step(self, message: str) -> None:
+        """A step is starting."""
+
+    def done(self, message: str) -> None:
+        """A step finished (or was already in the desired state)."""
+
+    def warn(self, message: str) -> None:
+        """Something the user must notice (reduced parity, a fallback)."""
+
+
+class SilentReporter:
+    """A reporter that drops everything (library callers that want no output)."""
+
+    def step(self, message: str) -> None:  # noqa: D102
+        pass
+
+    def done(self, message: str) -> None:  # noqa: D102
+        pass
+
+    def warn(self, message: str) -> None:  # noqa: D102
+        pass
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service as `status` reports it."""
+
+    name: str
+    url: str
+    healthy: bool
+    state: str
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """The whole stack: which runtime and each service."""
+
+    runtime: str
+    services: list[ServiceStatus] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def up(self) -> bool:
+        """True when at least one service runs."""
+        return any(s.state == "RUNNING" for s in self.services)
+
+    def as_json(self) -> dict[str, Any]:
+        """The `status --json` object: runtime and services keyed by name."""
+        return {
+            "runtime": self.runtime,
+            "services": {
+                s.name: {k: v for k, v in asdict(s).items() if k != "name"} for s in self.services
+            },
+            "warnings": self.warnings,
+        }
+
+
+class Runtime(Protocol):
+    """What `up`, `down`, `status` and `logs` need from a runtime. `down` is safe to call twice."""
+
+    name: str
+
+    def up(self, reporter: Reporter) -> StackStatus:
+        """Bring every service up (idempotent); clean up what it started if it fails."""
+
+    def down(self, reporter: Reporter, volumes: bool = False) -> list[str]:
+        """Stop every service; with volumes, delete its data. Return the services stopped."""
+
+    def status(self) -> StackStatus:
+        """Report each service's state and health."""
+
+    def logs(self, service: str, follow: bool = False) -> Iterator[str]:
+        """The service's recent log lines, then (with follow) new ones as they come."""

@@ -1,0 +1,97 @@
+"""The local stack's operations as the tasks call them: choose a runtime, up, down, status, env.
+
+The runtime that brought the stack up is recorded in the state folder, so `down`, `status` and
+`logs` address the same one without the user repeating --runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from mlplatform.config import Environment
+from mlplatform.credentials import load_or_create
+from mlplatform.errors import PlatformError, RuntimeSelectionError
+from mlplatform.paths import StatePaths
+from mlplatform.runtime.base import Reporter, Runtime, StackStatus
+from mlplatform.runtime.native import NativeRuntime
+
+__all__ = ["RUNTIMES", "client_environment", "open_runtime", "recorded_runtime"]
+
+RUNTIMES = ("auto", "native", "compose")
+
+
+def engine_available() -> str | None:
+    """The container engine CLI that answers here (docker, then podman), or None."""
+    for cli in ("docker", "podman"):
+        if shutil.which(cli):
+            result = subprocess.run([cli, "info"], capture_output=True, check=False, timeout=20)
+            if result.returncode == 0:
+                return cli
+    return None
+
+
+def recorded_runtime(paths: StatePaths) -> str | None:
+    """The runtime the stack was last brought up with, if any."""
+    try:
+        return str(json.loads(paths.runtime_file.read_text(encoding="utf-8"))["runtime"])
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        return None
+
+
+def open_runtime(env: Environment, paths: StatePaths, requested: str = "auto") -> Runtime:
+    """Resolve --runtime: an explicit choice, else the recorded one, else native.
+
+    `auto` picks native unless the stack is already up under compose: native is the default on a
+    laptop without an engine, and containers are opted into with --runtime compose.
+    """
+    if requested not in RUNTIMES:
+        raise RuntimeSelectionError(
+            f"unknown runtime {requested!r}; choose one of {', '.join(RUNTIMES)}"
+        )
+    choice = requested
+    if choice == "auto":
+        choice = recorded_runtime(paths) or "native"
+    if choice == "native":
+        return NativeRuntime(env, paths)
+    from mlplatform.runtime.compose import ComposeRuntime
+
+    return ComposeRuntime(env, paths)
+
+
+def bring_up(runtime: Runtime, paths: StatePaths, reporter: Reporter) -> StackStatus:
+    """Run the runtime's up and record which runtime holds the stack."""
+    recorded = recorded_runtime(paths)
+    if recorded and recorded != runtime.name:
+        raise RuntimeSelectionError(
+            f"the stack is up under the {recorded} runtime; run `invoke down` first"
+        )
+    status = runtime.up(reporter)
+    paths.runtime_file.write_text(json.dumps({"runtime": runtime.name}), encoding="utf-8")
+    return status
+
+
+def take_down(runtime: Runtime, paths: StatePaths, reporter: Reporter, volumes: bool) -> list[str]:
+    """Run the runtime's down and forget the recorded runtime."""
+    stopped = runtime.down(reporter, volumes=volumes)
+    paths.runtime_file.unlink(missing_ok=True)
+    return stopped
+
+
+def client_environment(env: Environment, paths: StatePaths) -> dict[str, str]:
+    """The variables a shell needs to use the local stack (the `invoke env` output)."""
+    if not (paths.secrets / "credentials.json").exists():
+        raise PlatformError("the local stack has no credentials yet; run `invoke up` first")
+    creds = load_or_create(paths, env)[0]
+    return {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{env.ports.mlflow}",
+        "MLFLOW_TRACKING_USERNAME": creds.admin_username,
+        "MLFLOW_TRACKING_PASSWORD": creds.admin_password,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{env.ports.aws}",
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{env.ports.s3}",
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{env.ports.s3}",
+        "AWS_ACCESS_KEY_ID": creds.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.s3_secret_key,
+        "AWS_DEFAULT_REGION": env.region,
+    }

@@ -1,0 +1,191 @@
+"""Invoke tasks: parse flags, call mlplatform/, print. No logic lives here.
+
+Run them through ./kit, which builds .venv first: `./kit up`, `./kit status --json`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from invoke import Collection, Exit, task
+
+from mlplatform import system_deps
+from mlplatform.config import REPO_ROOT, load_environment
+from mlplatform.console import RichReporter, console, err_console
+from mlplatform.errors import PlatformError
+from mlplatform.paths import state_paths
+from mlplatform.stack import (
+    bring_up,
+    client_environment,
+    open_runtime,
+    recorded_runtime,
+    take_down,
+)
+
+
+@contextmanager
+def _errors(reporter: RichReporter | None = None) -> Iterator[None]:
+    """Turn library errors into a one-line message and exit code 1 (no traceback)."""
+    try:
+        yield
+    except PlatformError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted", code=130) from None
+    finally:
+        if reporter is not None:
+            reporter.close()
+
+
+def _runtime(requested: str = "auto"):  # type: ignore[no-untyped-def]
+    env = load_environment("local")
+    paths = state_paths()
+    return env, paths, open_runtime(env, paths, requested)
+
+
+@task(help={"runtime": "auto (default: the running one, else native), native or compose"})
+def up(c, runtime="auto"):
+    """Bring the local stack up: database, S3 store, AWS emulator, MLflow. Safe to run twice."""
+    reporter = RichReporter()
+    with _errors(reporter):
+        env, paths, rt = _runtime(runtime)
+        status = bring_up(rt, paths, reporter)
+        creds_env = client_environment(env, paths)
+    unhealthy = [s.name for s in status.services if not s.healthy]
+    if unhealthy:
+        raise Exit(f"error: not healthy after up: {', '.join(unhealthy)}; see `invoke logs`", 1)
+    console.print(
+        f"\nMLflow UI: [bold]{creds_env['MLFLOW_TRACKING_URI']}[/bold]  (runtime: {status.runtime})"
+    )
+    console.print(
+        f"Log in as [bold]{creds_env['MLFLOW_TRACKING_USERNAME']}[/bold]; "
+        "the password is printed by `./kit env` (MLFLOW_TRACKING_PASSWORD)."
+    )
+    console.print('Use the stack from a shell: eval "$(./kit env)"')
+
+
+@task(help={"volumes": "also delete the stack's data and generated credentials"})
+def down(c, volumes=False):
+    """Stop the local stack (every process group). Does nothing when it is not up."""
+    reporter = RichReporter()
+    with _errors(reporter):
+        _, paths, rt = _runtime()
+        stopped = take_down(rt, paths, reporter, volumes=volumes)
+    if not stopped and not volumes:
+        console.print("nothing was running")
+
+
+@task(help={"json": "print a JSON object with runtime and services (url, healthy)"})
+def status(c, json_=False):
+    """Show each service of the local stack, its URL and whether its health check passes."""
+    with _errors():
+        rt = _runtime()[2]
+        result = rt.status()
+    if json_:
+        print(json.dumps(result.as_json(), indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"local stack ({result.runtime} runtime)")
+    for col in ("service", "state", "healthy", "url"):
+        table.add_column(col)
+    for s in result.services:
+        table.add_row(
+            s.name, s.state, "[green]yes[/green]" if s.healthy else "[red]no[/red]", s.url
+        )
+    console.print(table)
+    for w in result.warnings:
+        console.print(f"[yellow]![/yellow] {w}")
+
+
+@task(
+    positional=["service"],
+    help={"service": "database, s3, aws or mlflow (default: all)", "follow": "keep printing"},
+)
+def logs(c, service="", follow=False):
+    """Print the recent log lines of one service (or all), optionally following them."""
+    with _errors():
+        rt = _runtime()[2]
+        names = [service] if service else ["database", "s3", "aws", "mlflow"]
+        for name in names:
+            if name not in ("database", "s3", "aws", "mlflow"):
+                raise PlatformError(f"unknown service {name!r}; choose database, s3, aws or mlflow")
+            try:
+                for line in rt.logs(name, follow=follow and bool(service)):
+                    print(f"{name} | {line}" if not service else line, flush=True)
+            except PlatformError:
+                if service:
+                    raise
+
+
+@task
+def env(c):
+    """Print KEY=VALUE lines for the local stack; use as: eval "$(./kit env)"."""
+    with _errors():
+        values = client_environment(load_environment("local"), state_paths())
+    for key, value in values.items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+@task(
+    help={
+        "unit": "run only the fast unit tests",
+        "k": "pytest -k expression",
+        "install": "install missing system packages with apt when root (default: yes)",
+    }
+)
+def test(c, unit=False, k="", install=True):
+    """Install what the tests need (system packages when root) and run the whole test suite."""
+    with _errors():
+        if install:
+            installed = system_deps.ensure([system_deps.DATABASE, system_deps.COMPOSE])
+            if installed:
+                err_console.print(f"installed with apt: {', '.join(installed)}")
+        if recorded_runtime(state_paths()):
+            err_console.print("note: the tests use their own stack and ports; yours keeps running")
+    args = [sys.executable, "-m", "pytest"]
+    args += ["tests/unit"] if unit else []
+    args += ["-k", k] if k else []
+    result = subprocess.run(args, cwd=REPO_ROOT, check=False)
+    if result.returncode != 0:
+        raise Exit(code=result.returncode)
+
+
+@task
+def lint(c):
+    """Run ruff, mypy and hadolint over the repository."""
+    c.run(f"{sys.executable} -m ruff check .", pty=False)
+    c.run(f"{sys.executable} -m mypy", pty=False)
+    c.run("hadolint mlflow_server/Dockerfile", pty=False)
+
+
+@task
+def lock(c):
+    """Regenerate the hash-locked requirements files from pyproject.toml (uv pip compile)."""
+    from mlplatform.locking import lock_all
+
+    with _errors():
+        for path in lock_all():
+            console.print(f"wrote {path}")
+
+
+@task(name="compose-file", help={"check": "fail if the committed file differs instead of writing"})
+def compose_file(c, check=False):
+    """Render compose/docker-compose.yml from the service definitions in mlplatform/services.py."""
+    from mlplatform.compose_file import COMPOSE_PATH, render
+
+    text = render(load_environment("local"))
+    if check:
+        if COMPOSE_PATH.read_text(encoding="utf-8") != text:
+            raise Exit(f"error: {COMPOSE_PATH} is stale; run `./kit compose-file`", 1)
+        return
+    COMPOSE_PATH.write_text(text, encoding="utf-8")
+    console.print(f"wrote {COMPOSE_PATH}")
+
+
+ns = Collection(up, down, status, logs, env, test, lint, lock, compose_file)
