@@ -107,7 +107,7 @@ def status(c, json_=False):
     positional=["service"],
     help={"service": "database, s3, aws or mlflow (default: all)", "follow": "keep printing"},
 )
-def logs(c, service="", follow=False):
+def logs(c, service=None, follow=False):
     """Print the recent log lines of one service (or all), optionally following them."""
     with _errors():
         rt = _runtime()[2]

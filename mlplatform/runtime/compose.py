@@ -94,6 +94,7 @@ class ComposeRuntime:
         """Start the stack in two phases around the seeding of bucket and secrets."""
         if COMPOSE_PATH.read_text(encoding="utf-8") != render(self.env):
             raise PlatformError(f"{COMPOSE_PATH} is stale; run `./kit compose-file`")
+        self.cli  # noqa: B018 (fails here, before any state is written, when no engine answers)
         self.paths.ensure()
         creds, _ = load_or_create(self.paths, self.env)
         write_service_files(self.paths, creds)

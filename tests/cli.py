@@ -1,0 +1,35 @@
+"""Run the kit's tasks the way a user does: `invoke <task>` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def kit(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`invoke ARGS` from the repository root with the test's environment plus `env`."""
+    # Nothing of the developer's AWS or MLflow configuration leaks into a kit run.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    full_env = {**inherited, **(env or {})}
+    full_env.pop("COLUMNS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"invoke {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result

@@ -1,0 +1,83 @@
+"""A real local stack (MariaDB, SeaweedFS, moto, MLflow) for the session, started as a user does.
+
+It runs from its own state folder and on its own ports, so a developer's stack keeps running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.cli import REPO, kit
+
+TEST_PORTS = {"mlflow": 15000, "s3": 18433, "aws": 14566, "database": 13307}
+
+
+def write_config(path: Path, ports: dict[str, int]) -> Path:
+    """The repository's environments.toml with the local ports replaced."""
+    text = (REPO / "environments.toml").read_text(encoding="utf-8")
+    block = "[local.ports]\n" + "".join(f"{k} = {v}\n" for k, v in ports.items())
+    start = text.index("[local.ports]")
+    end = text.index("\n\n", start)
+    path.write_text(text[:start] + block.rstrip("\n") + text[end:], encoding="utf-8")
+    return path
+
+
+@dataclass
+class Stack:
+    """A running test stack and how to drive it."""
+
+    home: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+
+    def kit(self, *args: str, check: bool = True, timeout: float = 600):  # type: ignore[no-untyped-def]
+        return kit(*args, env=self.env, check=check, timeout=timeout)
+
+    def status(self) -> dict:
+        return json.loads(self.kit("status", "--json").stdout)
+
+    def client_env(self) -> dict[str, str]:
+        """What `invoke env` prints, parsed the way a shell would."""
+        out = {}
+        for line in self.kit("env").stdout.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            out[key] = shlex.split(value)[0]
+        return out
+
+    def process_groups(self) -> list[int]:
+        return [os.getpgid(s["pid"]) for s in self.status()["services"].values() if s["pid"]]
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`invoke up` once for the session; `invoke down` (and a group kill as a backstop) at the end."""
+    home = tmp_path_factory.mktemp("stack")
+    config = write_config(home / "environments.toml", TEST_PORTS)
+    env = {"MLPLATFORM_HOME": str(home / "state"), "MLPLATFORM_CONFIG": str(config)}
+    s = Stack(home, env, TEST_PORTS)
+    groups: list[int] = []
+    try:
+        s.kit("up")
+        groups = s.process_groups()
+        yield s
+    finally:
+        s.kit("down", check=False)
+        for pgid in groups:
+            if group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)

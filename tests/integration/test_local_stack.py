@@ -1,0 +1,202 @@
+"""The native local stack end to end, through the same tasks a user runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.integration.conftest import Stack, group_alive, write_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def mlflow_client(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    env = stack.client_env()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
+    # Fail fast while the server is down instead of retrying for minutes.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+
+
+def bucket_keys(stack: Stack) -> list[str]:
+    env = stack.client_env()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        region_name="us-east-1",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    bucket = "mlp-local-artifacts-123456789012-us-east-1"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def test_status_reports_four_healthy_services(stack: Stack) -> None:
+    status = stack.status()
+    assert status["runtime"] == "native"
+    assert set(status["services"]) == {"database", "s3", "aws", "mlflow"}
+    for name, service in status["services"].items():
+        assert service["healthy"] is True, name
+    assert status["services"]["mlflow"]["url"] == f"http://127.0.0.1:{stack.ports['mlflow']}"
+
+
+def test_second_up_changes_nothing(stack: Stack) -> None:
+    before = stack.status()
+    result = stack.kit("up")
+    assert result.returncode == 0
+    assert result.stderr.count("already up") == 4
+    assert "MLflow UI: http://127.0.0.1:15000" in result.stdout
+    after = stack.status()
+    assert {n: s["pid"] for n, s in after["services"].items()} == {
+        n: s["pid"] for n, s in before["services"].items()
+    }
+
+
+def test_unauthenticated_request_is_refused(stack: Stack) -> None:
+    url = (
+        f"http://127.0.0.1:{stack.ports['mlflow']}/api/2.0/mlflow/experiments/search?max_results=1"
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(url, timeout=10)
+    assert err.value.code == 401
+
+
+def test_secrets_are_files_0600_and_never_on_a_command_line(stack: Stack) -> None:
+    secrets = stack.home / "state" / "secrets"
+    for path in secrets.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    env = stack.client_env()
+    values = [env["MLFLOW_TRACKING_PASSWORD"], env["AWS_SECRET_ACCESS_KEY"]]
+    values += [(secrets / name).read_text() for name in ("db-password", "db-root-password")]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        for value in values:
+            assert value not in cmdline, f"a secret is on the command line of pid {pid}"
+    for log in (stack.home / "state" / "logs").iterdir():
+        text = log.read_text(errors="replace")
+        for value in values:
+            assert value not in text, f"a secret is in {log.name}"
+
+
+def test_env_output_is_sourceable_by_a_shell(stack: Stack) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        f'eval "$({sys.executable} -m invoke env)"; echo "$MLFLOW_TRACKING_URI $AWS_DEFAULT_REGION"'
+    )
+    result = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **stack.env},
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.stdout.strip() == "http://127.0.0.1:15000 us-east-1"
+
+
+def test_logged_data_survives_down_and_up(
+    stack: Stack, mlflow_client: MlflowClient, tmp_path: Path
+) -> None:
+    exp = mlflow_client.create_experiment("persistence")
+    run = mlflow_client.create_run(exp)
+    rid = run.info.run_id
+    mlflow_client.log_param(rid, "lr", "0.01")
+    for step in range(5):
+        mlflow_client.log_metric(rid, "loss", 1.0 / (step + 1), step=step)
+    artifact = tmp_path / "report.txt"
+    artifact.write_text("precision=0.93\n")
+    mlflow_client.log_artifact(rid, str(artifact))
+    mlflow_client.set_terminated(rid)
+    assert f"mlflow-artifacts/{exp}/{rid}/artifacts/report.txt" in bucket_keys(stack)
+
+    groups = stack.process_groups()
+    stack.kit("down")
+    assert not any(group_alive(g) for g in groups), "a process group survived down"
+    stack.kit("up")
+
+    again = mlflow_client.get_run(rid)
+    assert again.data.params == {"lr": "0.01"}
+    assert [m.step for m in mlflow_client.get_metric_history(rid, "loss")] == list(range(5))
+    restored = mlflow_client.download_artifacts(rid, "report.txt", str(tmp_path / "dl"))
+    assert Path(restored).read_text() == "precision=0.93\n"
+
+
+def test_kill_9_of_mlflow_loses_no_acknowledged_write(
+    stack: Stack, mlflow_client: MlflowClient
+) -> None:
+    exp = mlflow_client.create_experiment("crash")
+    rid = mlflow_client.create_run(exp).info.run_id
+    acknowledged: list[int] = []
+    failed: list[int] = []
+    started = threading.Event()
+
+    def log_loop() -> None:
+        for step in range(100000):
+            try:
+                mlflow_client.log_metric(rid, "m", float(step), step=step)
+            except Exception:
+                failed.append(step)
+                return
+            acknowledged.append(step)
+            if step == 20:
+                started.set()
+
+    worker = threading.Thread(target=log_loop)
+    worker.start()
+    assert started.wait(60), "logging never got going"
+    pid = stack.status()["services"]["mlflow"]["pid"]
+    os.killpg(os.getpgid(pid), signal.SIGKILL)
+    worker.join(60)
+    assert failed, "the loop should have seen the server die"
+    status = stack.status()
+    assert status["services"]["mlflow"]["healthy"] is False
+
+    stack.kit("up")
+    steps = [m.step for m in mlflow_client.get_metric_history(rid, "m")]
+    assert len(steps) == len(set(steps)), "a metric was written twice"
+    assert set(acknowledged) <= set(steps), "an acknowledged write was lost"
+    assert set(steps) <= set(acknowledged) | set(failed)
+
+
+def test_taken_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path) -> None:
+    from tests.cli import kit
+
+    ports = {"mlflow": 16000, "s3": 19433, "aws": 16566, "database": 16307}
+    config = write_config(tmp_path / "environments.toml", ports)
+    env = {"MLPLATFORM_HOME": str(tmp_path / "state"), "MLPLATFORM_CONFIG": str(config)}
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", ports["mlflow"]))
+        blocker.listen()
+        result = kit("up", env=env)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1
+    assert lines == [
+        "error: port 16000 for mlflow is taken by another process; stop it or "
+        "change [local.ports] in environments.toml"
+    ]
+    # database, s3 and aws started before the clash: all of them were stopped again.
+    for port in (ports["database"], ports["s3"], ports["aws"], ports["s3"] + 1):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
+    assert not (tmp_path / "state" / "run" / "supervisor.sock").exists()
+    assert kit("down", env=env).returncode == 0

@@ -1,0 +1,102 @@
+"""environments.toml loading: the repository's file is valid and bad input fails precisely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlplatform.config import load_environment, load_environments
+from mlplatform.errors import ConfigError
+
+MINIMAL = """
+[local]
+region = "us-east-1"
+account = "123456789012"
+name_prefix = "mlp-local"
+model_name = "m"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "environments.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_repository_file_defines_three_valid_environments() -> None:
+    envs = load_environments()
+    assert sorted(envs) == ["local", "prod", "staging"]
+    local = envs["local"]
+    assert (local.ports.mlflow, local.ports.s3, local.ports.aws, local.ports.database) == (
+        5000,
+        8333,
+        4566,
+        3307,
+    )
+    assert (local.database.engine, local.database.version) == ("mysql", "8.0")
+    # Parity: every environment runs the same engine and version as prod.
+    prod = envs["prod"]
+    assert all(
+        (e.database.engine, e.database.version) == (prod.database.engine, prod.database.version)
+        for e in envs.values()
+    )
+
+
+def test_defaults_fill_missing_tables(tmp_path: Path) -> None:
+    env = load_environment("local", write(tmp_path, MINIMAL))
+    assert env.mlflow.workers == 2
+    assert env.bucket_name == "mlp-local-artifacts-123456789012-us-east-1"
+    assert env.database_secret_name == "mlp-local/database"
+
+
+def test_mariadb_is_allowed(tmp_path: Path) -> None:
+    text = MINIMAL + '[local.database]\nengine = "mariadb"\nversion = "10.11"\n'
+    assert load_environment("local", write(tmp_path, text)).database.engine == "mariadb"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('[local.ports]\nmlflow = "5000"\n', "local.ports.mlflow: Input should be a valid integer"),
+        ("[local.ports]\nmlflwo = 5000\n", "local.ports.mlflwo: unknown key"),
+        ("[local.ports]\nmlflow = 4566\n", "local.ports: ports must be distinct"),
+        ("[local.ports]\naws = 8334\n", "used by the S3 store"),
+        ('[local.database]\nengine = "postgres"\n', "local.database.engine: Input should be"),
+        ('[local.database]\nversion = "5.7"\n', "mysql version '5.7' is not supported"),
+        ("[local.mlflow]\nworkers = 0\n", "local.mlflow.workers: Input should be greater than"),
+        ("[local.mlflow]\nmin_tasks = 3\nmax_tasks = 2\n", "max_tasks must be >= min_tasks"),
+        ('flavour = "x"\n', "local.flavour: unknown key"),
+    ],
+)
+def test_bad_values_name_file_key_and_reason(tmp_path: Path, extra: str, expected: str) -> None:
+    path = write(tmp_path, MINIMAL + extra)
+    with pytest.raises(ConfigError) as err:
+        load_environments(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_broken_toml_reports_the_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "[local\nregion = 1\n")
+    with pytest.raises(ConfigError, match=r"not valid TOML: .*line 1"):
+        load_environments(path)
+
+
+def test_unknown_environment_and_missing_table(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="qa: unknown environment"):
+        load_environments(write(tmp_path, MINIMAL + "[qa]\nregion = 'x'\n"))
+    with pytest.raises(ConfigError, match=r"no \[prod\] table"):
+        load_environment("prod", write(tmp_path, MINIMAL))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_environments(tmp_path / "nope.toml")
+
+
+def test_env_variable_selects_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLPLATFORM_CONFIG", str(write(tmp_path, MINIMAL)))
+    assert sorted(load_environments()) == ["local"]

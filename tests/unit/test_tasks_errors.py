@@ -1,0 +1,65 @@
+"""Bad input through the task layer: one line on stderr, a non-zero exit, nothing started."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli import kit
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> dict[str, str]:
+    return {"MLPLATFORM_HOME": str(tmp_path / "state")}
+
+
+def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_unknown_runtime(home: dict[str, str], tmp_path: Path) -> None:
+    line = one_line_error(kit("up", "--runtime", "kubernetes", env=home))
+    assert line == "error: unknown runtime 'kubernetes'; choose one of auto, native, compose"
+    assert not (tmp_path / "state").exists()
+
+
+def test_broken_environments_toml(home: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "environments.toml"
+    bad.write_text('[local]\nregion = "us-east-1"\naccount = "12"\n', encoding="utf-8")
+    line = one_line_error(kit("up", env={**home, "MLPLATFORM_CONFIG": str(bad)}))
+    assert line.startswith(f"error: {bad}: local.account: String should match pattern")
+    assert not (tmp_path / "state").exists()
+
+
+def test_down_when_nothing_is_up_is_a_clean_no_op(home: dict[str, str]) -> None:
+    result = kit("down", env=home)
+    assert result.returncode == 0, result.stderr
+    assert "nothing was running" in result.stdout
+
+
+def test_status_json_when_nothing_is_up(home: dict[str, str]) -> None:
+    result = kit("status", "--json", env=home)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["runtime"] == "native"
+    assert set(status["services"]) >= {"s3", "aws", "mlflow"}
+    assert all(
+        s["healthy"] is False and s["url"].startswith(("http://", "mysql://"))
+        for s in status["services"].values()
+    )
+
+
+def test_env_before_up(home: dict[str, str]) -> None:
+    line = one_line_error(kit("env", env=home))
+    assert "run `invoke up` first" in line
+
+
+def test_logs_of_unknown_service(home: dict[str, str]) -> None:
+    line = one_line_error(kit("logs", "redis", env=home))
+    assert "unknown service 'redis'" in line
