@@ -58,7 +58,7 @@ def migrate(database_uri: str) -> list[str]:
     done = []
     mlflow_db_upgrade.main(args=[database_uri], standalone_mode=False)
     done.append("tracking schema at head")
-    engine = create_sqlalchemy_engine_with_retry(database_uri)
+    engine = create_sqlalchemy_engine_with_retry(database_uri)  # type: ignore[no-untyped-call]
     try:
         if _precreate_auth_tables(engine):
             done.append("auth tables created with unique foreign-key names")

@@ -7,6 +7,7 @@ AWS's own) and the credentials.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import botocore.config
@@ -28,7 +29,7 @@ def client(
     endpoint_url: str | None = None,
     access_key: str | None = None,
     secret_key: str | None = None,
-):  # type: ignore[no-untyped-def]  # boto3 clients are dynamically typed
+) -> Any:  # boto3 clients are generated at run time
     """A boto3 client; explicit keys are used for the local stack, else boto3's own chain."""
     session = boto3.session.Session(
         aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
@@ -62,7 +63,7 @@ def secret_values(
     }
 
 
-def seed_secrets(sm, values: dict[str, str]) -> list[str]:  # type: ignore[no-untyped-def]
+def seed_secrets(sm: Any, values: dict[str, str]) -> list[str]:
     """Create or update each secret so it holds exactly `values[name]`; return the changed names."""
     changed = []
     try:
@@ -81,7 +82,7 @@ def seed_secrets(sm, values: dict[str, str]) -> list[str]:  # type: ignore[no-un
     return changed
 
 
-def ensure_bucket(s3, bucket: str, region: str) -> bool:  # type: ignore[no-untyped-def]
+def ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
     """Create the bucket if it does not exist; return True if it was created."""
     try:
         s3.head_bucket(Bucket=bucket)

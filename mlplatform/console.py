@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.status import Status
 
 __all__ = ["RichReporter", "console", "err_console"]
 
@@ -15,7 +16,7 @@ class RichReporter:
 
     def __init__(self, out: Console = err_console) -> None:
         self.out = out
-        self._status = None
+        self._status: Status | None = None
 
     def _stop(self) -> None:
         if self._status is not None:

@@ -37,7 +37,7 @@ def _mysql_ok(port: int, creds: Credentials, database: str) -> bool:
         return False
     with conn, conn.cursor() as cur:
         cur.execute("SELECT 1")
-        return cur.fetchone() == (1,)
+        return bool(cur.fetchone() == (1,))
 
 
 def healthy(name: str, env: Environment, creds: Credentials) -> bool:

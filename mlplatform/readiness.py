@@ -42,7 +42,7 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
     """True when GET url answers 2xx."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URLs only)
-            return 200 <= resp.status < 300
+            return bool(200 <= resp.status < 300)
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

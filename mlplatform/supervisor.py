@@ -114,7 +114,7 @@ class Supervisor:
         if not self.socket.exists():
             return False
         try:
-            return self._rpc().supervisor.getState()["statename"] == "RUNNING"
+            return bool(self._rpc().supervisor.getState()["statename"] == "RUNNING")
         except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
             return False
 

@@ -66,7 +66,7 @@ def group_alive(pgid: int) -> bool:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`invoke up` once for the session; `invoke down` (and a group kill as a backstop) at the end."""
+    """`invoke up` once per session; `invoke down` (a group kill as backstop) at the end."""
     home = tmp_path_factory.mktemp("stack")
     config = write_config(home / "environments.toml", TEST_PORTS)
     env = {"MLPLATFORM_HOME": str(home / "state"), "MLPLATFORM_CONFIG": str(config)}

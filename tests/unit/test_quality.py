@@ -1,0 +1,52 @@
+"""Linters as tests: ruff, mypy (strict, pydantic plugin), hadolint, and the lock-file rule."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def test_ruff() -> None:
+    result = run(sys.executable, "-m", "ruff", "check", "--output-format", "concise", ".")
+    assert result.returncode == 0, result.stdout
+
+
+def test_mypy() -> None:
+    result = run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    "dockerfile", sorted(REPO.glob("*/Dockerfile")), ids=lambda p: p.parent.name
+)
+def test_hadolint(dockerfile: Path) -> None:
+    result = run(str(BIN / "hadolint"), str(dockerfile))
+    assert result.returncode == 0, result.stdout
+
+
+def test_lock_files_are_hashed_and_name_no_host() -> None:
+    locks = sorted((REPO / "requirements").glob("*.txt"))
+    assert {p.name for p in locks} >= {"bootstrap.txt", "server.txt", "training.txt", "dev.txt"}
+    for lock in locks:
+        text = lock.read_text(encoding="utf-8")
+        assert "://" not in text and "--index-url" not in text, lock.name
+        pins = re.findall(r"^[A-Za-z0-9_.\-\[\]]+==\S+ \\$", text, flags=re.M)
+        assert pins and text.count("--hash=sha256:") >= len(pins), lock.name
+
+
+def test_server_image_installs_only_the_server_group() -> None:
+    server = (REPO / "requirements" / "server.txt").read_text(encoding="utf-8")
+    assert "\nmlflow==" in server and "\npymysql==" in server
+    for dev_only in ("pytest==", "moto==", "aws-cdk-lib==", "invoke=="):
+        assert f"\n{dev_only}" not in server
