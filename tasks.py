@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 
 from invoke import Collection, Exit, task
 
@@ -132,6 +133,73 @@ def env(c):
         print(f"export {key}={shlex.quote(value)}")
 
 
+@task(help={"env": "environment whose bucket receives the channels (default local)"})
+def data(c, env="local"):
+    """Generate the example's training channels deterministically and upload them to S3."""
+    from mlplatform.training_ops import upload_data
+
+    with _errors():
+        uploads = upload_data(load_environment(env), state_paths())
+    for u in uploads:
+        state = "uploaded" if u.changed else "unchanged"
+        console.print(f"{u.channel:<11} {u.uri}  sha256 {u.sha256[:12]}…  {state}")
+
+
+@task(
+    iterable=["set_"],
+    help={
+        "runner": "native (default), local-container or sagemaker",
+        "env": "environment to train in (default local)",
+        "set_": "hyperparameter override key=value (repeatable)",
+        "json": "print a JSON object with run_id, model_name and model_version",
+    },
+)
+def train(c, runner="native", env="local", set_=None, json_=False):
+    """Train the example model, log it to MLflow and register it as the `challenger`."""
+    from mlplatform.training_ops import train as run_training
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        environment = load_environment(env)
+        result = run_training(environment, state_paths(), runner, list(set_ or []), reporter)
+    if json_:
+        print(json.dumps(asdict(result)))
+        return
+    console.print(
+        f"run [bold]{result.run_id}[/bold] → {result.model_name} version "
+        f"[bold]{result.model_version}[/bold] (alias challenger)"
+    )
+    ap = result.metrics.get("average_precision")
+    if ap is not None:
+        console.print(f"average precision {ap:.4f}, ROC AUC {result.metrics['roc_auc']:.4f}")
+    if env == "local":
+        ui = f"http://127.0.0.1:{environment.ports.mlflow}"
+        console.print(f"{ui}/#/models/{result.model_name}/versions/{result.model_version}")
+    console.print("promote it with: ./kit champion")
+
+
+@task(
+    help={
+        "model": "registered model name (default: model_name of the environment)",
+        "env": "environment (default local)",
+        "json": "print the decision as JSON",
+    }
+)
+def champion(c, model=None, env="local", json_=False):
+    """Promotion gate: move `champion` to the challenger if its metric is at least as good."""
+    from mlplatform.training_ops import champion as run_gate
+
+    with _errors():
+        decision = run_gate(load_environment(env), state_paths(), model)
+    if json_:
+        print(json.dumps(decision.as_json()))
+        return
+    verdict = "[green]promoted[/green]" if decision.promoted else "[yellow]not promoted[/yellow]"
+    console.print(
+        f"{decision.model_name} version {decision.model_version}: {verdict} ({decision.reason})"
+    )
+
+
 @task(
     help={
         "unit": "run only the fast unit tests",
@@ -188,4 +256,4 @@ def compose_file(c, check=False):
     console.print(f"wrote {COMPOSE_PATH}")
 
 
-ns = Collection(up, down, status, logs, env, test, lint, lock, compose_file)
+ns = Collection(up, down, status, logs, env, data, train, champion, test, lint, lock, compose_file)

@@ -60,6 +60,9 @@ def secret_values(
             {"username": creds.admin_username, "password": creds.admin_password}
         ),
         env.flask_secret_name: creds.flask_secret_key,
+        env.client_secret_name: json.dumps(
+            {"username": creds.client_username, "password": creds.client_password}
+        ),
     }
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "NetworkSettings",
     "Ports",
     "SageMakerSettings",
+    "TrainingSettings",
     "config_path",
     "load_environment",
     "load_environments",
@@ -172,6 +173,24 @@ class SageMakerSettings(_Strict):
     output_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "sagemaker"
 
 
+class TrainingSettings(_Strict):
+    """The example training job: where its data lives and how a challenger becomes champion."""
+
+    dataset_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$")] = (
+        "datasets/fraud-v1"
+    )
+    output_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$")] = (
+        "training-output"
+    )
+    rows: Annotated[int, Field(ge=1000, le=5_000_000)] = 20000
+    fraud_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.02
+    seed: int = 7
+    gate_metric: Literal["average_precision", "roc_auc", "f1"] = "average_precision"
+    min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    max_runtime_seconds: Annotated[int, Field(ge=60, le=432000)] = 3600
+    training_image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+
+
 class Environment(_Strict):
     """One table of environments.toml, validated."""
 
@@ -187,6 +206,7 @@ class Environment(_Strict):
     artifacts: ArtifactsSettings = ArtifactsSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
+    training: TrainingSettings = TrainingSettings()
 
     @property
     def bucket_name(self) -> str:
@@ -202,6 +222,11 @@ class Environment(_Strict):
     def admin_secret_name(self) -> str:
         """Secrets Manager name of the MLflow admin credentials and the Flask session key."""
         return f"{self.name_prefix}/mlflow-admin"
+
+    @property
+    def client_secret_name(self) -> str:
+        """Secrets Manager name of the MLflow client (training) user's credentials (JSON)."""
+        return f"{self.name_prefix}/mlflow-client"
 
     @property
     def flask_secret_name(self) -> str:

@@ -38,9 +38,11 @@ class Credentials:
     flask_secret_key: str
     s3_access_key: str
     s3_secret_key: str
+    client_username: str
+    client_password: str
 
     def __repr__(self) -> str:
-        return f"Credentials(db_username={self.db_username}, admin_username={self.admin_username})"
+        return f"Credentials(db_user={self.db_username}, admin={self.admin_username})"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -56,21 +58,25 @@ def write_private(path: Path, text: str) -> None:
 def load_or_create(paths: StatePaths, env: Environment) -> tuple[Credentials, bool]:
     """Return the stack's credentials, generating them on first use; the bool says if new."""
     file = paths.secrets / "credentials.json"
-    if file.exists():
-        return Credentials(**json.loads(file.read_text(encoding="utf-8"))), False
-    creds = Credentials(
-        db_username="mlflow",
-        db_password=_password(),
-        db_root_password=_password(),
-        admin_username=env.mlflow.admin_username,
-        admin_password=_password(),
-        flask_secret_key=secrets.token_hex(32),
-        s3_access_key="AK"
+    fresh = {
+        "db_username": "mlflow",
+        "db_password": _password(),
+        "db_root_password": _password(),
+        "admin_username": env.mlflow.admin_username,
+        "admin_password": _password(),
+        "flask_secret_key": secrets.token_hex(32),
+        "s3_access_key": "AK"
         + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(18)),
-        s3_secret_key=_password(40),
-    )
-    write_private(file, json.dumps(asdict(creds), indent=2))
-    return creds, True
+        "s3_secret_key": _password(40),
+        "client_username": "trainer",
+        "client_password": _password(),
+    }
+    stored = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+    # A state folder from an older kit lacks newer credentials: add them, keep the rest.
+    creds = Credentials(**{**fresh, **stored})
+    if set(fresh) - set(stored):
+        write_private(file, json.dumps(asdict(creds), indent=2))
+    return creds, not stored
 
 
 def write_service_files(paths: StatePaths, creds: Credentials) -> None:

@@ -6,7 +6,9 @@
      ├── RuntimeSelectionError  the requested runtime cannot run here
      ├── PortInUseError         a port the stack needs is taken by something else
      ├── ServiceStartError      a service did not become ready (carries its recent log lines)
-     └── EmulatorError          the AWS emulator refused a call the kit made
+     ├── EmulatorError          the AWS emulator refused a call the kit made
+     ├── TrainingError          a training job could not start or failed (its reason, one line)
+     └── RegistryError          a registry operation (alias, gate) was refused or found nothing
 
 Every message is one line that says what to do; details (log tails) live in attributes.
 """
@@ -18,9 +20,11 @@ __all__ = [
     "EmulatorError",
     "PlatformError",
     "PortInUseError",
+    "RegistryError",
     "RuntimeSelectionError",
     "ServiceStartError",
     "SystemDependencyError",
+    "TrainingError",
 ]
 
 
@@ -57,3 +61,11 @@ class ServiceStartError(PlatformError):
 
 class EmulatorError(PlatformError):
     """The AWS emulator (or AWS) rejected a call made while seeding the stack."""
+
+
+class TrainingError(PlatformError):
+    """A training job could not be started, or it failed; the message is the job's reason."""
+
+
+class RegistryError(PlatformError):
+    """The model registry refused an operation or has no such model, version or alias."""

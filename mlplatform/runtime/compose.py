@@ -19,6 +19,7 @@ from mlplatform.config import Environment
 from mlplatform.credentials import load_or_create, write_service_files
 from mlplatform.errors import PlatformError, RuntimeSelectionError, ServiceStartError
 from mlplatform.health import healthy, service_url
+from mlplatform.mlflow_users import ensure_user
 from mlplatform.paths import StatePaths
 from mlplatform.runtime.base import Reporter, ServiceStatus, StackStatus
 from mlplatform.services import SERVICES
@@ -121,6 +122,11 @@ class ComposeRuntime:
             reporter.done("bucket and secrets seeded")
             reporter.step("building (if needed) and starting mlflow")
             self.compose("up", "-d", "--wait", "mlflow")
+            ensure_user(
+                self._url("mlflow"),
+                (creds.admin_username, creds.admin_password),
+                (creds.client_username, creds.client_password),
+            )
             reporter.done(f"mlflow ready at {self._url('mlflow')}")
         except BaseException:
             self.compose("stop", check=False)

@@ -24,6 +24,7 @@ from mlplatform.database_admin import (
 )
 from mlplatform.errors import PortInUseError, SystemDependencyError
 from mlplatform.health import healthy, service_url
+from mlplatform.mlflow_users import ensure_user
 from mlplatform.paths import StatePaths
 from mlplatform.readiness import follow_log, port_open, wait_until
 from mlplatform.runtime.base import Reporter, ServiceStatus, StackStatus
@@ -242,6 +243,14 @@ class NativeRuntime:
             changed = aws.seed_secrets(sm, values)
             if changed:
                 reporter.done(f"aws: seeded {len(changed)} secrets in Secrets Manager")
+        elif name == "mlflow":
+            outcome = ensure_user(
+                self._url("mlflow"),
+                (creds.admin_username, creds.admin_password),
+                (creds.client_username, creds.client_password),
+            )
+            if outcome != "unchanged":
+                reporter.done(f"mlflow: client user {creds.client_username!r} {outcome}")
 
     def _url(self, name: str) -> str:
         return service_url(next(s for s in SERVICES if s.name == name), self.env)

@@ -1,0 +1,36 @@
+"""An authenticated MLflow client for the kit's own registry operations.
+
+MLflow's client reads credentials from MLFLOW_TRACKING_USERNAME/PASSWORD at request time, so the
+kit sets them for the duration of a block and restores the caller's environment afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mlflow.tracking import MlflowClient
+
+__all__ = ["authenticated_client"]
+
+_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+
+
+@contextmanager
+def authenticated_client(tracking_uri: str, username: str, password: str) -> Iterator[MlflowClient]:
+    """An MlflowClient for `tracking_uri` that logs in as username/password inside the block."""
+    saved = {k: os.environ.get(k) for k in _VARS}
+    os.environ.update(
+        MLFLOW_TRACKING_USERNAME=username,
+        MLFLOW_TRACKING_PASSWORD=password,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="2",
+    )
+    try:
+        yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,101 @@
+"""What a training run is asked to do, what it returns, and the code state it records."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mlplatform.config import REPO_ROOT, Environment
+from mlplatform.errors import TrainingError
+from training.hyperparameters import HyperparameterError, Hyperparameters, parse
+
+__all__ = ["TrainingRequest", "TrainingResult", "git_state", "new_request", "parse_overrides"]
+
+CHANNELS = ("train", "validation")
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """One job: environment, validated hyperparameters, a unique job name, the code state."""
+
+    env: Environment
+    hyperparameters: Hyperparameters
+    job_name: str
+    git_commit: str
+    git_dirty: bool
+
+    def channel_uri(self, bucket: str, channel: str) -> str:
+        """Where a channel's files live in the environment's bucket."""
+        return f"s3://{bucket}/{self.env.training.dataset_prefix}/{channel}/"
+
+    def output_uri(self, bucket: str) -> str:
+        """SageMaker's S3OutputPath; the model lands at <this>/<job>/output/model.tar.gz."""
+        return f"s3://{bucket}/{self.env.training.output_prefix}"
+
+    def job_environment(self) -> dict[str, str]:
+        """Variables every runner gives the entry point: names and fingerprints, no secret."""
+        return {
+            "MLFLOW_CLIENT_SECRET_ID": self.env.client_secret_name,
+            "MLP_MODEL_NAME": self.env.model_name,
+            "MLP_GIT_COMMIT": self.git_commit,
+            "MLP_GIT_DIRTY": str(self.git_dirty).lower(),
+        }
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The outcome as `invoke train --json` prints it."""
+
+    run_id: str
+    model_name: str
+    model_version: str
+    job_name: str
+    runner: str
+    model_artifact: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def parse_overrides(pairs: list[str]) -> Hyperparameters:
+    """`--set key=value` pairs onto the defaults; TrainingError naming the bad key."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TrainingError(f"--set expects key=value, got {pair!r}")
+        values[key.strip()] = value.strip()
+    try:
+        return parse(values)
+    except HyperparameterError as exc:
+        raise TrainingError(f"bad hyperparameter: {exc}") from None
+
+
+def git_state() -> tuple[str, bool]:
+    """(commit, dirty) of the checkout; ('unknown', True) outside a git work tree."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return "unknown", True
+    return commit, bool(git("status", "--porcelain", "--untracked-files=no"))
+
+
+def new_request(env: Environment, overrides: list[str]) -> TrainingRequest:
+    """A request with a job name unique to the second (SageMaker's name rules: 63 chars)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    commit, dirty = git_state()
+    name = f"{env.model_name[:40]}-{stamp}".replace("_", "-").replace(".", "-")
+    return TrainingRequest(env, parse_overrides(overrides), name, commit, dirty)

@@ -1,0 +1,61 @@
+"""Evaluation of a fraud scorer.
+
+Threshold-free ranking metrics, the best-F1 operating point, and the plots logged as artifacts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers or in containers
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn import metrics
+
+__all__ = ["evaluate", "plot"]
+
+
+def evaluate(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Metrics a fraud team reads: AP and ROC AUC, and precision/recall/F1 at the best-F1 cut."""
+    precision, recall, thresholds = metrics.precision_recall_curve(y_true, scores)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    best = int(np.argmax(f1[:-1])) if len(thresholds) else 0
+    return {
+        "average_precision": float(metrics.average_precision_score(y_true, scores)),
+        "roc_auc": float(metrics.roc_auc_score(y_true, scores)),
+        "log_loss": float(metrics.log_loss(y_true, np.clip(scores, 1e-7, 1 - 1e-7))),
+        "f1": float(f1[best]),
+        "precision": float(precision[best]),
+        "recall": float(recall[best]),
+        "threshold": float(thresholds[best]) if len(thresholds) else 0.5,
+        "positive_rate": float(np.mean(y_true)),
+    }
+
+
+def plot(y_true: np.ndarray, scores: np.ndarray, threshold: float, out_dir: Path) -> list[Path]:
+    """PR curve, ROC curve and confusion matrix as PNG files in out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    fig, ax = plt.subplots(figsize=(5, 4))
+    metrics.PrecisionRecallDisplay.from_predictions(y_true, scores, ax=ax)
+    ax.set_title("Precision-recall (validation)")
+    files.append(out_dir / "pr_curve.png")
+    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    metrics.RocCurveDisplay.from_predictions(y_true, scores, ax=ax)
+    ax.set_title("ROC (validation)")
+    files.append(out_dir / "roc_curve.png")
+    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    metrics.ConfusionMatrixDisplay.from_predictions(
+        y_true, (scores >= threshold).astype(int), ax=ax, display_labels=["legit", "fraud"]
+    )
+    ax.set_title(f"Confusion matrix at {threshold:.3f}")
+    files.append(out_dir / "confusion_matrix.png")
+    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return files
