@@ -1,0 +1,165 @@
+"""Training with the native runner against the real local stack, through the tasks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import tarfile
+from pathlib import Path
+
+import boto3
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.cli import REPO
+from tests.integration.conftest import Stack
+from training.data import FEATURES, generate
+
+pytestmark = pytest.mark.integration
+MODEL = "fraud-classifier"
+BUCKET = "mlp-local-artifacts-123456789012-us-east-1"
+
+
+@pytest.fixture
+def admin(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    env = stack.client_env()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    return MlflowClient()
+
+
+@pytest.fixture
+def s3(stack: Stack):  # type: ignore[no-untyped-def]
+    env = stack.client_env()
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        region_name="us-east-1",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def train(stack: Stack, *overrides: str) -> dict:
+    args = ["train", "--json"]
+    for o in overrides:
+        args += ["--set", o]
+    return json.loads(stack.kit(*args).stdout)
+
+
+def versions(client: MlflowClient) -> set[str]:
+    try:
+        return {v.version for v in client.search_model_versions(f"name='{MODEL}'")}
+    except mlflow.exceptions.MlflowException:
+        return set()
+
+
+def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_native_run_is_complete_reproducible_and_registered(
+    stack: Stack, admin: MlflowClient, s3, tmp_path: Path
+) -> None:
+    stack.kit("data")
+    result = train(stack, "n_estimators=60")
+    run = admin.get_run(result["run_id"])
+    tags = run.data.tags
+
+    assert len(tags["mlp.git.commit"]) == 40 and tags["mlp.git.dirty"] in ("true", "false")
+    assert tags["mlp.runner"] == "native" and tags["mlp.training_job"] == result["job_name"]
+    lock = (REPO / "requirements" / "training.txt").read_bytes()
+    assert tags["mlp.lock.sha256"] == hashlib.sha256(lock).hexdigest()
+    for channel in ("train", "validation"):
+        body = s3.get_object(Bucket=BUCKET, Key=f"datasets/fraud-v1/{channel}/data.csv")["Body"]
+        expected = hashlib.sha256(b"data.csv\0" + hashlib.sha256(body.read()).digest())
+        assert tags[f"mlp.data.{channel}.sha256"] == expected.hexdigest()
+
+    assert run.data.params["n_estimators"] == "60"
+    assert len(admin.get_metric_history(run.info.run_id, "iter_val_average_precision")) == 60
+    assert 0.0 < run.data.metrics["average_precision"] <= 1.0
+    plots = {a.path for a in admin.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/pr_curve.png", "plots/roc_curve.png", "plots/confusion_matrix.png"}
+
+    challenger = admin.get_model_version_by_alias(MODEL, "challenger")
+    assert challenger.version == result["model_version"] and challenger.run_id == run.info.run_id
+
+    key = f"training-output/{result['job_name']}/output/model.tar.gz"
+    assert result["model_artifact"] == f"s3://{BUCKET}/{key}"
+    body = io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    with tarfile.open(fileobj=body) as archive:
+        assert "mlflow-model/MLmodel" in archive.getnames()
+
+    rows = generate(50, 0.1, seed=99)[list(FEATURES)]
+    scores = mlflow.pyfunc.load_model(f"models:/{MODEL}@challenger").predict(rows)
+    reference = mlflow.sklearn.load_model(f"models:/{MODEL}@challenger").predict_proba(rows)
+    assert scores.shape == (50, 2)
+    assert (scores == reference).all()
+
+
+def test_gate_promotes_a_better_model_and_keeps_a_worse_one_out(
+    stack: Stack, admin: MlflowClient
+) -> None:
+    stack.kit("data")
+    good = train(stack, "n_estimators=80")
+    first = json.loads(stack.kit("champion", "--json").stdout)
+    assert first["model_version"] == good["model_version"]
+    assert first["promoted"] or first["reason"].startswith("average_precision")
+    champion_before = admin.get_model_version_by_alias(MODEL, "champion").version
+
+    weak = train(stack, "n_estimators=1", "max_depth=1", "learning_rate=0.01")
+    decision = json.loads(stack.kit("champion", "--json").stdout)
+    assert decision["model_version"] == weak["model_version"]
+    assert decision["promoted"] is False and "<" in decision["reason"]
+    assert admin.get_model_version_by_alias(MODEL, "champion").version == champion_before
+    assert admin.get_model_version_by_alias(MODEL, "challenger").version == weak["model_version"]
+
+
+def test_bad_hyperparameter_is_one_line_and_registers_nothing(
+    stack: Stack, admin: MlflowClient
+) -> None:
+    before = versions(admin)
+    line = one_error_line(stack.kit("train", "--set", "max_depth=99", check=False))
+    assert line.startswith("error: bad hyperparameter: max_depth: Input should be less than")
+    line = one_error_line(stack.kit("train", "--runner", "kubeflow", check=False))
+    assert (
+        line == "error: unknown runner 'kubeflow'; choose one of native, local-container, sagemaker"
+    )
+    assert versions(admin) == before
+
+
+def test_missing_channel_is_one_line_and_registers_nothing(
+    stack: Stack, admin: MlflowClient, s3
+) -> None:
+    stack.kit("data")
+    before = versions(admin)
+    s3.delete_object(Bucket=BUCKET, Key="datasets/fraud-v1/validation/data.csv")
+    try:
+        line = one_error_line(stack.kit("train", check=False))
+        assert "input channel 'validation' is empty" in line and "run `invoke data` first" in line
+        assert versions(admin) == before
+    finally:
+        stack.kit("data")
+
+
+def test_unreachable_tracking_server_is_one_line_and_registers_nothing(
+    stack: Stack, admin: MlflowClient
+) -> None:
+    stack.kit("data")
+    before = versions(admin)
+    pid = stack.status()["services"]["mlflow"]["pid"]
+    os.killpg(os.getpgid(pid), signal.SIGKILL)
+    try:
+        line = one_error_line(stack.kit("train", check=False))
+        assert line == "error: the local stack's mlflow is not up; run `invoke up`"
+    finally:
+        stack.kit("up")
+    assert versions(admin) == before

@@ -1,0 +1,84 @@
+"""The promotion gate's decisions, on an in-memory registry that behaves like MLflow's client."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from mlplatform.errors import RegistryError
+from mlplatform.trainer.gate import run_gate
+
+
+class FakeRegistry:
+    """Versions with run metrics and aliases; the calls run_gate makes, nothing more."""
+
+    def __init__(self, metrics: dict[str, dict[str, float]]) -> None:
+        self.metrics = metrics  # version -> run metrics
+        self.aliases: dict[str, str] = {}
+
+    def get_model_version_by_alias(self, name: str, alias: str):  # type: ignore[no-untyped-def]
+        if alias not in self.aliases:
+            raise MlflowException(f"alias {alias} not found", error_code=INVALID_PARAMETER_VALUE)
+        version = self.aliases[alias]
+        return SimpleNamespace(name=name, version=version, run_id=f"run-{version}")
+
+    def get_run(self, run_id: str):  # type: ignore[no-untyped-def]
+        return SimpleNamespace(
+            data=SimpleNamespace(metrics=self.metrics[run_id.removeprefix("run-")])
+        )
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self.aliases[alias] = str(version)
+
+
+def test_first_challenger_becomes_champion() -> None:
+    reg = FakeRegistry({"1": {"average_precision": 0.4}})
+    reg.aliases["challenger"] = "1"
+    decision = run_gate(reg, "m", "average_precision", 0.0)
+    assert decision.promoted and decision.reason == "no champion yet"
+    assert reg.aliases["champion"] == "1"
+
+
+def test_better_challenger_is_promoted_worse_is_not() -> None:
+    reg = FakeRegistry(
+        {
+            "1": {"average_precision": 0.40},
+            "2": {"average_precision": 0.45},
+            "3": {"average_precision": 0.30},
+        }
+    )
+    reg.aliases.update(champion="1", challenger="2")
+    decision = run_gate(reg, "m", "average_precision", 0.01)
+    assert decision.promoted and reg.aliases["champion"] == "2"
+    assert decision.champion_version == "1" and decision.champion_value == 0.40
+    reg.aliases["challenger"] = "3"
+    decision = run_gate(reg, "m", "average_precision", 0.0)
+    assert not decision.promoted and reg.aliases["champion"] == "2"
+    assert decision.reason == "average_precision 0.3000 < champion's 0.4500 + 0"
+
+
+def test_min_improvement_is_required() -> None:
+    reg = FakeRegistry({"1": {"roc_auc": 0.90}, "2": {"roc_auc": 0.905}})
+    reg.aliases.update(champion="1", challenger="2")
+    assert not run_gate(reg, "m", "roc_auc", 0.01).promoted
+    assert reg.aliases["champion"] == "1"
+
+
+def test_same_version_is_a_no_op() -> None:
+    reg = FakeRegistry({"1": {"f1": 0.5}})
+    reg.aliases.update(champion="1", challenger="1")
+    decision = run_gate(reg, "m", "f1", 0.0)
+    assert not decision.promoted and decision.reason == "challenger is already champion"
+
+
+def test_missing_challenger_or_metric_is_a_registry_error() -> None:
+    reg = FakeRegistry({"1": {"f1": 0.5}})
+    with pytest.raises(RegistryError, match="has no 'challenger' version; run `invoke train`"):
+        run_gate(reg, "m", "f1", 0.0)
+    reg.aliases["challenger"] = "1"
+    with pytest.raises(RegistryError, match="has no metric 'roc_auc'"):
+        run_gate(reg, "m", "roc_auc", 0.0)
+    assert "champion" not in reg.aliases
