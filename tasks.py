@@ -152,16 +152,26 @@ def data(c, env="local"):
         "env": "environment to train in (default local)",
         "set_": "hyperparameter override key=value (repeatable)",
         "json": "print a JSON object with run_id, model_name and model_version",
+        "image_digest": "sagemaker runner: sha256 digest of the training image in ECR",
+        "wait": "sagemaker runner: wait for the job to finish (default; --no-wait submits only)",
     },
 )
-def train(c, runner="native", env="local", set_=None, json_=False):
+def train(c, runner="native", env="local", set_=None, json_=False, image_digest=None, wait=True):
     """Train the example model, log it to MLflow and register it as the `challenger`."""
     from mlplatform.training_ops import train as run_training
 
     reporter = RichReporter()
     with _errors(reporter):
         environment = load_environment(env)
-        result = run_training(environment, state_paths(), runner, list(set_ or []), reporter)
+        result = run_training(
+            environment,
+            state_paths(),
+            runner,
+            list(set_ or []),
+            reporter,
+            image_digest=image_digest,
+            wait=wait,
+        )
     if json_:
         print(json.dumps(asdict(result)))
         return

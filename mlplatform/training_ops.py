@@ -7,6 +7,7 @@ AWS_ENDPOINT_URL pointing at an emulator when one stands in for AWS.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from mlplatform.trainer.datasets import Upload, upload_channels
 from mlplatform.trainer.gate import GateDecision, run_gate
 from mlplatform.trainer.native import LocalEndpoints, NativeRunner
 from mlplatform.trainer.request import TrainingResult, new_request
+from mlplatform.trainer.sagemaker_runner import CloudTarget, SageMakerRunner, resolve_target
 
 __all__ = ["RUNNERS", "champion", "train", "upload_data"]
 
@@ -65,17 +67,59 @@ def upload_data(env: Environment, paths: StatePaths) -> list[Upload]:
 
 
 def train(
-    env: Environment, paths: StatePaths, runner: str, overrides: list[str], reporter: Reporter
+    env: Environment,
+    paths: StatePaths,
+    runner: str,
+    overrides: list[str],
+    reporter: Reporter,
+    image_digest: str | None = None,
+    wait: bool = True,
 ) -> TrainingResult:
     """Validate the hyperparameters, then run one training job with the chosen runner."""
     if runner not in RUNNERS:
         raise TrainingError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
     request = new_request(env, overrides)
+    if runner == "sagemaker":
+        if env.name == "local":
+            raise TrainingError(
+                "the sagemaker runner trains in a cloud environment; use --env staging or prod"
+            )
+        # boto3's own credential chain and AWS_ENDPOINT_URL: AWS, or an emulator standing in.
+        cfn = aws.client("cloudformation", region=env.region)
+        target = resolve_target(env, cfn, image_digest)
+        sm = aws.client("sagemaker", region=env.region)
+        finder = _registration_finder(env, target)
+        return SageMakerRunner(sm, target, finder).run(request, reporter, wait=wait)
+    creds, endpoints = _local(env, paths)
     if runner == "native":
-        creds, endpoints = _local(env, paths)
         log = paths.logs / "training" / f"{request.job_name}.log"
         return NativeRunner(endpoints, _local_s3(creds, endpoints)).run(request, reporter, log)
     raise TrainingError(f"the {runner} runner is not available yet")
+
+
+def _registration_finder(env: Environment, target: CloudTarget) -> Any:
+    """Look up, as the admin, the run and version a finished cloud job registered."""
+
+    def find(job_name: str) -> tuple[str, str]:
+        sm = aws.client("secretsmanager", region=env.region)
+        admin = json.loads(sm.get_secret_value(SecretId=env.admin_secret_name)["SecretString"])
+        with authenticated_client(
+            target.tracking_uri, admin["username"], admin["password"]
+        ) as client:
+            runs = client.search_runs(
+                experiment_ids=[e.experiment_id for e in client.search_experiments()],
+                filter_string=f"tags.`mlp.training_job` = '{job_name}'",
+                max_results=1,
+            )
+            if not runs:
+                raise TrainingError(f"job {job_name} completed but logged no MLflow run")
+            rid = runs[0].info.run_id
+            found = client.search_model_versions(f"run_id = '{rid}'")
+            if not found:
+                raise TrainingError(f"job {job_name} completed but registered no model version")
+            return rid, str(found[0].version)
+
+    return find
 
 
 def champion(env: Environment, paths: StatePaths, model: str | None) -> GateDecision:

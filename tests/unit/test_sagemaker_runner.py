@@ -1,0 +1,137 @@
+"""The sagemaker runner against the emulator (moto, in-process): the CreateTrainingJob request
+as it goes over the wire, the target read from stack outputs, and the failure paths.
+
+moto accepts a training job and marks it Completed at once without running the image, so what
+this shows is the request and the bookkeeping around it; that the image trains is shown by the
+native runner's tests (the same entry point) and the image build, not here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mlplatform.config import load_environment
+from mlplatform.errors import TrainingError
+from mlplatform.runtime.base import SilentReporter
+from mlplatform.trainer.request import TrainingRequest
+from mlplatform.trainer.sagemaker_runner import SageMakerRunner, resolve_target
+from training.hyperparameters import parse
+
+ENV = load_environment("prod")
+DIGEST = "sha256:" + "ab" * 32
+CLIENT_PASSWORD = "client-password-never-in-a-request"
+OUTPUTS = {
+    "sagemaker": {
+        "ExecutionRoleArn": "arn:aws:iam::222222222222:role/mlp-prod-sagemaker",
+        "SecurityGroupId": "sg-0123",
+    },
+    "network": {"PrivateSubnetIds": "subnet-a,subnet-b"},
+    "data": {"BucketName": "mlp-prod-artifacts"},
+    "mlflow": {
+        "MlflowUrl": "https://mlflow.prod.internal",
+        "TrainingRepositoryUri": "222222222222.dkr.ecr.eu-west-1.amazonaws.com/mlp-prod/training",
+    },
+}
+
+
+def deploy_outputs(cfn, skip: str = "") -> None:  # type: ignore[no-untyped-def]
+    """Stacks carrying the outputs infra/ exports (moto deploys the real CreateStack call)."""
+    for suffix, outputs in OUTPUTS.items():
+        if suffix == skip:
+            continue
+        template = {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+        }
+        cfn.create_stack(StackName=f"mlp-prod-{suffix}", TemplateBody=json.dumps(template))
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name=ENV.region)
+        sm.create_secret(
+            Name=ENV.client_secret_name,
+            SecretString=json.dumps({"username": "trainer", "password": CLIENT_PASSWORD}),
+        )
+        yield boto3.client("cloudformation", region_name=ENV.region)
+
+
+def request() -> TrainingRequest:
+    return TrainingRequest(
+        ENV, parse({"n_estimators": "300"}), "fraud-classifier-20261128-120000", "0" * 40, False
+    )
+
+
+def test_create_training_job_request_carries_no_secret(aws) -> None:  # type: ignore[no-untyped-def]
+    deploy_outputs(aws)
+    target = resolve_target(ENV, aws, DIGEST)
+    sm = boto3.client("sagemaker", region_name=ENV.region)
+    sent: list[bytes] = []
+    sm.meta.events.register(
+        "before-send.sagemaker.CreateTrainingJob", lambda request, **_: sent.append(request.body)
+    )
+    found = []
+    runner = SageMakerRunner(sm, target, lambda job: found.append(job) or ("run-1", "7"))
+    result = runner.run(request(), SilentReporter(), wait=True)
+
+    assert len(sent) == 1
+    body = json.loads(sent[0])
+    assert body["AlgorithmSpecification"]["TrainingImage"] == (
+        "222222222222.dkr.ecr.eu-west-1.amazonaws.com/mlp-prod/training@" + DIGEST
+    )
+    assert body["RoleArn"] == OUTPUTS["sagemaker"]["ExecutionRoleArn"]
+    assert body["VpcConfig"] == {
+        "Subnets": ["subnet-a", "subnet-b"],
+        "SecurityGroupIds": ["sg-0123"],
+    }
+    assert body["HyperParameters"]["n_estimators"] == "300"
+    assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in body["InputDataConfig"]] == [
+        "s3://mlp-prod-artifacts/datasets/fraud-v1/train/",
+        "s3://mlp-prod-artifacts/datasets/fraud-v1/validation/",
+    ]
+    assert body["OutputDataConfig"] == {"S3OutputPath": "s3://mlp-prod-artifacts/training-output"}
+    assert body["ResourceConfig"]["InstanceType"] == ENV.sagemaker.training_instance_type
+    assert set(body["Environment"]) == {
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_CLIENT_SECRET_ID",
+        "MLP_MODEL_NAME",
+        "MLP_GIT_COMMIT",
+        "MLP_GIT_DIRTY",
+        "MLP_TRAINING_IMAGE",
+        "MLP_RUNNER",
+    }
+    assert body["Environment"]["MLFLOW_CLIENT_SECRET_ID"] == "mlp-prod/mlflow-client"
+    raw = sent[0].decode()
+    for secret in (CLIENT_PASSWORD, "testing", "PASSWORD", "SECRET_ACCESS_KEY"):
+        assert secret not in raw
+
+    described = sm.describe_training_job(TrainingJobName=result.job_name)
+    assert described["TrainingJobStatus"] == "Completed"
+    assert found == [result.job_name]
+    assert (result.run_id, result.model_version, result.runner) == ("run-1", "7", "sagemaker")
+
+
+def test_no_wait_submits_and_returns(aws) -> None:  # type: ignore[no-untyped-def]
+    deploy_outputs(aws)
+    sm = boto3.client("sagemaker", region_name=ENV.region)
+    runner = SageMakerRunner(sm, resolve_target(ENV, aws, DIGEST), None)
+    result = runner.run(request(), SilentReporter(), wait=False)
+    assert result.model_version == "" and result.model_artifact.endswith(
+        f"/{result.job_name}/output/model.tar.gz"
+    )
+    assert sm.list_training_jobs()["TrainingJobSummaries"][0]["TrainingJobName"] == result.job_name
+
+
+def test_undeployed_infra_and_missing_digest_are_one_line_errors(aws) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TrainingError, match="no training image digest for prod"):
+        resolve_target(ENV, aws, None)
+    deploy_outputs(aws, skip="network")
+    with pytest.raises(TrainingError, match=r"stack mlp-prod-network is not deployed"):
+        resolve_target(ENV, aws, DIGEST)
