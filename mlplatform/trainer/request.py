@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,8 +95,9 @@ def git_state() -> tuple[str, bool]:
 
 
 def new_request(env: Environment, overrides: list[str]) -> TrainingRequest:
-    """A request with a job name unique to the second (SageMaker's name rules: 63 chars)."""
+    """A request with a unique, sortable job name (SageMaker allows 63 characters)."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     commit, dirty = git_state()
-    name = f"{env.model_name[:40]}-{stamp}".replace("_", "-").replace(".", "-")
+    base = env.model_name[:38].replace("_", "-").replace(".", "-")
+    name = f"{base}-{stamp}-{secrets.token_hex(2)}"
     return TrainingRequest(env, parse_overrides(overrides), name, commit, dirty)
