@@ -212,6 +212,42 @@ def champion(c, model=None, env="local", json_=False):
 
 @task(
     help={
+        "model": "registered model name (default: model_name of the environment)",
+        "alias": "alias to serve (default champion)",
+        "version": "serve this version number instead of an alias",
+        "port": "port on 127.0.0.1 (default 8080)",
+        "workers": "scoring server workers (default 2)",
+    }
+)
+def serve(c, model=None, alias="champion", version=None, port=8080, workers=2):
+    """Serve a registry version locally with SageMaker's contract (/ping, /invocations)."""
+    from mlplatform.serving import serve_local
+
+    def ready(packaged, url):  # type: ignore[no-untyped-def]
+        console.print(
+            f"serving {packaged.name} version {packaged.version} at [bold]{url}[/bold]"
+            f" (model.tar.gz sha256 {packaged.sha256[:16]}…); Ctrl-C stops"
+        )
+        sys.stdout.flush()
+
+    with _errors():
+        try:
+            serve_local(
+                load_environment("local"),
+                state_paths(),
+                model,
+                alias,
+                version,
+                int(port),
+                int(workers),
+                ready,
+            )
+        except KeyboardInterrupt:
+            console.print("endpoint stopped")
+
+
+@task(
+    help={
         "unit": "run only the fast unit tests",
         "k": "pytest -k expression",
         "install": "install missing system packages with apt when root (default: yes)",
@@ -266,4 +302,6 @@ def compose_file(c, check=False):
     console.print(f"wrote {COMPOSE_PATH}")
 
 
-ns = Collection(up, down, status, logs, env, data, train, champion, test, lint, lock, compose_file)
+ns = Collection(
+    serve, up, down, status, logs, env, data, train, champion, test, lint, lock, compose_file
+)

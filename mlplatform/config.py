@@ -167,10 +167,6 @@ class SageMakerSettings(_Strict):
     )
     endpoint_min_instances: Annotated[int, Field(ge=1, le=100)] = 1
     endpoint_max_instances: Annotated[int, Field(ge=1, le=100)] = 2
-    # Key prefixes in the artifact bucket: jobs read data_prefix and write output_prefix;
-    # the execution role is scoped to exactly these two.
-    data_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "datasets"
-    output_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "sagemaker"
 
 
 class TrainingSettings(_Strict):

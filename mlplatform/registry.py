@@ -14,14 +14,26 @@ from mlflow.tracking import MlflowClient
 
 __all__ = ["authenticated_client"]
 
-_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+)
 
 
 @contextmanager
 def authenticated_client(tracking_uri: str, username: str, password: str) -> Iterator[MlflowClient]:
-    """An MlflowClient for `tracking_uri` that logs in as username/password inside the block."""
+    """An MlflowClient for `tracking_uri` that logs in as username/password inside the block.
+
+    The URIs are set too, so MLflow's module-level helpers (models:/ downloads) reach the same
+    server and never fall back to a local store.
+    """
     saved = {k: os.environ.get(k) for k in _VARS}
     os.environ.update(
+        MLFLOW_TRACKING_URI=tracking_uri,
+        MLFLOW_REGISTRY_URI=tracking_uri,
         MLFLOW_TRACKING_USERNAME=username,
         MLFLOW_TRACKING_PASSWORD=password,
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="2",

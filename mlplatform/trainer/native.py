@@ -12,43 +12,24 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 
+from mlplatform.archive import make_targz
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import TrainingError
+from mlplatform.local_access import LocalEndpoints
 from mlplatform.readiness import log_tail
 from mlplatform.runtime.base import Reporter
 from mlplatform.trainer.request import CHANNELS, TrainingRequest, TrainingResult
 
-__all__ = ["LocalEndpoints", "NativeRunner", "contract_tree"]
+__all__ = ["NativeRunner", "contract_tree"]
 
 # Variables a job may inherit from the caller; the rest (a developer's AWS keys) stays out.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "OPENBLAS_CORETYPE")
-
-
-class LocalEndpoints:
-    """Where the local stack is: tracking URI, S3 and emulator endpoints, the credentials file."""
-
-    def __init__(
-        self,
-        tracking_uri: str,
-        s3_url: str,
-        aws_url: str,
-        credentials_file: Path,
-        bucket: str,
-        region: str,
-    ) -> None:
-        self.tracking_uri = tracking_uri
-        self.s3_url = s3_url
-        self.aws_url = aws_url
-        self.credentials_file = credentials_file
-        self.bucket = bucket
-        self.region = region
 
 
 def contract_tree(root: Path, request: TrainingRequest) -> dict[str, Path]:
@@ -193,9 +174,7 @@ class NativeRunner:
 
     def _upload_model(self, request: TrainingRequest, model_dir: Path, tmp: Path) -> str:
         archive = tmp / "model.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            for path in sorted(model_dir.rglob("*")):
-                tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+        make_targz(model_dir, archive)
         key = f"{request.env.training.output_prefix}/{request.job_name}/output/model.tar.gz"
         try:
             self.s3.upload_file(str(archive), self.endpoints.bucket, key)

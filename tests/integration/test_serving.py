@@ -1,0 +1,160 @@
+"""`invoke serve`: SageMaker's serving contract from MLflow's scoring server, on a real version."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from tests.cli import REPO
+from tests.integration.conftest import Stack, group_alive
+from training.data import FEATURES, generate
+
+pytestmark = pytest.mark.integration
+PORT = 18080
+MODEL = "fraud-classifier"
+
+
+@pytest.fixture(scope="module")
+def version(stack: Stack) -> str:
+    stack.kit("data")
+    return str(
+        json.loads(stack.kit("train", "--json", "--set", "n_estimators=40").stdout)["model_version"]
+    )
+
+
+@pytest.fixture(scope="module")
+def endpoint(stack: Stack, version: str) -> Iterator[subprocess.Popen[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "serve", "--version", version, "--port", str(PORT)],
+        cwd=REPO,
+        env={**env, **stack.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()  # the ready line comes once /ping answers
+    assert f"serving {MODEL} version {version} at http://127.0.0.1:{PORT}" in line, (
+        line + proc.stderr.read() if proc.poll() is not None else line
+    )
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+def post(body: bytes, content_type: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PORT}/invocations", data=body, headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            return exc.code, json.loads(text)
+        except json.JSONDecodeError:
+            return exc.code, {"message": text}
+
+
+@pytest.fixture(scope="module")
+def rows() -> object:
+    return generate(100, 0.1, seed=5)[list(FEATURES)]
+
+
+@pytest.fixture(scope="module")
+def expected(stack: Stack, version: str, rows) -> np.ndarray:  # type: ignore[no-untyped-def]
+    env = stack.client_env()
+    os.environ.update(
+        MLFLOW_TRACKING_USERNAME=env["MLFLOW_TRACKING_USERNAME"],
+        MLFLOW_TRACKING_PASSWORD=env["MLFLOW_TRACKING_PASSWORD"],
+    )
+    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}")
+    finally:
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI"):
+            os.environ.pop(key, None)
+    return np.asarray(model.predict(rows))
+
+
+def test_ping(endpoint) -> None:  # type: ignore[no-untyped-def]
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/ping", timeout=10) as response:
+        assert response.status == 200
+
+
+@pytest.mark.parametrize("shape", ["dataframe_split", "dataframe_records", "instances", "csv"])
+def test_every_payload_type_predicts_like_the_model(endpoint, rows, expected, shape) -> None:  # type: ignore[no-untyped-def]
+    if shape == "csv":
+        buffer = io.StringIO()
+        rows.to_csv(buffer, index=False)
+        status, body = post(buffer.getvalue().encode(), "text/csv")
+    else:
+        if shape == "dataframe_split":
+            payload = {shape: json.loads(rows.to_json(orient="split", index=False))}
+        else:
+            payload = {shape: json.loads(rows.to_json(orient="records"))}
+        status, body = post(json.dumps(payload).encode(), "application/json")
+    assert status == 200, body
+    assert np.array_equal(np.asarray(body["predictions"]), expected)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b'{"dataframe_records": [{"amount": "ten"}]}', "application/json"),
+        (b'{"dataframe_records": [{"amount": 1}]}', "application/json"),
+        (b'{"rows": []}', "application/json"),
+        (b"", "application/json"),
+        (b"a,b\n1,2\n", "text/csv"),
+        (b"\xff\xfe", "text/csv"),
+        (b"<rows/>", "application/xml"),
+    ],
+)
+def test_malformed_input_is_a_clear_4xx(endpoint, body: bytes, content_type: str) -> None:  # type: ignore[no-untyped-def]
+    status, answer = post(body, content_type)
+    assert 400 <= status < 500, (status, answer)
+    assert answer.get("message")
+
+
+def test_unknown_alias_and_taken_port_are_one_line_errors(stack: Stack, endpoint) -> None:  # type: ignore[no-untyped-def]
+    result = stack.kit("serve", "--alias", "nonexistent", "--port", "18081", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: model '{MODEL}' has no alias 'nonexistent' in this registry"
+    )
+    result = stack.kit("serve", "--alias", "challenger", "--port", str(PORT), check=False)
+    assert result.stderr.strip() == f"error: port {PORT} is taken by another process; pass --port"
+
+
+def test_interrupt_stops_the_whole_server(endpoint) -> None:  # type: ignore[no-untyped-def]
+    groups = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"models\x00serve" in cmd and f"{PORT}".encode() in cmd:
+            groups.add(os.getpgid(int(pid)))
+    assert groups
+    endpoint.send_signal(signal.SIGINT)
+    assert endpoint.wait(30) == 0
+    assert "endpoint stopped" in endpoint.stdout.read()
+    assert not any(group_alive(g) for g in groups)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", PORT)) != 0
