@@ -75,8 +75,8 @@ def down(c, volumes=False):
     """Stop the local stack (every process group). Does nothing when it is not up."""
     reporter = RichReporter()
     with _errors(reporter):
-        _, paths, rt = _runtime()
-        stopped = take_down(rt, paths, reporter, volumes=volumes)
+        environment, paths, rt = _runtime()
+        stopped = take_down(rt, environment, paths, reporter, volumes=volumes)
     if not stopped and not volumes:
         console.print("nothing was running")
 
@@ -124,11 +124,18 @@ def logs(c, service=None, follow=False):
                     raise
 
 
-@task
-def env(c):
-    """Print KEY=VALUE lines for the local stack; use as: eval "$(./kit env)"."""
+@task(help={"env": "local (default) or an emulated cloud environment (staging, prod)"})
+def env(c, env="local"):
+    """Print export lines for a shell: eval "$(./kit env)" (or --env prod for its emulation)."""
     with _errors():
-        values = client_environment(load_environment("local"), state_paths())
+        if env == "local":
+            values = client_environment(load_environment("local"), state_paths())
+        else:
+            from mlplatform.emulation import Emulation
+
+            values = Emulation(
+                load_environment(env), load_environment("local"), state_paths()
+            ).client_environment()
     for key, value in values.items():
         print(f"export {key}={shlex.quote(value)}")
 
@@ -248,6 +255,57 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=2):
 
 @task(
     help={
+        "env": "cloud environment to emulate: staging or prod (default prod)",
+        "down": "stop the emulated environment instead",
+        "volumes": "with --down, also forget its credentials and state",
+    }
+)
+def emulate(c, env="prod", down=False, volumes=False):
+    """Emulate a cloud environment beside the local stack: its registry, secrets and bucket."""
+    from mlplatform.promotion_ops import emulate as start
+    from mlplatform.promotion_ops import stop_emulation
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        if down:
+            stopped = stop_emulation(env, state_paths(), volumes)
+            console.print(f"emulated {env} {'stopped' if stopped else 'was not running'}")
+            return
+        variables = start(env, state_paths(), reporter)
+    console.print(f'Use it from a shell: eval "$(./kit env --env {env})"')
+    for key, value in variables.items():
+        if "SECRET" not in key:
+            console.print(f"  {key}={value}")
+
+
+@task(
+    help={
+        "model": "registered model name (default: model_name of the source environment)",
+        "version": "version number in the source registry",
+        "to": "target environment (staging or prod)",
+        "from_": "source environment (default local)",
+        "json": "print model_name, source_version, target_version, target_env, verified",
+    }
+)
+def promote(c, version, to, model=None, from_="local", json_=False):
+    """Copy a model version to another environment's registry, verified against a manifest."""
+    from mlplatform.promotion_ops import promote_version
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        result = promote_version(state_paths(), model, str(version), from_, to, reporter)
+    if json_:
+        print(json.dumps(result.as_json()))
+        return
+    state = "registered" if result.created else "already there as"
+    console.print(
+        f"{result.model_name} version {result.source_version} ({from_}) → {state} "
+        f"version {result.target_version} in {result.target_env}; every file verified"
+    )
+
+
+@task(
+    help={
         "unit": "run only the fast unit tests",
         "k": "pytest -k expression",
         "install": "install missing system packages with apt when root (default: yes)",
@@ -303,5 +361,6 @@ def compose_file(c, check=False):
 
 
 ns = Collection(
-    serve, up, down, status, logs, env, data, train, champion, test, lint, lock, compose_file
+    up, down, status, logs, env, data, train, champion, serve, emulate, promote, test, lint,
+    lock, compose_file,
 )

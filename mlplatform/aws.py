@@ -38,7 +38,7 @@ def client(
 
 
 def secret_values(
-    env: Environment, creds: Credentials, db_host: str, db_port: int
+    env: Environment, creds: Credentials, db_host: str, db_port: int, db_name: str | None = None
 ) -> dict[str, str]:
     """The secrets the server reads, keyed by name, shaped as the cloud shapes them.
 
@@ -53,7 +53,7 @@ def secret_values(
                 "engine": engine,
                 "host": db_host,
                 "port": db_port,
-                "dbname": env.database.name,
+                "dbname": db_name or env.database.name,
             }
         ),
         env.admin_secret_name: json.dumps(

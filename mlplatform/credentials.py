@@ -55,11 +55,13 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def load_or_create(paths: StatePaths, env: Environment) -> tuple[Credentials, bool]:
+def load_or_create(
+    paths: StatePaths, env: Environment, db_username: str = "mlflow"
+) -> tuple[Credentials, bool]:
     """Return the stack's credentials, generating them on first use; the bool says if new."""
     file = paths.secrets / "credentials.json"
     fresh = {
-        "db_username": "mlflow",
+        "db_username": db_username,
         "db_password": _password(),
         "db_root_password": _password(),
         "admin_username": env.mlflow.admin_username,

@@ -20,6 +20,7 @@ _VARS = (
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
 )
 
 
@@ -37,6 +38,8 @@ def authenticated_client(tracking_uri: str, username: str, password: str) -> Ite
         MLFLOW_TRACKING_USERNAME=username,
         MLFLOW_TRACKING_PASSWORD=password,
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="2",
+        # The kit's stdout carries --json output; MLflow must not print run links into it.
+        MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true",
     )
     try:
         yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

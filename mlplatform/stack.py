@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 
-from mlplatform.config import Environment
+from mlplatform.config import Environment, load_environment
 from mlplatform.credentials import load_or_create
 from mlplatform.errors import PlatformError, RuntimeSelectionError
 from mlplatform.paths import StatePaths
@@ -72,8 +72,16 @@ def bring_up(runtime: Runtime, paths: StatePaths, reporter: Reporter) -> StackSt
     return status
 
 
-def take_down(runtime: Runtime, paths: StatePaths, reporter: Reporter, volumes: bool) -> list[str]:
+def take_down(
+    runtime: Runtime, env: Environment, paths: StatePaths, reporter: Reporter, volumes: bool
+) -> list[str]:
     """Run the runtime's down and forget the recorded runtime."""
+    from mlplatform.emulation import Emulation, running_emulations
+
+    # Emulated environments stand on the local database and emulator: they go first.
+    for name in running_emulations(paths):
+        if Emulation(load_environment(name), env, paths).down(volumes=volumes):
+            reporter.done(f"emulated {name} stopped")
     stopped = runtime.down(reporter, volumes=volumes)
     paths.runtime_file.unlink(missing_ok=True)
     return stopped

@@ -1,0 +1,180 @@
+"""A cloud environment, emulated beside the local stack: its MLflow server and its AWS side.
+
+`invoke emulate --env prod` runs prod's registry the way AWS runs it on Fargate: the same
+`python -m mlflow_server serve` entrypoint, its credentials read from Secrets Manager (the moto
+server of the local stack, seeded here with prod's secrets), its own database on the local
+database server (as RDS would hold it), and its artifacts in prod's bucket in the emulator's S3.
+Tasks then reach it exactly as they reach AWS: through endpoint URLs (AWS_ENDPOINT_URL for AWS,
+MLPLATFORM_MLFLOW_URL_<ENV> for the registry) and credentials from Secrets Manager.
+
+What stays unproven without AWS: IAM policies, KMS, VPC endpoints and security groups, the ALB
+and TLS in front of the server, RDS itself and ECS's secret injection (the entrypoint reads the
+secrets by id here; on ECS they are injected as variables — both paths are unit-tested).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlplatform import aws
+from mlplatform.config import Environment
+from mlplatform.credentials import Credentials, load_or_create, write_private
+from mlplatform.database_admin import ensure_database
+from mlplatform.errors import PlatformError
+from mlplatform.mlflow_users import ensure_user
+from mlplatform.paths import StatePaths
+from mlplatform.readiness import http_ok, port_open, wait_until
+from mlplatform.runtime.base import Reporter
+from mlplatform.services import Endpoints, mlflow_environment
+from mlplatform.supervisor import Program, Supervisor
+
+__all__ = ["EMULATOR_KEY", "Emulation", "mlflow_url_variable", "running_emulations"]
+
+# moto accepts any key pair; this one is not a secret and names itself as the emulator's.
+EMULATOR_KEY = "emulator"
+
+
+def mlflow_url_variable(env_name: str) -> str:
+    """The variable that points the kit at an environment's registry (like AWS_ENDPOINT_URL)."""
+    return f"MLPLATFORM_MLFLOW_URL_{env_name.upper()}"
+
+
+class Emulation:
+    """One emulated cloud environment under its own supervisor, beside the local stack."""
+
+    def __init__(self, env: Environment, local: Environment, local_paths: StatePaths) -> None:
+        if env.name == "local":
+            raise PlatformError("the local environment is the local stack; emulate staging or prod")
+        self.env = env
+        self.local = local
+        self.local_paths = local_paths
+        self.paths = StatePaths(local_paths.root / "emulated" / env.name)
+        self.supervisor = Supervisor(self.paths)
+
+    @property
+    def mlflow_url(self) -> str:
+        """Where the emulated registry listens."""
+        return f"http://127.0.0.1:{self.env.ports.mlflow}"
+
+    @property
+    def aws_url(self) -> str:
+        """The emulator standing in for AWS (the local stack's moto server)."""
+        return f"http://127.0.0.1:{self.local.ports.aws}"
+
+    def database_name(self) -> str:
+        """The environment's database on the shared local server."""
+        return f"{self.env.name}_{self.env.database.name}"
+
+    def client_environment(self) -> dict[str, str]:
+        """Variables that point the kit's cloud code path at this emulation."""
+        return {
+            mlflow_url_variable(self.env.name): self.mlflow_url,
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "AWS_ACCESS_KEY_ID": EMULATOR_KEY,
+            "AWS_SECRET_ACCESS_KEY": EMULATOR_KEY,
+            "AWS_DEFAULT_REGION": self.env.region,
+        }
+
+    def _aws(self, service: str) -> Any:
+        return aws.client(
+            service,
+            region=self.env.region,
+            endpoint_url=self.aws_url,
+            access_key=EMULATOR_KEY,
+            secret_key=EMULATOR_KEY,
+        )
+
+    def _program(self) -> Program:
+        creds_file = self.paths.secrets / "aws-credentials"
+        where = Endpoints(
+            db_host="127.0.0.1",
+            db_port=self.local.ports.database,
+            s3_url=self.aws_url,
+            aws_url=self.aws_url,
+            bind_host="127.0.0.1",
+            credentials_file=str(creds_file),
+        )
+        env = mlflow_environment(self.env, where)
+        hosts = [*self.env.mlflow.allowed_hosts, "127.0.0.1", "localhost"]
+        env.update(
+            MLFLOW_DB_NAME=self.database_name(),
+            MLFLOW_PORT=str(self.env.ports.mlflow),
+            # Reached on loopback here, by its ALB host name in AWS: both must pass the check.
+            MLFLOW_ALLOWED_HOSTS=",".join(hosts),
+            MLFLOW_AUTH_CONFIG_DIR=str(self.paths.run),
+            PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        )
+        return Program("mlflow", [sys.executable, "-m", "mlflow_server", "serve", "--migrate"], env)
+
+    def up(self, reporter: Reporter) -> str:
+        """Seed the environment's AWS side, start its registry; return its URL."""
+        from mlplatform.local_access import local_stack
+
+        local_stack(self.local, self.local_paths, services=("database", "aws"))
+        self.paths.ensure()
+        creds, _ = load_or_create(self.paths, self.env, db_username=f"mlflow_{self.env.name}")
+        write_private(
+            self.paths.secrets / "aws-credentials",
+            f"[default]\naws_access_key_id = {EMULATOR_KEY}\n"
+            f"aws_secret_access_key = {EMULATOR_KEY}\n",
+        )
+        ensure_database(self.local_paths.run / "mysqld.sock", creds, self.database_name())
+        bucket_new = aws.ensure_bucket(self._aws("s3"), self.env.bucket_name, self.env.region)
+        secrets = aws.secret_values(
+            self.env, creds, "127.0.0.1", self.local.ports.database, self.database_name()
+        )
+        aws.seed_secrets(self._aws("secretsmanager"), secrets)
+        reporter.done(
+            f"{self.env.name}: secrets seeded, bucket {self.env.bucket_name}"
+            + (" created" if bucket_new else " present")
+            + " in the emulator"
+        )
+
+        self.supervisor.write_config([self._program()])
+        if not self.supervisor.running():
+            self.supervisor.start_daemon()
+        else:
+            self.supervisor.reload()
+        if self.supervisor.state("mlflow") != "RUNNING":
+            if port_open(self.env.ports.mlflow):
+                raise PlatformError(
+                    f"port {self.env.ports.mlflow} for {self.env.name}'s MLflow is taken; change "
+                    f"[{self.env.name}.ports] mlflow in environments.toml"
+                )
+            reporter.step(f"starting {self.env.name}'s MLflow (the Fargate task's entrypoint)")
+            self.supervisor.start("mlflow")
+        wait_until(
+            lambda: http_ok(self.mlflow_url + "/health"),
+            service=f"{self.env.name} mlflow",
+            timeout=180,
+            log=self.paths.log("mlflow"),
+            alive=lambda: self.supervisor.state("mlflow") == "RUNNING",
+        )
+        ensure_user(
+            self.mlflow_url,
+            (creds.admin_username, creds.admin_password),
+            (creds.client_username, creds.client_password),
+        )
+        reporter.done(f"{self.env.name}'s MLflow at {self.mlflow_url}")
+        return self.mlflow_url
+
+    def credentials(self) -> Credentials:
+        """The emulated environment's generated credentials."""
+        return load_or_create(self.paths, self.env, db_username=f"mlflow_{self.env.name}")[0]
+
+    def down(self, volumes: bool = False) -> bool:
+        """Stop the emulated registry; with volumes, forget its state. True if it was running."""
+        was_running = self.supervisor.running()
+        self.supervisor.shutdown()
+        if volumes and self.paths.root.exists():
+            shutil.rmtree(self.paths.root)
+        return was_running
+
+
+def running_emulations(local_paths: StatePaths) -> list[str]:
+    """Names of the environments with emulation state under the local stack's folder."""
+    root = local_paths.root / "emulated"
+    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []

@@ -1,0 +1,88 @@
+"""Promotion and emulation as the tasks call them: resolve each environment's registry.
+
+A cloud environment's registry is found the way the cloud path finds it everywhere: its URL from
+MLPLATFORM_MLFLOW_URL_<ENV> when set (an emulation, or a tunnel to a private ALB), else from the
+MLflow stack's MlflowUrl output; the admin credentials from that environment's Secrets Manager
+secret through boto3's own chain (AWS_ENDPOINT_URL points it at an emulator).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import botocore.exceptions
+
+from mlplatform import aws
+from mlplatform.config import Environment, load_environment
+from mlplatform.emulation import Emulation, mlflow_url_variable
+from mlplatform.errors import PlatformError
+from mlplatform.local_access import local_stack
+from mlplatform.paths import StatePaths
+from mlplatform.promotion import PromotionResult, Registry, promote
+from mlplatform.runtime.base import Reporter
+
+__all__ = ["emulate", "promote_version", "registry_for", "stop_emulation"]
+
+
+def _cloud_url(env: Environment) -> str:
+    override = os.environ.get(mlflow_url_variable(env.name))
+    if override:
+        return override
+    cfn = aws.client("cloudformation", region=env.region)
+    stack = f"{env.name_prefix}-mlflow"
+    try:
+        outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    except botocore.exceptions.ClientError as exc:
+        raise PlatformError(
+            f"cannot find {env.name}'s registry: stack {stack}: "
+            f"{exc.response['Error']['Message']}; deploy it or set "
+            f"{mlflow_url_variable(env.name)}"
+        ) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise PlatformError(f"cannot reach AWS for {env.name}: {exc}") from None
+    for output in outputs:
+        if output["OutputKey"] == "MlflowUrl":
+            return str(output["OutputValue"])
+    raise PlatformError(f"stack {stack} has no MlflowUrl output; redeploy the infra")
+
+
+def registry_for(env_name: str, paths: StatePaths) -> Registry:
+    """The registry of an environment, logged in as its admin."""
+    env = load_environment(env_name)
+    if env.name == "local":
+        creds, endpoints = local_stack(env, paths, services=("mlflow",))
+        return Registry("local", endpoints.tracking_uri, creds.admin_username, creds.admin_password)
+    url = _cloud_url(env)
+    sm = aws.client("secretsmanager", region=env.region)
+    try:
+        admin = json.loads(sm.get_secret_value(SecretId=env.admin_secret_name)["SecretString"])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise PlatformError(
+            f"cannot read {env.name}'s MLflow admin secret {env.admin_secret_name}: {exc}"
+        ) from None
+    return Registry(env.name, url, admin["username"], admin["password"])
+
+
+def promote_version(
+    paths: StatePaths, model: str | None, version: str, source: str, target: str, reporter: Reporter
+) -> PromotionResult:
+    """Promote `model` version `version` from `source` to `target` (see mlplatform.promotion)."""
+    if source == target:
+        raise PlatformError(f"--from and --to are both {source!r}")
+    name = model or load_environment(source).model_name
+    return promote(
+        registry_for(source, paths), registry_for(target, paths), name, version, reporter
+    )
+
+
+def emulate(env_name: str, paths: StatePaths, reporter: Reporter) -> dict[str, str]:
+    """Start an emulated cloud environment; return the variables that point the kit at it."""
+    emulation = Emulation(load_environment(env_name), load_environment("local"), paths)
+    emulation.up(reporter)
+    return emulation.client_environment()
+
+
+def stop_emulation(env_name: str, paths: StatePaths, volumes: bool) -> bool:
+    """Stop an emulated environment; True if it was running."""
+    return Emulation(load_environment(env_name), load_environment("local"), paths).down(volumes)
