@@ -18,15 +18,21 @@ import pytest
 from tests.cli import REPO, kit
 
 TEST_PORTS = {"mlflow": 15000, "s3": 18433, "aws": 14566, "database": 13307}
+# Where emulated cloud environments' MLflow servers listen during tests.
+TEST_EMULATED_PORTS = {"staging": 15200, "prod": 15100}
 
 
-def write_config(path: Path, ports: dict[str, int]) -> Path:
-    """The repository's environments.toml with the local ports replaced."""
+def write_config(path: Path, ports: dict[str, int], emulated: dict[str, int] | None = None) -> Path:
+    """The repository's environments.toml with the local (and emulated MLflow) ports replaced."""
     text = (REPO / "environments.toml").read_text(encoding="utf-8")
-    block = "[local.ports]\n" + "".join(f"{k} = {v}\n" for k, v in ports.items())
-    start = text.index("[local.ports]")
-    end = text.index("\n\n", start)
-    path.write_text(text[:start] + block.rstrip("\n") + text[end:], encoding="utf-8")
+    tables = {"local": "".join(f"{k} = {v}\n" for k, v in ports.items())}
+    for name, port in (emulated or TEST_EMULATED_PORTS).items():
+        tables[name] = f"mlflow = {port}\n"
+    for name, body in tables.items():
+        start = text.index(f"[{name}.ports]")
+        end = text.index("\n\n", start)
+        text = text[:start] + f"[{name}.ports]\n" + body.rstrip("\n") + text[end:]
+    path.write_text(text, encoding="utf-8")
     return path
 
 
