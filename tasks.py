@@ -304,6 +304,55 @@ def promote(c, version, to, model=None, from_="local", json_=False):
     )
 
 
+_INFRA_HELP = {
+    "env": "environment: local, staging or prod",
+    "image_digest": "MLflow image digest (sha256:...) when environments.toml has none",
+    "certificate_arn": "ACM certificate ARN for HTTPS when environments.toml has none",
+}
+
+
+def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # type: ignore[no-untyped-def]
+    from infra.cli_ops import cdk_command
+    from mlplatform.node_deps import ensure_node_modules
+
+    with _errors():
+        ensure_node_modules()
+        result = cdk_command(
+            env, action, image_digest=image_digest, certificate_arn=certificate_arn, **kwargs
+        )
+    err_console.print(f"cdk {action} for {env}: done in {result.seconds:.1f}s")
+
+
+@task(help=_INFRA_HELP)
+def synth(c, env, image_digest=None, certificate_arn=None):
+    """Synthesize an environment's CloudFormation (cdk-nag runs; a finding fails it)."""
+    _cdk("synth", env, image_digest, certificate_arn)
+
+
+@task(help=_INFRA_HELP)
+def diff(c, env, image_digest=None, certificate_arn=None):
+    """Show what deploying an environment's infrastructure would change."""
+    _cdk("diff", env, image_digest, certificate_arn)
+
+
+@task(name="deploy-infra", help={**_INFRA_HELP, "yes": "do not ask to approve IAM changes"})
+def deploy_infra(c, env, image_digest=None, certificate_arn=None, yes=False):
+    """Deploy an environment's CDK stacks (AWS_ENDPOINT_URL points it at an emulator)."""
+    _cdk("deploy", env, image_digest, certificate_arn, approve=yes)
+
+
+@task(help={"env": _INFRA_HELP["env"], "confirm": "the environment's name again (prod)"})
+def destroy(c, env, confirm=None):
+    """Destroy an environment's stacks; prod (and deletion-protected data) needs --confirm."""
+    _cdk("destroy", env, confirm=confirm)
+
+
+@task(help={"env": "environment whose account and region to bootstrap"})
+def bootstrap(c, env):
+    """Bootstrap CDK in an environment's account and region (once per account and region)."""
+    _cdk("bootstrap", env)
+
+
 @task(
     help={
         "unit": "run only the fast unit tests",
@@ -318,10 +367,14 @@ def test(c, unit=False, k="", install=True):
             installed = system_deps.ensure([system_deps.DATABASE, system_deps.COMPOSE])
             if installed:
                 err_console.print(f"installed with apt: {', '.join(installed)}")
+        from mlplatform.node_deps import ensure_node_modules
+
+        if ensure_node_modules():
+            err_console.print("installed the pinned CDK CLI with npm ci")
         if recorded_runtime(state_paths()):
             err_console.print("note: the tests use their own stack and ports; yours keeps running")
     args = [sys.executable, "-m", "pytest"]
-    args += ["tests/unit"] if unit else []
+    args += ["tests/unit", "-m", "not integration"] if unit else []
     args += ["-k", k] if k else []
     result = subprocess.run(args, cwd=REPO_ROOT, check=False)
     if result.returncode != 0:
@@ -361,6 +414,24 @@ def compose_file(c, check=False):
 
 
 ns = Collection(
-    up, down, status, logs, env, data, train, champion, serve, emulate, promote, test, lint,
-    lock, compose_file,
+    up,
+    down,
+    status,
+    logs,
+    env,
+    data,
+    train,
+    champion,
+    serve,
+    emulate,
+    promote,
+    synth,
+    diff,
+    deploy_infra,
+    destroy,
+    bootstrap,
+    test,
+    lint,
+    lock,
+    compose_file,
 )

@@ -1,0 +1,101 @@
+"""A Fargate task definition running the mlflow_server image with one of its commands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.nag import acknowledge
+from infra.naming import MLFLOW_PORT
+
+__all__ = ["MlflowSecrets", "MlflowTask"]
+
+
+@dataclass(frozen=True)
+class MlflowSecrets:
+    """The secrets the container contract injects (never plain environment values)."""
+
+    database: secretsmanager.ISecret  # RDS-shaped JSON {username, password, ...}
+    admin: secretsmanager.ISecret  # JSON {username, password}
+    flask_key: secretsmanager.ISecret  # plain string
+
+    def as_container_secrets(self) -> dict[str, ecs.Secret]:
+        """ECS ``secrets`` entries, resolved at task start with the execution role."""
+        return {
+            "MLFLOW_DB_USERNAME": ecs.Secret.from_secrets_manager(self.database, "username"),
+            "MLFLOW_DB_PASSWORD": ecs.Secret.from_secrets_manager(self.database, "password"),
+            "MLFLOW_AUTH_ADMIN_USERNAME": ecs.Secret.from_secrets_manager(self.admin, "username"),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(self.admin, "password"),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": ecs.Secret.from_secrets_manager(self.flask_key),
+        }
+
+
+class MlflowTask(Construct):
+    """``python -m mlflow_server <command>`` as a Fargate task definition.
+
+    The image is referenced by digest, so the task runs exactly the bytes that were tested and
+    neither synth nor deploy needs Docker. Exposes ``task_definition`` and ``container``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        family: str,
+        command: str,
+        repository: ecr.IRepository,
+        image_digest: str,
+        cpu: int,
+        memory_mib: int,
+        environment: Mapping[str, str],
+        secrets: MlflowSecrets,
+        log_group: logs.ILogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            family=family,
+            cpu=cpu,
+            memory_limit_mib=memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        self.container = self.task_definition.add_container(
+            "mlflow",
+            # from_ecr_repository with a "sha256:..." value renders repo@sha256:..., not :tag.
+            image=ecs.ContainerImage.from_ecr_repository(repository, image_digest),
+            command=[command],
+            environment=dict(environment),
+            secrets=secrets.as_container_secrets(),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=command, log_group=log_group),
+            essential=True,
+            stop_timeout=cdk.Duration.seconds(30),
+        )
+        if command == "serve":
+            self.container.add_port_mappings(
+                ecs.PortMapping(container_port=MLFLOW_PORT, protocol=ecs.Protocol.TCP)
+            )
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            f"{family}: the plain environment holds only non-secret settings (DB host, port, "
+            "artifact URI, allowed hosts, workers); every credential is an ECS secret.",
+        )
+        execution_role = self.task_definition.obtain_execution_role()
+        acknowledge(
+            execution_role,
+            "AwsSolutions-IAM5[Resource::*]",
+            f"{family} execution role: the '*' is ecr:GetAuthorizationToken, which has no "
+            "resource-level form; image pulls and secret reads are scoped to their ARNs.",
+        )

@@ -1,0 +1,198 @@
+"""Data stack: MLflow's backend database (RDS) and the artifact bucket with its KMS key."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.components.log_bucket import LogBucket
+from infra.nag import acknowledge
+from mlplatform.config import Environment
+
+__all__ = ["DB_PORT", "ENGINE_VERSIONS", "DataStack", "engine_for"]
+
+DB_PORT = 3306
+
+# The exact RDS minor per (engine, major) the kit deploys. Pinned so every environment runs the
+# same server the tests ran against; bump it here, in one reviewed change.
+ENGINE_VERSIONS: dict[tuple[str, str], str] = {
+    ("mysql", "8.0"): "8.0.43",
+    ("mysql", "8.4"): "8.4.7",
+    ("mariadb", "10.11"): "10.11.13",
+}
+
+
+def engine_for(engine: str, version: str) -> rds.IInstanceEngine:
+    """The RDS engine for a validated (engine, major version) pair, pinned to its minor."""
+    full = ENGINE_VERSIONS[(engine, version)]
+    if engine == "mysql":
+        return rds.DatabaseInstanceEngine.mysql(version=rds.MysqlEngineVersion.of(full, version))
+    return rds.DatabaseInstanceEngine.maria_db(version=rds.MariaDbEngineVersion.of(full, version))
+
+
+class DataStack(cdk.Stack):
+    """The stateful half of the platform.
+
+    Exposes ``database`` (rds.DatabaseInstance, credentials in ``database.secret``),
+    ``bucket`` and ``key`` (the customer-managed KMS key of the bucket).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Environment,
+        vpc: ec2.IVpc,
+        private_subnets: ec2.SubnetSelection,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self._settings = settings
+        self.key = kms.Key(
+            self,
+            "ArtifactsKey",
+            alias=f"alias/{settings.name_prefix}/artifacts",
+            description=f"{settings.name_prefix}: MLflow artifacts and SageMaker data",
+            enable_key_rotation=True,
+            # Deleting the key makes every artifact unreadable: never tie it to the stack.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self.bucket = self._artifact_bucket()
+        self.database = self._database(vpc, private_subnets)
+
+        cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
+        cdk.CfnOutput(self, "DatabaseSecretArn", value=self.database.secret.secret_arn)  # type: ignore[union-attr]
+        cdk.CfnOutput(self, "DatabaseEndpoint", value=self.database.db_instance_endpoint_address)
+
+    def _artifact_bucket(self) -> s3.Bucket:
+        art = self._settings.artifacts
+        access_logs = LogBucket(self, "ArtifactsAccessLogs")
+        return s3.Bucket(
+            self,
+            "Artifacts",
+            bucket_name=self._settings.bucket_name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            # One data key per bucket instead of one KMS call per object.
+            bucket_key_enabled=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="noncurrent-versions",
+                    noncurrent_version_expiration=cdk.Duration.days(
+                        art.noncurrent_version_expiration_days
+                    ),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+            server_access_logs_bucket=access_logs.bucket,
+            server_access_logs_prefix="artifacts/",
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
+    def _database(self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection) -> rds.DatabaseInstance:
+        env = self._settings
+        db = env.database
+        engine = engine_for(db.engine, db.version)
+        instance_id = f"{env.name_prefix}-mlflow"
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=engine,
+            description=f"{instance_id}: MLflow migrations create triggers",
+            # MLflow's alembic migrations create triggers; with binary logging on (backups),
+            # MySQL refuses that to a non-SUPER user unless this is set.
+            parameters={"log_bin_trust_function_creators": "1"},
+        )
+        # Log groups made here (not by RDS on first write) so they get a retention without the
+        # LogRetention custom-resource Lambda.
+        log_groups = [
+            logs.LogGroup(
+                self,
+                f"RdsLog{kind.capitalize()}",
+                log_group_name=f"/aws/rds/instance/{instance_id}/{kind}",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            for kind in ("error", "slowquery")
+        ]
+        instance = rds.DatabaseInstance(
+            self,
+            "Database",
+            engine=engine,
+            instance_identifier=instance_id,
+            instance_type=ec2.InstanceType(db.instance_class.removeprefix("db.")),
+            vpc=vpc,
+            vpc_subnets=subnets,
+            port=DB_PORT,
+            database_name=db.name,
+            credentials=rds.Credentials.from_generated_secret(
+                "mlflow",
+                secret_name=env.database_secret_name,
+                # Characters that break URLs, shells or configparser never enter the password.
+                exclude_characters=" %+~`#$&*()|[]{}:;<>?!'/@\"\\^=,",
+            ),
+            parameter_group=parameters,
+            allocated_storage=db.allocated_storage_gib,
+            max_allocated_storage=db.max_allocated_storage_gib,
+            storage_type=rds.StorageType.GP3,
+            storage_encrypted=True,
+            multi_az=db.multi_az,
+            deletion_protection=db.deletion_protection,
+            backup_retention=cdk.Duration.days(db.backup_retention_days),
+            copy_tags_to_snapshot=True,
+            publicly_accessible=False,
+            # The minor is pinned above; an automatic upgrade would drift from the tested one.
+            auto_minor_version_upgrade=False,
+            cloudwatch_logs_exports=["error", "slowquery"],
+            removal_policy=cdk.RemovalPolicy.SNAPSHOT,
+        )
+        for group in log_groups:
+            instance.node.add_dependency(group)
+        instance.add_rotation_single_user(
+            automatically_after=cdk.Duration.days(db.rotation_days),
+            vpc_subnets=subnets,
+            exclude_characters=" %+~`#$&*()|[]{}:;<>?!'/@\"\\^=,",
+        )
+        self._acknowledge_database(instance)
+        return instance
+
+    def _acknowledge_database(self, instance: rds.DatabaseInstance) -> None:
+        db = self._settings.database
+        name = self._settings.name
+        acknowledge(
+            instance,
+            "AwsSolutions-RDS11",
+            f"{instance.node.id} of {name} listens on the engine's default port: the port is no "
+            "secret, and only the MLflow task and rotation security groups may connect.",
+        )
+        acknowledge(
+            instance,
+            "AwsSolutions-RDS6",
+            f"{instance.node.id} of {name}: MLflow's SQLAlchemy/pymysql pool cannot refresh "
+            "15-minute IAM tokens; it uses the Secrets Manager password, which rotates on a "
+            "schedule.",
+        )
+        if not db.multi_az:
+            acknowledge(
+                instance,
+                "AwsSolutions-RDS3",
+                f"[{name}.database] multi_az = false in environments.toml: this non-production "
+                "MLflow database tolerates a zone outage; prod sets multi_az = true.",
+            )
+        if not db.deletion_protection:
+            acknowledge(
+                instance,
+                "AwsSolutions-RDS10",
+                f"[{name}.database] deletion_protection = false so `invoke destroy --env {name}` "
+                "can remove it; the removal still takes a final snapshot.",
+            )

@@ -1,0 +1,308 @@
+"""MLflow service stack: ECR, ECS cluster, Fargate service behind an ALB, migrate task.
+
+Also the MLflow secrets (admin, Flask key, SageMaker client) and target-tracking autoscaling.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.components.load_balancer import MlflowLoadBalancer
+from infra.components.mlflow_task import MlflowSecrets, MlflowTask
+from infra.nag import acknowledge, iam5_resource, rendered_object_arn
+from infra.naming import (
+    ARTIFACTS_PREFIX,
+    MLFLOW_PORT,
+    object_arn,
+    repository_name,
+)
+from infra.retention import retention_days
+from infra.stacks.data import DB_PORT
+from mlplatform.config import Environment
+
+__all__ = ["MlflowServiceStack"]
+
+# The SageMaker side logs in to MLflow as this user (its password lives in the client secret).
+CLIENT_USERNAME = "sagemaker"
+
+
+class MlflowServiceStack(cdk.Stack):
+    """Runs the MLflow image by digest on Fargate.
+
+    Exposes ``repositories`` ({"mlflow", "training"}), ``cluster``, ``service``, ``balancer``
+    (MlflowLoadBalancer), ``migrate_task`` and ``client_secret`` for the SageMaker and
+    monitoring stacks. ``settings.mlflow.image_digest`` must be set (infra.resolve does it).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Environment,
+        vpc: ec2.IVpc,
+        private_subnets: ec2.SubnetSelection,
+        database: rds.DatabaseInstance,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        mlflow = settings.mlflow
+        if mlflow.image_digest is None:  # infra.resolve guarantees it; this guards direct use
+            raise ValueError("settings.mlflow.image_digest is required to build the MLflow service")
+        prefix = settings.name_prefix
+
+        self.repositories = {
+            name: self._repository(settings, name) for name in ("mlflow", "training")
+        }
+        secrets = self._secrets(settings, database)
+
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            cluster_name=f"{prefix}-mlflow",
+            vpc=vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+        )
+        log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            log_group_name=f"/{prefix}/mlflow",
+            retention=retention_days(
+                mlflow.log_retention_days, f"{settings.name}.mlflow.log_retention_days"
+            ),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.balancer = MlflowLoadBalancer(
+            self,
+            "LoadBalancer",
+            settings=mlflow,
+            vpc=vpc,
+            vpc_cidr=settings.network.cidr,
+            private_subnets=private_subnets,
+        )
+        # MLflow answers 403 to any Host it was not told about: the ALB's own name, the
+        # configured domain, and the extra names from environments.toml.
+        hosts = [self.balancer.alb.load_balancer_dns_name]
+        hosts += [mlflow.domain_name] if mlflow.domain_name else []
+        hosts += [h for h in mlflow.allowed_hosts if h != mlflow.domain_name]
+        environment = {
+            "MLFLOW_DB_ENGINE": settings.database.engine,
+            "MLFLOW_DB_HOST": database.db_instance_endpoint_address,
+            "MLFLOW_DB_PORT": database.db_instance_endpoint_port,
+            "MLFLOW_DB_NAME": settings.database.name,
+            "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{bucket.bucket_name}/{ARTIFACTS_PREFIX}",
+            "MLFLOW_ALLOWED_HOSTS": ",".join(hosts),
+            "MLFLOW_WORKERS": str(mlflow.workers),
+            "MLFLOW_AUTH_CACHE_TTL_SECONDS": str(mlflow.auth_cache_ttl_seconds),
+            "MLFLOW_HOST": "0.0.0.0",  # inside the task's own network namespace only
+            "MLFLOW_PORT": str(MLFLOW_PORT),
+            "AWS_DEFAULT_REGION": settings.region,
+        }
+        task = functools.partial(
+            MlflowTask,
+            self,
+            repository=self.repositories["mlflow"],
+            image_digest=mlflow.image_digest,
+            cpu=mlflow.cpu,
+            memory_mib=mlflow.memory_mib,
+            environment=environment,
+            secrets=secrets,
+            log_group=log_group,
+        )
+        serve = task("Serve", family=f"{prefix}-mlflow", command="serve")
+        # A separate one-off task: migrations run once, before the service starts new code,
+        # because two servers migrating one database race (see DESIGN.md).
+        self.migrate_task = task("Migrate", family=f"{prefix}-mlflow-migrate", command="migrate")
+        self._grant_artifacts(settings, serve.task_definition.task_role, bucket, key)
+
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            service_name=f"{prefix}-mlflow",
+            cluster=self.cluster,
+            task_definition=serve.task_definition,
+            desired_count=mlflow.min_tasks,
+            vpc_subnets=private_subnets,
+            assign_public_ip=False,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            health_check_grace_period=cdk.Duration.seconds(120),
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+        )
+        # Also opens exactly ALB -> task on the MLflow port (task ingress + ALB egress rules).
+        self.balancer.target_group.add_target(self.service)
+        # Written here as an explicit rule: `database.connections.allow_*` would place it in the
+        # data stack, which would then depend on this one (a cycle).
+        ec2.CfnSecurityGroupIngress(
+            self,
+            "DatabaseFromService",
+            group_id=database.connections.security_groups[0].security_group_id,
+            source_security_group_id=self.service.connections.security_groups[0].security_group_id,
+            ip_protocol="tcp",
+            from_port=DB_PORT,
+            to_port=DB_PORT,
+            description="MLflow service and migrate task to the database",
+        )
+
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=mlflow.min_tasks, max_capacity=mlflow.max_tasks
+        )
+        scaling.scale_on_cpu_utilization(
+            "CpuTarget",
+            target_utilization_percent=mlflow.scale_cpu_percent,
+            scale_in_cooldown=cdk.Duration.minutes(5),
+            scale_out_cooldown=cdk.Duration.minutes(1),
+        )
+        self._outputs(settings)
+
+    def _grant_artifacts(
+        self, settings: Environment, role: iam.IRole, bucket: s3.IBucket, key: kms.IKey
+    ) -> None:
+        # Only the server touches artifacts (clients go through its proxy), and only under its
+        # prefix; explicit actions instead of grant_read_write's s3:GetObject* / s3:Abort* family.
+        objects = object_arn(self, settings, f"{ARTIFACTS_PREFIX}/*")
+        policy = iam.Policy(
+            self,
+            "ArtifactsPolicy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="ListArtifacts",
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={
+                        "StringLike": {"s3:prefix": [ARTIFACTS_PREFIX, f"{ARTIFACTS_PREFIX}/*"]}
+                    },
+                ),
+                iam.PolicyStatement(
+                    sid="ReadWriteArtifacts",
+                    actions=[
+                        "s3:GetObject",
+                        "s3:PutObject",
+                        "s3:DeleteObject",
+                        "s3:AbortMultipartUpload",
+                    ],
+                    resources=[objects],
+                ),
+                iam.PolicyStatement(
+                    sid="ArtifactsKey",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[key.key_arn],
+                ),
+            ],
+        )
+        acknowledge(
+            policy,
+            iam5_resource(rendered_object_arn(settings, f"{ARTIFACTS_PREFIX}/*")),
+            f"MLflow task role: objects under {ARTIFACTS_PREFIX}/ in {settings.bucket_name} only, "
+            "the store MLflow proxies for its clients; object keys hold run ids, unknown in "
+            "advance.",
+        )
+
+    def _repository(self, settings: Environment, image: str) -> ecr.Repository:
+        return ecr.Repository(
+            self,
+            f"{image.capitalize()}Repository",
+            repository_name=repository_name(settings, image),
+            image_scan_on_push=True,
+            # Immutable tags: a tag can never be re-pointed at other bytes after it was tested.
+            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            lifecycle_rules=[
+                ecr.LifecycleRule(
+                    description="drop untagged layers of superseded pushes",
+                    tag_status=ecr.TagStatus.UNTAGGED,
+                    max_image_age=cdk.Duration.days(14),
+                )
+            ],
+            # Images referenced by a running service or an endpoint must outlive a stack delete.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
+    def _secrets(self, settings: Environment, database: rds.DatabaseInstance) -> MlflowSecrets:
+        def generated(
+            construct_id: str, name: str, description: str, username: str | None
+        ) -> secretsmanager.Secret:
+            template = (
+                secretsmanager.SecretStringGenerator(
+                    secret_string_template=json.dumps({"username": username}),
+                    generate_string_key="password",
+                    exclude_punctuation=True,
+                    password_length=40,
+                )
+                if username
+                else secretsmanager.SecretStringGenerator(
+                    exclude_punctuation=True, password_length=64
+                )
+            )
+            secret = secretsmanager.Secret(
+                self,
+                construct_id,
+                secret_name=name,
+                description=description,
+                generate_secret_string=template,
+            )
+            acknowledge(
+                secret,
+                "AwsSolutions-SMG4",
+                f"{name} is an MLflow application credential, not a database one: rotating it "
+                "needs a function that also updates MLflow's user table (not built yet); it is "
+                "replaced by re-creating the secret and restarting the service.",
+            )
+            return secret
+
+        prefix = settings.name_prefix
+        admin = generated(
+            "AdminSecret",
+            settings.admin_secret_name,
+            f"{prefix}: MLflow admin user",
+            settings.mlflow.admin_username,
+        )
+        flask_key = generated(
+            "FlaskSecret", settings.flask_secret_name, f"{prefix}: MLflow session key", None
+        )
+        self.client_secret = generated(
+            "ClientSecret",
+            settings.client_secret_name,
+            f"{prefix}: MLflow user of SageMaker jobs",
+            CLIENT_USERNAME,
+        )
+        assert database.secret is not None  # from_generated_secret always creates one
+        return MlflowSecrets(database=database.secret, admin=admin, flask_key=flask_key)
+
+    def _outputs(self, settings: Environment) -> None:
+        # What `invoke` needs to run the migrate task and to reach MLflow, by stable names.
+        mlflow = settings.mlflow
+        host = mlflow.domain_name or self.balancer.alb.load_balancer_dns_name
+        cdk.CfnOutput(self, "MlflowUrl", value=f"{self.balancer.scheme}://{host}")
+        cdk.CfnOutput(self, "AlbDnsName", value=self.balancer.alb.load_balancer_dns_name)
+        cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        cdk.CfnOutput(self, "ServiceName", value=self.service.service_name)
+        cdk.CfnOutput(
+            self,
+            "MigrateTaskDefinitionArn",
+            value=self.migrate_task.task_definition.task_definition_arn,
+        )
+        # The migrate task runs with the service's security group, which the database admits.
+        cdk.CfnOutput(
+            self,
+            "TaskSecurityGroupId",
+            value=self.service.connections.security_groups[0].security_group_id,
+        )
+        for name, repo in self.repositories.items():
+            cdk.CfnOutput(self, f"{name.capitalize()}RepositoryUri", value=repo.repository_uri)

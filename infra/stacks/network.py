@@ -1,0 +1,144 @@
+"""Network stack: a VPC over the configured zones, flow logs, and endpoints when there is no NAT."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.nag import acknowledge
+from infra.naming import availability_zones
+from infra.retention import retention_days
+from mlplatform.config import Environment
+
+__all__ = ["INTERFACE_ENDPOINTS", "NetworkStack"]
+
+# What the private subnets must reach when they have no route to the internet: ECR api + dkr and
+# S3 (image layers) for Fargate and SageMaker pulls, Logs for awslogs, Secrets Manager for the
+# injected secrets and the rotation function, STS for SDK credential calls, KMS because the
+# artifact bucket is encrypted with a customer key, SageMaker API/runtime for jobs and endpoints.
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
+    "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
+    "SageMakerRuntime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+}
+
+
+class NetworkStack(cdk.Stack):
+    """The VPC every other stack lives in.
+
+    With ``network.nat_gateways = 0`` the private subnets are isolated and interface endpoints
+    carry all AWS traffic; with NAT gateways they are private-with-egress. The S3 gateway endpoint
+    exists in both cases because it is free and keeps artifact traffic off the NAT.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: Environment, **kwargs: object
+    ) -> None:
+        # Set before super().__init__: CDK may ask for the zones while building the stack.
+        self._zones = availability_zones(settings)
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        net = settings.network
+        isolated = net.nat_gateways == 0
+        private_type = (
+            ec2.SubnetType.PRIVATE_ISOLATED if isolated else ec2.SubnetType.PRIVATE_WITH_EGRESS
+        )
+        self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
+
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(net.cidr),
+            availability_zones=self._zones,
+            nat_gateways=net.nat_gateways,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                ),
+                ec2.SubnetConfiguration(name="private", subnet_type=private_type, cidr_mask=22),
+            ],
+            # Restricting the default SG needs a custom-resource Lambda; nothing here uses the
+            # default group (every resource gets its own SG), so the Lambda is not worth its IAM.
+            restrict_default_security_group=False,
+        )
+
+        for subnet in [
+            *self.vpc.public_subnets,
+            *self.vpc.select_subnets(subnet_type=private_type).subnets,
+        ]:
+            cfn_subnet = subnet.node.default_child
+            assert isinstance(cfn_subnet, ec2.CfnSubnet)
+            # Zones are named from settings on purpose (synth must not look them up), which is
+            # exactly what cfn-lint W3010 warns about; the ignore is scoped to these subnets.
+            cfn_subnet.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3010"]}})
+        acknowledge(
+            self.vpc,
+            "CloudFormation-Validate::W3010",
+            f"{self.vpc.node.path} names its zones ({', '.join(self._zones)}) from "
+            "environments.toml on purpose: synth must not look them up, which would need AWS "
+            "credentials.",
+        )
+        cdk.CfnOutput(
+            self,
+            "PrivateSubnetIds",
+            value=",".join(self.vpc.select_subnets(subnet_type=private_type).subnet_ids),
+        )
+
+        flow_log_group = logs.LogGroup(
+            self,
+            "FlowLogGroup",
+            retention=retention_days(
+                net.flow_log_retention_days, "network.flow_log_retention_days"
+            ),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+
+        self.vpc.add_gateway_endpoint(
+            "S3Endpoint",
+            service=ec2.GatewayVpcEndpointAwsService.S3,
+            subnets=[self.private_subnets],
+        )
+        if isolated:
+            # One security group for all interface endpoints: HTTPS from inside the VPC only.
+            endpoint_sg = ec2.SecurityGroup(
+                self,
+                "EndpointSecurityGroup",
+                vpc=self.vpc,
+                description="Interface VPC endpoints: HTTPS from the VPC",
+                allow_all_outbound=False,
+            )
+            endpoint_sg.add_ingress_rule(
+                # The literal range from settings, not the VPC's token: it reads in the template
+                # and lets cdk-nag evaluate the rule.
+                ec2.Peer.ipv4(net.cidr),
+                ec2.Port.tcp(443),
+                "HTTPS from the VPC",
+            )
+            for name, service in INTERFACE_ENDPOINTS.items():
+                self.vpc.add_interface_endpoint(
+                    f"{name}Endpoint",
+                    service=service,
+                    subnets=self.private_subnets,
+                    security_groups=[endpoint_sg],
+                    private_dns_enabled=True,
+                    open=False,
+                )
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The configured zones, not CDK's default context lookup.
+
+        The lookup would need AWS credentials at synth; the Vpc checks its zones against this.
+        """
+        return list(self._zones)

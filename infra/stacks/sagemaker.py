@@ -1,0 +1,213 @@
+"""SageMaker stack: the execution role of training jobs and endpoints, and their network.
+
+The role is least privilege (two bucket prefixes, our ECR repositories, its own log groups, the
+MLflow client secret, the bucket key); the security group lets jobs reach the MLflow ALB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.nag import acknowledge, iam5_resource, rendered_object_arn
+from infra.naming import object_arn
+from mlplatform.config import Environment
+
+__all__ = ["SageMakerStack"]
+
+
+class SageMakerStack(cdk.Stack):
+    """Exposes ``role`` (the execution role) and ``security_group`` (for jobs and endpoints).
+
+    Jobs and endpoints are named ``<name_prefix>-...``; their log permissions are scoped to
+    those names, so a job with another name cannot write logs with this role.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Environment,
+        vpc: ec2.IVpc,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        repositories: Mapping[str, ecr.IRepository],
+        client_secret: secretsmanager.ISecret,
+        alb_security_group: ec2.ISecurityGroup,
+        alb_ports: Sequence[int],
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        training = settings.training
+        prefix = settings.name_prefix
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "JobsSecurityGroup",
+            vpc=vpc,
+            description="SageMaker jobs and endpoints: HTTPS out (AWS APIs, MLflow ALB), peers in",
+            allow_all_outbound=False,
+        )
+        sg = self.security_group
+        # HTTPS reaches the VPC endpoints, S3 (gateway endpoint prefix list) and the ALB.
+        sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and MLflow")
+        # Distributed training: instances of one job talk to each other on any port.
+        sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "between instances of one job")
+        sg.add_egress_rule(sg, ec2.Port.all_traffic(), "between instances of one job")
+        for port in alb_ports:
+            # An explicit rule in this stack: add_ingress_rule on the ALB's group could land in
+            # the MLflow stack and make it depend on this one (a cycle).
+            ec2.CfnSecurityGroupIngress(
+                self,
+                f"AlbFromJobs{port}",
+                group_id=alb_security_group.security_group_id,
+                source_security_group_id=sg.security_group_id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description=f"SageMaker jobs and endpoints to MLflow on {port}",
+            )
+            if port != 443:
+                sg.add_egress_rule(alb_security_group, ec2.Port.tcp(port), f"to MLflow on {port}")
+
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            role_name=f"{prefix}-sagemaker-execution",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{prefix}: SageMaker training jobs and endpoints",
+            max_session_duration=cdk.Duration.hours(12),
+        )
+        # The prefixes the training code uses ([<env>.training] in environments.toml): jobs
+        # read their channels under dataset_prefix and write model archives under output_prefix,
+        # which endpoints then read.
+        data_prefix, output_prefix = training.dataset_prefix, training.output_prefix
+        data, output = f"{data_prefix}/*", f"{output_prefix}/*"
+        data_objects = object_arn(self, settings, data)
+        output_objects = object_arn(self, settings, output)
+        statements = [
+            iam.PolicyStatement(
+                sid="ListOwnPrefixes",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={
+                    "StringLike": {"s3:prefix": [data, output, data_prefix, output_prefix]}
+                },
+            ),
+            iam.PolicyStatement(
+                sid="ReadDataAndModels",
+                actions=["s3:GetObject"],
+                resources=[data_objects, output_objects],
+            ),
+            iam.PolicyStatement(
+                sid="WriteOutput",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[output_objects],
+            ),
+            iam.PolicyStatement(
+                sid="BucketKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[key.key_arn],
+            ),
+            iam.PolicyStatement(
+                sid="PullOwnImages",
+                actions=[
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                resources=[repo.repository_arn for repo in repositories.values()],
+            ),
+            # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
+            iam.PolicyStatement(
+                sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
+            ),
+            iam.PolicyStatement(
+                sid="OwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"],
+                resources=[
+                    self.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/TrainingJobs:*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    ),
+                    self.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/Endpoints/*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    ),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="SageMakerMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
+            ),
+            # Jobs and endpoints with a VpcConfig create their ENIs through this role; these
+            # EC2 actions do not support resource-level scoping at creation time.
+            iam.PolicyStatement(
+                sid="VpcNetworkInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="MlflowClientSecret",
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[client_secret.secret_arn],
+            ),
+        ]
+        policy = iam.Policy(self, "ExecutionPolicy", statements=statements, roles=[self.role])
+        self._acknowledge(policy, settings)
+
+        cdk.CfnOutput(self, "ExecutionRoleArn", value=self.role.role_arn)
+        cdk.CfnOutput(self, "SecurityGroupId", value=self.security_group.security_group_id)
+
+    def _acknowledge(self, policy: iam.Policy, settings: Environment) -> None:
+        training = settings.training
+        logs_arn = f"arn:<AWS::Partition>:logs:{settings.region}:{settings.account}:log-group:"
+        reasons = {
+            "AwsSolutions-IAM5[Resource::*]": (
+                "SageMaker execution role: ecr:GetAuthorizationToken, the VPC ENI actions and "
+                "cloudwatch:PutMetricData (only /aws/sagemaker/* namespaces) take no resource ARN."
+            ),
+            iam5_resource(f"{logs_arn}/aws/sagemaker/TrainingJobs:*"): (
+                "SageMaker execution role: streams of the one log group SageMaker writes training "
+                "job logs to; stream names are the job names, chosen at submission."
+            ),
+            iam5_resource(f"{logs_arn}/aws/sagemaker/Endpoints/*"): (
+                "SageMaker execution role: the per-endpoint log groups SageMaker creates under "
+                "/aws/sagemaker/Endpoints/, named after endpoints that do not exist yet."
+            ),
+            iam5_resource(rendered_object_arn(settings, f"{training.dataset_prefix}/*")): (
+                f"SageMaker execution role: read-only on the training channels under "
+                f"{training.dataset_prefix}/ (training.dataset_prefix in environments.toml)."
+            ),
+            iam5_resource(rendered_object_arn(settings, f"{training.output_prefix}/*")): (
+                f"SageMaker execution role: model archives under {training.output_prefix}/ "
+                "(training.output_prefix); SageMaker names each after its job."
+            ),
+        }
+        for rule_id, reason in reasons.items():
+            acknowledge(policy, rule_id, reason)

@@ -1,0 +1,101 @@
+"""infra.app / infra.resolve: what synth needs, and the one-line errors when it is missing."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from conftest import TEST_DIGEST, test_certificate_arn
+
+from infra.app import build_app
+from infra.resolve import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST, resolve
+from infra.retention import retention_days
+from mlplatform.config import Environment, load_environments
+from mlplatform.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def staging_env() -> Environment:
+    return load_environments()["staging"]
+
+
+def _with_mlflow(env: Environment, **changes: object) -> Environment:
+    return env.model_copy(update={"mlflow": env.mlflow.model_copy(update=changes)})
+
+
+def test_missing_digest_fails_with_what_to_do(staging_env):
+    with pytest.raises(
+        ConfigError, match=r"\[staging\.mlflow\] image_digest is not set.*-c mlflow_image_digest="
+    ):
+        resolve(staging_env, certificate_arn=test_certificate_arn(staging_env))
+
+
+def test_digest_from_config_is_used_without_context(staging_env):
+    env = _with_mlflow(staging_env, image_digest=TEST_DIGEST)
+    assert (
+        resolve(env, certificate_arn=test_certificate_arn(env)).mlflow.image_digest == TEST_DIGEST
+    )
+
+
+def test_context_digest_wins_over_config(staging_env):
+    env = _with_mlflow(staging_env, image_digest="sha256:" + "0" * 64)
+    resolved = resolve(env, image_digest=TEST_DIGEST, certificate_arn=test_certificate_arn(env))
+    assert resolved.mlflow.image_digest == TEST_DIGEST
+
+
+@pytest.mark.parametrize("bad", ["latest", "sha256:abc", "sha256:" + "G" * 64])
+def test_malformed_digest_is_refused(staging_env, bad):
+    with pytest.raises(ConfigError, match="mlflow_image_digest"):
+        resolve(staging_env, image_digest=bad, certificate_arn=test_certificate_arn(staging_env))
+
+
+def test_https_needs_a_certificate_unless_http_is_allowed(staging_env):
+    with pytest.raises(ConfigError, match=r"certificate_arn is not set.*allow_http = true"):
+        resolve(staging_env, image_digest=TEST_DIGEST)
+    sandbox = _with_mlflow(staging_env, allow_http=True)
+    assert resolve(sandbox, image_digest=TEST_DIGEST).mlflow.certificate_arn is None
+
+
+def test_malformed_certificate_is_refused(staging_env):
+    with pytest.raises(ConfigError, match="certificate_arn"):
+        resolve(staging_env, image_digest=TEST_DIGEST, certificate_arn="arn:aws:iam::1:role/x")
+
+
+def test_resolve_does_not_change_the_loaded_environment(staging_env):
+    resolve(
+        staging_env, image_digest=TEST_DIGEST, certificate_arn=test_certificate_arn(staging_env)
+    )
+    assert staging_env.mlflow.image_digest is None
+
+
+def test_build_app_refuses_an_unknown_env_context():
+    app = cdk.App(context={"env": "qa"})
+    with pytest.raises(ConfigError, match="no environment 'qa'"):
+        build_app(load_environments(), app)
+
+
+def test_build_app_builds_only_the_selected_environment():
+    envs = load_environments()
+    env = envs["prod"]
+    app = cdk.App(
+        context={
+            "env": "prod",
+            CONTEXT_IMAGE_DIGEST: TEST_DIGEST,
+            CONTEXT_CERTIFICATE_ARN: test_certificate_arn(env),
+        }
+    )
+    build_app(envs, app)
+    names = sorted(c.node.id for c in app.node.children if isinstance(c, cdk.Stack))
+    assert names == [
+        f"mlp-prod-{p}" for p in ("data", "mlflow", "monitoring", "network", "sagemaker")
+    ]
+    data = app.node.find_child("mlp-prod-data")
+    assert (
+        isinstance(data, cdk.Stack)
+        and data.termination_protection is env.database.deletion_protection
+    )
+
+
+def test_unsupported_log_retention_names_the_key():
+    with pytest.raises(ConfigError, match=r"staging\.mlflow\.log_retention_days: 45 is not"):
+        retention_days(45, "staging.mlflow.log_retention_days")
+    assert retention_days(30, "x") is not None

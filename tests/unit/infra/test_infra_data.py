@@ -1,0 +1,129 @@
+"""Data stack: RDS security properties and the artifact bucket's protections."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from infra.stacks.data import ENGINE_VERSIONS
+
+
+def _db(synth) -> dict:
+    (db,) = synth.template("data").find_resources("AWS::RDS::DBInstance").values()
+    return db
+
+
+def test_database_engine_and_pinned_minor_come_from_config(each_variant):
+    env = each_variant.settings.database
+    props = _db(each_variant)["Properties"]
+    assert props["Engine"] == env.engine
+    assert props["EngineVersion"] == ENGINE_VERSIONS[(env.engine, env.version)]
+    assert props["EngineVersion"].startswith(env.version + ".")
+    assert props["AutoMinorVersionUpgrade"] is False
+
+
+def test_database_is_private_encrypted_and_backed_up(each_variant):
+    env = each_variant.settings.database
+    props = _db(each_variant)["Properties"]
+    assert props["PubliclyAccessible"] is False
+    assert props["StorageEncrypted"] is True
+    assert props["BackupRetentionPeriod"] == env.backup_retention_days
+    assert props["MultiAZ"] is env.multi_az
+    assert props["DeletionProtection"] is env.deletion_protection
+    assert props["DBInstanceClass"] == env.instance_class
+    assert props["AllocatedStorage"] == str(env.allocated_storage_gib)
+
+
+def test_database_subnets_are_the_private_ones(each_env):
+    (group,) = each_env.template("data").find_resources("AWS::RDS::DBSubnetGroup").values()
+    imports = [ref["Fn::ImportValue"] for ref in group["Properties"]["SubnetIds"]]
+    assert imports and all("privateSubnet" in name for name in imports)
+
+
+def test_parameter_group_lets_migrations_create_triggers(each_variant):
+    t = each_variant.template("data")
+    t.has_resource_properties(
+        "AWS::RDS::DBParameterGroup", {"Parameters": {"log_bin_trust_function_creators": "1"}}
+    )
+    (db,) = t.find_resources("AWS::RDS::DBInstance").values()
+    assert "DBParameterGroupName" in db["Properties"]
+
+
+def test_credentials_are_generated_into_secrets_manager_and_rotated(each_env):
+    t = each_env.template("data")
+    t.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "Name": each_env.settings.database_secret_name,
+            "GenerateSecretString": Match.object_like({"GenerateStringKey": "password"}),
+        },
+    )
+    t.has_resource_properties(
+        "AWS::SecretsManager::RotationSchedule",
+        {
+            "RotationRules": {
+                "ScheduleExpression": f"rate({each_env.settings.database.rotation_days} days)"
+            }
+        },
+    )
+    (db,) = t.find_resources("AWS::RDS::DBInstance").values()
+    assert "{{resolve:secretsmanager:" in str(db["Properties"]["MasterUserPassword"])
+
+
+def _artifact_bucket(synth) -> dict:
+    buckets = synth.template("data").find_resources(
+        "AWS::S3::Bucket", {"Properties": {"BucketName": synth.settings.bucket_name}}
+    )
+    assert len(buckets) == 1, "the artifact bucket must carry the configured name"
+    return next(iter(buckets.values()))
+
+
+def test_artifact_bucket_is_kms_encrypted_private_and_versioned(each_env):
+    props = _artifact_bucket(each_env)["Properties"]
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "Fn::GetAtt" in rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    days = each_env.settings.artifacts.noncurrent_version_expiration_days
+    assert any(
+        r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == days
+        for r in props["LifecycleConfiguration"]["Rules"]
+    )
+    assert props["LoggingConfiguration"]["DestinationBucketName"]["Ref"]
+
+
+def test_every_bucket_denies_plain_http(each_env):
+    t = each_env.template("data")
+    for logical_id in t.find_resources("AWS::S3::Bucket"):
+        t.has_resource_properties(
+            "AWS::S3::BucketPolicy",
+            {
+                "Bucket": {"Ref": logical_id},
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+
+def test_kms_key_rotates_and_outlives_the_stack(each_env):
+    t = each_env.template("data")
+    keys = t.find_resources("AWS::KMS::Key")
+    assert len(keys) == 1
+    (key,) = keys.values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"

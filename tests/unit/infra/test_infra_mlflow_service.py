@@ -1,0 +1,298 @@
+"""MLflow service stack: images by digest, secrets injection, ALB/TLS, health, scaling."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Match
+from conftest import TEST_DIGEST
+
+from infra.naming import ARTIFACTS_PREFIX, MLFLOW_PORT
+
+SECRET_VARIABLES = {
+    "MLFLOW_DB_USERNAME",
+    "MLFLOW_DB_PASSWORD",
+    "MLFLOW_AUTH_ADMIN_USERNAME",
+    "MLFLOW_AUTH_ADMIN_PASSWORD",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY",
+}
+
+
+def _containers(synth) -> dict[str, dict]:
+    """Container definition by task family."""
+    found = {}
+    for res in synth.template("mlflow").find_resources("AWS::ECS::TaskDefinition").values():
+        (container,) = res["Properties"]["ContainerDefinitions"]
+        found[res["Properties"]["Family"]] = container
+    return found
+
+
+def _serve(synth) -> dict:
+    return _containers(synth)[f"{synth.settings.name_prefix}-mlflow"]
+
+
+def _env(container: dict) -> dict[str, object]:
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
+def test_repositories_scan_on_push_with_immutable_tags(each_env):
+    t = each_env.template("mlflow")
+    repos = t.find_resources("AWS::ECR::Repository")
+    names = {r["Properties"]["RepositoryName"] for r in repos.values()}
+    prefix = each_env.settings.name_prefix
+    assert names == {f"{prefix}/mlflow", f"{prefix}/training"}
+    for repo in repos.values():
+        assert repo["Properties"]["ImageScanningConfiguration"] == {"ScanOnPush": True}
+        assert repo["Properties"]["ImageTagMutability"] == "IMMUTABLE"
+
+
+def test_cluster_has_container_insights(each_env):
+    each_env.template("mlflow").has_resource_properties(
+        "AWS::ECS::Cluster",
+        {
+            "ClusterSettings": [
+                {"Name": "containerInsights", "Value": Match.string_like_regexp("enabled|enhanced")}
+            ]
+        },
+    )
+
+
+def test_service_and_migrate_run_the_image_by_digest(each_env):
+    containers = _containers(each_env)
+    assert len(containers) == 2
+    for container in containers.values():
+        image = json.dumps(container["Image"])
+        assert f"@{TEST_DIGEST}" in image
+        assert ":latest" not in image
+
+
+def test_migrate_is_a_separate_one_off_task_definition(each_env):
+    prefix = each_env.settings.name_prefix
+    containers = _containers(each_env)
+    assert containers[f"{prefix}-mlflow"]["Command"] == ["serve"]
+    assert containers[f"{prefix}-mlflow-migrate"]["Command"] == ["migrate"]
+    # Only the service runs the migrate-free "serve" definition; nothing keeps migrate running.
+    (service,) = each_env.template("mlflow").find_resources("AWS::ECS::Service").values()
+    assert "Migrate" not in json.dumps(service["Properties"]["TaskDefinition"])
+
+
+def test_credentials_are_injected_from_secrets_manager_never_plain(each_variant):
+    for container in _containers(each_variant).values():
+        secrets = {s["Name"]: json.dumps(s["ValueFrom"]) for s in container["Secrets"]}
+        assert set(secrets) == SECRET_VARIABLES
+        assert secrets["MLFLOW_DB_USERNAME"].endswith(':username::"]]}')
+        assert secrets["MLFLOW_DB_PASSWORD"].endswith(':password::"]]}')
+        plain = _env(container)
+        assert not SECRET_VARIABLES & set(plain)
+        assert not any("PASSWORD" in name or "SECRET" in name for name in plain)
+
+
+def test_admin_and_flask_secrets_are_generated_with_configured_names(each_env):
+    t = each_env.template("mlflow")
+    env = each_env.settings
+    t.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "Name": env.admin_secret_name,
+            "GenerateSecretString": Match.object_like(
+                {
+                    "GenerateStringKey": "password",
+                    "SecretStringTemplate": json.dumps({"username": env.mlflow.admin_username}),
+                }
+            ),
+        },
+    )
+    t.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "Name": env.flask_secret_name,
+            "GenerateSecretString": Match.object_like({"PasswordLength": 64}),
+        },
+    )
+
+
+def test_plain_environment_follows_the_container_contract(each_variant):
+    env = each_variant.settings
+    plain = _env(_serve(each_variant))
+    assert plain["MLFLOW_DB_ENGINE"] == env.database.engine
+    assert plain["MLFLOW_DB_NAME"] == env.database.name
+    assert plain["MLFLOW_WORKERS"] == str(env.mlflow.workers)
+    assert plain["MLFLOW_AUTH_CACHE_TTL_SECONDS"] == str(env.mlflow.auth_cache_ttl_seconds)
+    assert plain["MLFLOW_HOST"] == "0.0.0.0"
+    assert plain["MLFLOW_PORT"] == str(MLFLOW_PORT)
+    assert plain["AWS_DEFAULT_REGION"] == env.region
+    assert json.dumps(plain["MLFLOW_ARTIFACTS_DESTINATION"]).endswith(f'/{ARTIFACTS_PREFIX}"]]}}')
+    assert {"MLFLOW_DB_HOST", "MLFLOW_DB_PORT"} <= set(plain)
+
+
+def test_allowed_hosts_include_the_alb_and_configured_names(each_variant):
+    env = each_variant.settings
+    hosts = json.dumps(_env(_serve(each_variant))["MLFLOW_ALLOWED_HOSTS"])
+    assert "DNSName" in hosts
+    for host in env.mlflow.allowed_hosts + (
+        [env.mlflow.domain_name] if env.mlflow.domain_name else []
+    ):
+        assert host in hosts
+
+
+def test_alb_is_internal_by_default(each_variant):
+    scheme = "internal" if each_variant.settings.mlflow.internal else "internet-facing"
+    each_variant.template("mlflow").has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": scheme}
+    )
+
+
+def test_https_with_certificate_and_http_redirect(each_env):
+    t = each_env.template("mlflow")
+    t.resource_count_is("AWS::ElasticLoadBalancingV2::Listener", 2)
+    t.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 443,
+            "Protocol": "HTTPS",
+            "Certificates": [{"CertificateArn": Match.string_like_regexp(":acm:")}],
+            "SslPolicy": Match.string_like_regexp("TLS13"),
+        },
+    )
+    t.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 80,
+            "DefaultActions": [
+                Match.object_like(
+                    {"Type": "redirect", "RedirectConfig": Match.object_like({"Protocol": "HTTPS"})}
+                )
+            ],
+        },
+    )
+
+
+def test_plain_http_only_where_the_environment_allows_it(sandbox):
+    t = sandbox.template("mlflow")
+    t.resource_count_is("AWS::ElasticLoadBalancingV2::Listener", 1)
+    t.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 80,
+            "Protocol": "HTTP",
+            "DefaultActions": [Match.object_like({"Type": "forward"})],
+        },
+    )
+
+
+def test_alb_drops_invalid_headers_and_logs_access(each_env):
+    each_env.template("mlflow").has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        {
+            "LoadBalancerAttributes": Match.array_with(
+                [
+                    {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"},
+                    {"Key": "access_logs.s3.enabled", "Value": "true"},
+                ]
+            )
+        },
+    )
+
+
+def test_target_health_check_is_health_on_the_mlflow_port(each_env):
+    each_env.template("mlflow").has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        {
+            "Port": MLFLOW_PORT,
+            "TargetType": "ip",
+            "HealthCheckPath": "/health",
+            "Matcher": {"HttpCode": "200"},
+        },
+    )
+
+
+def test_tasks_admit_only_the_alb_and_reach_the_database(each_env):
+    t = each_env.template("mlflow")
+    ingress = t.find_resources("AWS::EC2::SecurityGroupIngress")
+    to_tasks = [
+        r["Properties"] for r in ingress.values() if r["Properties"]["FromPort"] == MLFLOW_PORT
+    ]
+    assert len(to_tasks) == 1
+    assert "LoadBalancerSecurityGroup" in json.dumps(to_tasks[0]["SourceSecurityGroupId"])
+    to_db = [r["Properties"] for r in ingress.values() if r["Properties"]["FromPort"] == 3306]
+    assert len(to_db) == 1 and "ServiceSecurityGroup" in json.dumps(
+        to_db[0]["SourceSecurityGroupId"]
+    )
+
+
+def test_alb_ingress_is_the_vpc_when_internal(each_variant):
+    env = each_variant.settings
+    (sg,) = (
+        each_variant.template("mlflow")
+        .find_resources(
+            "AWS::EC2::SecurityGroup",
+            {"Properties": {"GroupDescription": Match.string_like_regexp("MLflow ALB")}},
+        )
+        .values()
+    )
+    cidrs = {rule["CidrIp"] for rule in sg["Properties"]["SecurityGroupIngress"]}
+    assert cidrs == ({env.network.cidr} if env.mlflow.internal else {"0.0.0.0/0"})
+
+
+def test_deployment_circuit_breaker_rolls_back(each_env):
+    each_env.template("mlflow").has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "DeploymentConfiguration": Match.object_like(
+                {
+                    "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                    "MinimumHealthyPercent": 100,
+                }
+            ),
+            "LaunchType": "FARGATE",
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})
+            },
+        },
+    )
+
+
+def test_target_tracking_autoscaling_between_configured_bounds(each_env):
+    mlflow = each_env.settings.mlflow
+    t = each_env.template("mlflow")
+    t.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {"MinCapacity": mlflow.min_tasks, "MaxCapacity": mlflow.max_tasks},
+    )
+    t.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "TargetValue": mlflow.scale_cpu_percent,
+                    "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+                    },
+                }
+            ),
+        },
+    )
+
+
+def test_log_group_has_retention(each_env):
+    each_env.template("mlflow").has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "LogGroupName": f"/{each_env.settings.name_prefix}/mlflow",
+            "RetentionInDays": each_env.settings.mlflow.log_retention_days,
+        },
+    )
+
+
+def test_task_role_touches_only_the_artifact_prefix(each_env):
+    t = each_env.template("mlflow")
+    policies = t.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"PolicyName": Match.string_like_regexp("Artifacts")}}
+    )
+    (policy,) = policies.values()
+    text = json.dumps(policy["Properties"]["PolicyDocument"])
+    assert f"{each_env.settings.bucket_name}/{ARTIFACTS_PREFIX}/*" in text
+    assert '"s3:*"' not in text and "s3:GetObject*" not in text
+    # The migrate task's role has no artifact access at all.
+    assert "Migrate" not in json.dumps(policy["Properties"]["Roles"])
