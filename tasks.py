@@ -223,10 +223,10 @@ def champion(c, model=None, env="local", json_=False):
         "alias": "alias to serve (default champion)",
         "version": "serve this version number instead of an alias",
         "port": "port on 127.0.0.1 (default 8080)",
-        "workers": "scoring server workers (default 2)",
+        "workers": "scoring server workers (default 1: see docs/serving-and-promotion.md)",
     }
 )
-def serve(c, model=None, alias="champion", version=None, port=8080, workers=2):
+def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
     """Serve a registry version locally with SageMaker's contract (/ping, /invocations)."""
     from mlplatform.serving import serve_local
 

@@ -15,33 +15,22 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.integration.conftest import write_config  # noqa: E402
-
-PORTS = {"mlflow": 25000, "s3": 28433, "aws": 24566, "database": 23307}
+from common import EMULATED, PORTS, kit, write_config
 
 
-def kit(env: dict[str, str], *args: str) -> float:
+def timed(env: dict[str, str], *args: str) -> float:
     start = time.perf_counter()
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-    subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, env={**inherited, **env},
-                   check=True, capture_output=True)
+    kit(env, *args)
     return time.perf_counter() - start
 
 
 def rss_mib(env: dict[str, str]) -> float:
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-    out = subprocess.run([sys.executable, "-m", "invoke", "status", "--json"], cwd=REPO,
-                         env={**inherited, **env}, check=True, capture_output=True, text=True)
-    groups = {os.getpgid(s["pid"]) for s in json.loads(out.stdout)["services"].values() if s["pid"]}
+    status = json.loads(kit(env, "status", "--json"))
+    groups = {os.getpgid(s["pid"]) for s in status["services"].values() if s["pid"]}
     pidfile = Path(env["MLPLATFORM_HOME"]) / "run" / "supervisord.pid"
     pids = {int(pidfile.read_text())}
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -66,12 +55,14 @@ def main() -> None:
     cold, warm, memory = [], [], []
     for _ in range(args.runs):
         home = Path(tempfile.mkdtemp(prefix="mlp-bench-"))
-        env = {"MLPLATFORM_HOME": str(home / "state"),
-               "MLPLATFORM_CONFIG": str(write_config(home / "environments.toml", PORTS))}
+        env = {
+            "MLPLATFORM_HOME": str(home / "state"),
+            "MLPLATFORM_CONFIG": str(write_config(home / "environments.toml", PORTS, EMULATED)),
+        }
         try:
-            cold.append(kit(env, "up"))
+            cold.append(timed(env, "up"))
             kit(env, "down")
-            warm.append(kit(env, "up"))
+            warm.append(timed(env, "up"))
             time.sleep(5)  # let workers finish importing before reading RSS (not a readiness wait)
             memory.append(rss_mib(env))
         finally:

@@ -17,7 +17,7 @@ from mlplatform.config import Environment
 from mlplatform.credentials import Credentials
 from mlplatform.errors import EmulatorError
 
-__all__ = ["client", "ensure_bucket", "secret_values", "seed_secrets"]
+__all__ = ["client", "ensure_bucket", "local_client", "secret_values", "seed_secrets"]
 
 _RETRIES = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"})
 
@@ -35,6 +35,18 @@ def client(
         aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
     )
     return session.client(service, endpoint_url=endpoint_url, config=_RETRIES)
+
+
+def local_client(service: str, env: Environment, creds: Credentials) -> Any:
+    """A client for the local stack: S3 is SeaweedFS, every other service the moto emulator."""
+    port = env.ports.s3 if service == "s3" else env.ports.aws
+    return client(
+        service,
+        region=env.region,
+        endpoint_url=f"http://127.0.0.1:{port}",
+        access_key=creds.s3_access_key,
+        secret_key=creds.s3_secret_key,
+    )
 
 
 def secret_values(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from training.contract import Contract, channel_sha256
 
-__all__ = ["TrackingError", "check_reachable", "load_credentials", "reproducibility_tags"]
+__all__ = ["TrackingError", "check_reachable", "git", "load_credentials", "reproducibility_tags"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,8 @@ def check_reachable() -> None:
         raise TrackingError(f"tracking server {uri} refused or unreachable: {first}") from None
 
 
-def _git(args: list[str]) -> str | None:
+def git(args: list[str]) -> str | None:
+    """Output of a git command in the checkout, or None (no git, not a work tree, failure)."""
     try:
         out = subprocess.run(
             ["git", *args],
@@ -86,10 +87,10 @@ def reproducibility_tags(contract: Contract, runner: str) -> dict[str, str]:
     Git state comes from the runner (MLP_GIT_COMMIT/MLP_GIT_DIRTY) since a container has no .git;
     natively it is read from the checkout when the runner did not pass it.
     """
-    commit = os.environ.get("MLP_GIT_COMMIT") or _git(["rev-parse", "HEAD"]) or "unknown"
+    commit = os.environ.get("MLP_GIT_COMMIT") or git(["rev-parse", "HEAD"]) or "unknown"
     dirty = os.environ.get("MLP_GIT_DIRTY")
     if dirty is None:
-        status = _git(["status", "--porcelain"])
+        status = git(["status", "--porcelain"])
         dirty = "unknown" if status is None else str(bool(status)).lower()
     tags = {"mlp.git.commit": commit, "mlp.git.dirty": dirty, "mlp.runner": runner}
     lock = lock_file()

@@ -103,21 +103,9 @@ class ComposeRuntime:
         try:
             self.compose("up", "-d", "--wait", "database", "s3", "aws")
             reporter.done("database, s3 and aws healthy")
-            s3 = aws.client(
-                "s3",
-                region=self.env.region,
-                endpoint_url=self._url("s3"),
-                access_key=creds.s3_access_key,
-                secret_key=creds.s3_secret_key,
-            )
+            s3 = aws.local_client("s3", self.env, creds)
             aws.ensure_bucket(s3, self.env.bucket_name, self.env.region)
-            sm = aws.client(
-                "secretsmanager",
-                region=self.env.region,
-                endpoint_url=self._url("aws"),
-                access_key=creds.s3_access_key,
-                secret_key=creds.s3_secret_key,
-            )
+            sm = aws.local_client("secretsmanager", self.env, creds)
             aws.seed_secrets(sm, aws.secret_values(self.env, creds, "database", 3306))
             reporter.done("bucket and secrets seeded")
             reporter.step("building (if needed) and starting mlflow")

@@ -222,23 +222,11 @@ class NativeRuntime:
         if name == "database":
             ensure_database(self.paths.run / "mysqld.sock", creds, env.database.name)
         elif name == "s3":
-            s3 = aws.client(
-                "s3",
-                region=env.region,
-                endpoint_url=self._url("s3"),
-                access_key=creds.s3_access_key,
-                secret_key=creds.s3_secret_key,
-            )
+            s3 = aws.local_client("s3", env, creds)
             if aws.ensure_bucket(s3, env.bucket_name, env.region):
                 reporter.done(f"s3: created bucket {env.bucket_name}")
         elif name == "aws":
-            sm = aws.client(
-                "secretsmanager",
-                region=env.region,
-                endpoint_url=self._url("aws"),
-                access_key=creds.s3_access_key,
-                secret_key=creds.s3_secret_key,
-            )
+            sm = aws.local_client("secretsmanager", env, creds)
             values = aws.secret_values(env, creds, "127.0.0.1", env.ports.database)
             changed = aws.seed_secrets(sm, values)
             if changed:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from mlplatform.config import REPO_ROOT, Environment
+from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
 from training.hyperparameters import HyperparameterError, Hyperparameters, parse
+from training.tracking import git
 
 __all__ = ["TrainingRequest", "TrainingResult", "git_state", "new_request", "parse_overrides"]
 
@@ -73,25 +73,10 @@ def parse_overrides(pairs: list[str]) -> Hyperparameters:
 
 def git_state() -> tuple[str, bool]:
     """(commit, dirty) of the checkout; ('unknown', True) outside a git work tree."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", *args],
-                cwd=REPO_ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=10,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
+    commit = git(["rev-parse", "HEAD"])
     if commit is None:
         return "unknown", True
-    return commit, bool(git("status", "--porcelain", "--untracked-files=no"))
+    return commit, bool(git(["status", "--porcelain", "--untracked-files=no"]))
 
 
 def new_request(env: Environment, overrides: list[str]) -> TrainingRequest:

@@ -148,31 +148,40 @@ def test_promotion_copies_verifies_and_registers_with_lineage(
     assert again["target_version"] == result["target_version"]
 
 
-def test_crash_between_copy_and_registration_is_healed_by_a_rerun(
-    stack: Stack, prod, prod_client
-) -> None:
-    version = small_local_version(stack, "crash")
-    before = len(prod_client.search_model_versions(f"name='{MODEL}'"))
+def crash_after_copy(prod: dict[str, str], client: MlflowClient, version: str) -> list:
+    """Promote with the fault injected after the copy; return the promotion runs left behind."""
     crashed = kit(
         "promote",
         "--version",
         version,
         "--to",
         "prod",
-        "--json",
         env={**prod, "MLPLATFORM_FAULT_AFTER_COPY": "1"},
     )
     assert crashed.returncode == 75
+    return promotion_runs(client, version)
+
+
+def promotion_runs(client: MlflowClient, version: str) -> list:
+    experiment = client.get_experiment_by_name(f"promotions/{MODEL}").experiment_id
+    return client.search_runs(
+        [experiment], filter_string=f"tags.`mlp.source.version` = '{version}'"
+    )
+
+
+def test_crash_between_copy_and_registration_is_healed_by_a_rerun(
+    stack: Stack, prod, prod_client
+) -> None:
+    version = small_local_version(stack, "crash")
+    before = len(prod_client.search_model_versions(f"name='{MODEL}'"))
+    assert len(crash_after_copy(prod, prod_client, version)) == 1
     assert len(prod_client.search_model_versions(f"name='{MODEL}'")) == before
 
     healed = json.loads(promote(prod, version).stdout)
     assert healed["created"] is True and healed["verified"] is True
     assert len(prod_client.search_model_versions(f"name='{MODEL}'")) == before + 1
-    runs = prod_client.search_runs(
-        [prod_client.get_experiment_by_name(f"promotions/{MODEL}").experiment_id],
-        filter_string=f"tags.`mlp.source.version` = '{version}'",
-    )
-    assert len(runs) == 1, "the rerun reused the crashed run instead of starting another"
+    runs = promotion_runs(prod_client, version)
+    assert len(runs) == 1, "the rerun must reuse the crashed run, not start another"
 
 
 def test_file_tampered_in_the_target_before_registration_is_detected(
@@ -180,19 +189,7 @@ def test_file_tampered_in_the_target_before_registration_is_detected(
 ) -> None:
     version = small_local_version(stack, "tamper")
     before = len(prod_client.search_model_versions(f"name='{MODEL}'"))
-    crashed = kit(
-        "promote",
-        "--version",
-        version,
-        "--to",
-        "prod",
-        env={**prod, "MLPLATFORM_FAULT_AFTER_COPY": "1"},
-    )
-    assert crashed.returncode == 75
-    run = prod_client.search_runs(
-        [prod_client.get_experiment_by_name(f"promotions/{MODEL}").experiment_id],
-        filter_string=f"tags.`mlp.source.version` = '{version}'",
-    )[0]
+    run = crash_after_copy(prod, prod_client, version)[0]
     prefix = run.info.artifact_uri.replace("mlflow-artifacts:", "mlflow-artifacts")
     moto_s3(prod).put_object(
         Bucket=PROD_BUCKET, Key=f"{prefix}/model/artifacts/notes.txt", Body=b"tampered\n"

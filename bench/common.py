@@ -1,0 +1,52 @@
+"""Shared helpers for the benchmarks: a private stack (own ports and state folder) and `invoke`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.integration.conftest import write_config  # noqa: E402
+
+PORTS = {"mlflow": 25000, "s3": 28433, "aws": 24566, "database": 23307}
+EMULATED = {"staging": 25200, "prod": 25100}
+
+
+def kit(env: dict[str, str], *args: str) -> str:
+    """Run `invoke ARGS` for the benchmark's stack; exit with its error if it fails."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    out = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=REPO,
+        env={**inherited, **env},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"invoke {' '.join(args)} failed: {out.stderr.strip()[-500:]}")
+    return out.stdout
+
+
+@contextmanager
+def private_stack() -> Iterator[dict[str, str]]:
+    """A stack of its own for the benchmark, taken down (data deleted) afterwards."""
+    home = Path(tempfile.mkdtemp(prefix="mlp-bench-"))
+    env = {
+        "MLPLATFORM_HOME": str(home / "state"),
+        "MLPLATFORM_CONFIG": str(write_config(home / "environments.toml", PORTS, EMULATED)),
+    }
+    try:
+        kit(env, "up")
+        yield env
+    finally:
+        kit(env, "down")
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""Benchmark the local endpoint against a plain `mlflow models serve` of the same model.
+
+    .venv/bin/python bench/serving.py [--requests 400] [--concurrency 4]
+
+Both servers run at once on loopback with the same version of the trained fraud model: `invoke
+serve` (packaged model.tar.gz, its defaults) and `mlflow models serve -m models:/NAME/N` with its
+defaults. For 1-row and 100-row JSON requests it measures sequential latency (p50, p99) and
+throughput with a fixed number of concurrent clients. Request loops are bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from common import REPO, kit, private_stack
+
+from training.data import FEATURES, generate
+
+OURS, PLAIN = 28080, 28081
+
+
+def wait_ping(port: int, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on {port} exited")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/ping")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server on {port} never answered /ping")
+
+
+def measure(port: int, body: bytes, requests: int, concurrency: int) -> dict[str, float]:
+    headers = {"Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies = []
+    for _ in range(requests):
+        start = time.perf_counter()
+        conn.request("POST", "/invocations", body, headers)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        latencies.append((time.perf_counter() - start) * 1000)
+    latencies.sort()
+    done = []
+
+    def client() -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(requests // concurrency):
+            c.request("POST", "/invocations", body, headers)
+            c.getresponse().read()
+            done.append(1)
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return {
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "rps": round(len(done) / elapsed, 1),
+    }
+
+
+def main() -> None:
+    """Run both servers, measure, print a markdown table and a JSON line."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    with private_stack() as env:
+        kit(env, "data")
+        version = json.loads(kit(env, "train", "--json"))["model_version"]
+        creds = dict(
+            line.removeprefix("export ").split("=", 1) for line in kit(env, "env").splitlines()
+        )
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+        ours = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "serve", "--version", version, "--port", str(OURS)],
+            cwd=REPO,
+            env={**inherited, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        plain_env = {
+            **inherited,
+            "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+            **{k: v.strip("'") for k, v in creds.items() if k.startswith("MLFLOW_")},
+        }
+        plain = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/fraud-classifier/{version}",
+                "-p",
+                str(PLAIN),
+                "-h",
+                "127.0.0.1",
+                "--env-manager",
+                "local",
+            ],
+            env=plain_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_ping(OURS, ours)
+            wait_ping(PLAIN, plain)
+            results = {}
+            for rows in (1, 100):
+                frame = generate(rows, 0.1, seed=rows)[list(FEATURES)]
+                body = json.dumps(
+                    {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+                ).encode()
+                for name, port in (("invoke serve", OURS), ("mlflow models serve", PLAIN)):
+                    results[f"{name} / {rows} row"] = measure(
+                        port, body, args.requests, args.concurrency
+                    )
+        finally:
+            for proc in (ours, plain):
+                os.killpg(proc.pid, signal.SIGINT if proc is ours else signal.SIGTERM)
+                proc.wait(30)
+    print("| server / request | p50 ms | p99 ms | req/s (4 clients) |\n|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name}s | {r['p50_ms']} | {r['p99_ms']} | {r['rps']} |")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
