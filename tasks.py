@@ -304,6 +304,79 @@ def promote(c, version, to, model=None, from_="local", json_=False):
     )
 
 
+@task(
+    name="deploy-endpoint",
+    help={
+        "env": "cloud environment (staging or prod)",
+        "strategy": "all-at-once, canary or linear (default from environments.toml)",
+        "challenger": "percent of traffic for the challenger variant (default from config)",
+        "image": "MLflow serving image, ECR URI by digest (default from config)",
+        "json": "print the outcome as JSON",
+    },
+)
+def deploy_endpoint(c, env, strategy=None, challenger=None, image=None, json_=False):
+    """Deploy the registry's champion (and challenger) to the environment's SageMaker endpoint."""
+    from mlplatform.endpoint_ops import deploy
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        outcome, plans = deploy(
+            env,
+            state_paths(),
+            strategy,
+            None if challenger is None else float(challenger),
+            image,
+            reporter,
+        )
+    if json_:
+        print(json.dumps({**asdict(outcome), "variants": [asdict(p) for p in plans]}))
+
+
+@task(help={"env": "cloud environment", "challenger": "percent of traffic for the challenger"})
+def traffic(c, env, challenger):
+    """Shift traffic between the champion and challenger variants without redeploying."""
+    from mlplatform.endpoint_ops import traffic as shift
+
+    with _errors():
+        weights = shift(env, float(challenger))
+    console.print(", ".join(f"{k} {v:g}%" for k, v in weights.items()))
+
+
+@task(help={"env": "cloud environment"})
+def rollback(c, env):
+    """Return the environment's endpoint to the configuration it had before the last deploy."""
+    from mlplatform.endpoint_ops import rollback_endpoint
+
+    with _errors():
+        current, previous = rollback_endpoint(env)
+    console.print(f"rolled back: {current} -> {previous}")
+
+
+@task(help={"env": "cloud environment", "json": "print the variants as JSON"})
+def endpoints(c, env, json_=False):
+    """Show the environment's endpoint: each variant, model version, weight and instances."""
+    from mlplatform.endpoint_ops import status
+
+    with _errors():
+        rows = status(env)
+    if json_:
+        print(json.dumps(rows))
+        return
+    if not rows:
+        console.print("no endpoint deployed")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{rows[0]['endpoint']} ({rows[0]['status']})")
+    for col in ("variant", "model", "model_version", "weight", "instances"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            *(str(r[k]) for k in ("variant", "model", "model_version", "weight", "instances"))
+        )
+    console.print(table)
+
+
 _INFRA_HELP = {
     "env": "environment: local, staging or prod",
     "image_digest": "MLflow image digest (sha256:...) when environments.toml has none",
@@ -414,24 +487,14 @@ def compose_file(c, check=False):
 
 
 ns = Collection(
-    up,
-    down,
-    status,
-    logs,
-    env,
-    data,
-    train,
-    champion,
-    serve,
-    emulate,
-    promote,
-    synth,
-    diff,
-    deploy_infra,
-    destroy,
-    bootstrap,
-    test,
-    lint,
-    lock,
-    compose_file,
-)
+    # the local stack
+    up, down, status, logs, env,
+    # training, serving, promotion
+    data, train, champion, serve, emulate, promote,
+    # SageMaker endpoints
+    deploy_endpoint, traffic, rollback, endpoints,
+    # infrastructure
+    synth, diff, deploy_infra, destroy, bootstrap,
+    # development
+    test, lint, lock, compose_file,
+)  # fmt: skip

@@ -167,6 +167,28 @@ class SageMakerSettings(_Strict):
     )
     endpoint_min_instances: Annotated[int, Field(ge=1, le=100)] = 1
     endpoint_max_instances: Annotated[int, Field(ge=1, le=100)] = 2
+    # MLflow's pyfunc serving image in ECR, by digest (built by `mlflow sagemaker
+    # build-and-push-container` where a container engine is available).
+    serving_image: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9/_.-]+@sha256:[0-9a-f]{64}$"
+            ),
+        ]
+        | None
+    ) = None
+    endpoint_strategy: Literal["all-at-once", "canary", "linear"] = "canary"
+    challenger_percent: Annotated[float, Field(ge=0, le=100)] = 10.0
+    invocations_per_instance: Annotated[float, Field(gt=0)] = 100.0
+    latency_alarm_ms: Annotated[float, Field(gt=0)] = 500.0
+    error_alarm_count: Annotated[float, Field(gt=0)] = 5.0
+
+    @model_validator(mode="after")
+    def _endpoint_scaling(self) -> SageMakerSettings:
+        if self.endpoint_max_instances < self.endpoint_min_instances:
+            raise ValueError("endpoint_max_instances must be >= endpoint_min_instances")
+        return self
 
 
 class TrainingSettings(_Strict):

@@ -29,17 +29,13 @@ from mlplatform.paths import StatePaths
 from mlplatform.readiness import http_ok, port_open, wait_until
 from mlplatform.runtime.base import Reporter
 from mlplatform.services import Endpoints, mlflow_environment
+from mlplatform.stack_outputs import mlflow_url_variable
 from mlplatform.supervisor import Program, Supervisor
 
-__all__ = ["EMULATOR_KEY", "Emulation", "mlflow_url_variable", "running_emulations"]
+__all__ = ["EMULATOR_KEY", "Emulation", "running_emulations"]
 
 # moto accepts any key pair; this one is not a secret and names itself as the emulator's.
 EMULATOR_KEY = "emulator"
-
-
-def mlflow_url_variable(env_name: str) -> str:
-    """The variable that points the kit at an environment's registry (like AWS_ENDPOINT_URL)."""
-    return f"MLPLATFORM_MLFLOW_URL_{env_name.upper()}"
 
 
 class Emulation:

@@ -9,42 +9,20 @@ secret through boto3's own chain (AWS_ENDPOINT_URL points it at an emulator).
 from __future__ import annotations
 
 import json
-import os
 
 import botocore.exceptions
 
 from mlplatform import aws
-from mlplatform.config import Environment, load_environment
-from mlplatform.emulation import Emulation, mlflow_url_variable
+from mlplatform.config import load_environment
+from mlplatform.emulation import Emulation
 from mlplatform.errors import PlatformError
 from mlplatform.local_access import local_stack
 from mlplatform.paths import StatePaths
 from mlplatform.promotion import PromotionResult, Registry, promote
 from mlplatform.runtime.base import Reporter
+from mlplatform.stack_outputs import mlflow_url
 
 __all__ = ["emulate", "promote_version", "registry_for", "stop_emulation"]
-
-
-def _cloud_url(env: Environment) -> str:
-    override = os.environ.get(mlflow_url_variable(env.name))
-    if override:
-        return override
-    cfn = aws.client("cloudformation", region=env.region)
-    stack = f"{env.name_prefix}-mlflow"
-    try:
-        outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-    except botocore.exceptions.ClientError as exc:
-        raise PlatformError(
-            f"cannot find {env.name}'s registry: stack {stack}: "
-            f"{exc.response['Error']['Message']}; deploy it or set "
-            f"{mlflow_url_variable(env.name)}"
-        ) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise PlatformError(f"cannot reach AWS for {env.name}: {exc}") from None
-    for output in outputs:
-        if output["OutputKey"] == "MlflowUrl":
-            return str(output["OutputValue"])
-    raise PlatformError(f"stack {stack} has no MlflowUrl output; redeploy the infra")
 
 
 def registry_for(env_name: str, paths: StatePaths) -> Registry:
@@ -53,7 +31,7 @@ def registry_for(env_name: str, paths: StatePaths) -> Registry:
     if env.name == "local":
         creds, endpoints = local_stack(env, paths, services=("mlflow",))
         return Registry("local", endpoints.tracking_uri, creds.admin_username, creds.admin_password)
-    url = _cloud_url(env)
+    url = mlflow_url(env, aws.client("cloudformation", region=env.region))
     sm = aws.client("secretsmanager", region=env.region)
     try:
         admin = json.loads(sm.get_secret_value(SecretId=env.admin_secret_name)["SecretString"])

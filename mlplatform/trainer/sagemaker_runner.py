@@ -19,6 +19,7 @@ import botocore.exceptions
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
 from mlplatform.runtime.base import Reporter
+from mlplatform.stack_outputs import mlflow_url, stack_outputs
 from mlplatform.trainer.request import CHANNELS, TrainingRequest, TrainingResult
 
 __all__ = ["CloudTarget", "SageMakerRunner", "resolve_target"]
@@ -28,7 +29,7 @@ _OUTPUTS = {
     "sagemaker": ("ExecutionRoleArn", "SecurityGroupId"),
     "network": ("PrivateSubnetIds",),
     "data": ("BucketName",),
-    "mlflow": ("MlflowUrl", "TrainingRepositoryUri"),
+    "mlflow": ("TrainingRepositoryUri",),
 }
 
 
@@ -44,18 +45,6 @@ class CloudTarget:
     tracking_uri: str
 
 
-def _stack_outputs(cfn: Any, stack: str) -> dict[str, str]:
-    try:
-        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
-    except botocore.exceptions.ClientError as exc:
-        if "does not exist" in str(exc):
-            raise TrainingError(
-                f"stack {stack} is not deployed; run `invoke deploy-infra --env ...` first"
-            ) from None
-        raise TrainingError(f"cannot read stack {stack}: {exc}") from exc
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-
-
 def resolve_target(env: Environment, cfn: Any, image_digest: str | None = None) -> CloudTarget:
     """Read role, network, bucket, tracking URL and image repository from the stack outputs."""
     digest = image_digest or env.training.training_image_digest
@@ -66,19 +55,14 @@ def resolve_target(env: Environment, cfn: Any, image_digest: str | None = None) 
         )
     values: dict[str, str] = {}
     for suffix, keys in _OUTPUTS.items():
-        stack = f"{env.name_prefix}-{suffix}"
-        outputs = _stack_outputs(cfn, stack)
-        for key in keys:
-            if key not in outputs:
-                raise TrainingError(f"stack {stack} has no output {key}; redeploy the infra")
-            values[key] = outputs[key]
+        values.update(stack_outputs(cfn, f"{env.name_prefix}-{suffix}", keys, TrainingError))
     return CloudTarget(
         image_uri=f"{values['TrainingRepositoryUri']}@{digest}",
         role_arn=values["ExecutionRoleArn"],
         subnets=[s for s in values["PrivateSubnetIds"].split(",") if s],
         security_groups=[values["SecurityGroupId"]],
         bucket=values["BucketName"],
-        tracking_uri=values["MlflowUrl"],
+        tracking_uri=mlflow_url(env, cfn, TrainingError),
     )
 
 

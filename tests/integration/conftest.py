@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.cli import REPO, kit
@@ -87,3 +88,50 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for pgid in groups:
             if group_alive(pgid):
                 os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def prod(stack: Stack) -> dict[str, str]:
+    """Emulated prod beside the stack; the variables `invoke env --env prod` gives a shell."""
+    stack.kit("emulate", "--env", "prod")
+    variables = {}
+    for line in stack.kit("env", "--env", "prod").stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        variables[key] = shlex.split(value)[0]
+    assert variables["MLPLATFORM_MLFLOW_URL_PROD"] == (
+        f"http://127.0.0.1:{TEST_EMULATED_PORTS['prod']}"
+    )
+    return {**stack.env, **variables}
+
+
+# Outputs of prod's stacks for the tests of the cloud code path. The real stacks deploy to moto in
+# tests/unit/infra/test_infra_emulated_deploy.py; here only their outputs matter.
+PROD_OUTPUTS = {
+    "sagemaker": {
+        "ExecutionRoleArn": "arn:aws:iam::222222222222:role/sm",
+        "SecurityGroupId": "sg-1",
+    },
+    "network": {"PrivateSubnetIds": "subnet-1,subnet-2"},
+    "data": {"BucketName": "mlp-prod-artifacts-222222222222-eu-west-1"},
+}
+
+
+def ensure_stack_outputs(endpoint: str, outputs: dict[str, dict[str, str]]) -> None:
+    """CloudFormation stacks in the emulator that carry `outputs` (created once per session)."""
+    cfn = boto3.session.Session(
+        aws_access_key_id="emulator", aws_secret_access_key="emulator", region_name="eu-west-1"
+    ).client("cloudformation", endpoint_url=endpoint)
+    existing = {
+        s["StackName"]
+        for s in cfn.list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    }
+    for suffix, values in outputs.items():
+        name = f"mlp-prod-{suffix}"
+        if name in existing:
+            continue
+        template = {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {k: {"Value": v} for k, v in values.items()},
+        }
+        cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import tempfile
 from pathlib import Path
 
@@ -15,27 +14,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.cli import kit
-from tests.integration.conftest import TEST_EMULATED_PORTS, Stack
+from tests.integration.conftest import Stack
 from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud-classifier"
 PROD_BUCKET = "mlp-prod-artifacts-222222222222-eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def prod(stack: Stack) -> dict[str, str]:
-    """Emulated prod; the variables `invoke env --env prod` gives a shell."""
-    stack.kit("emulate", "--env", "prod")
-    out = stack.kit("env", "--env", "prod").stdout
-    variables = {}
-    for line in out.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        variables[key] = shlex.split(value)[0]
-    assert variables["MLPLATFORM_MLFLOW_URL_PROD"] == (
-        f"http://127.0.0.1:{TEST_EMULATED_PORTS['prod']}"
-    )
-    return {**stack.env, **variables}
 
 
 def promote(env: dict[str, str], version: str, *extra: str, check: bool = True):  # type: ignore[no-untyped-def]

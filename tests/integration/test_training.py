@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.cli import REPO
-from tests.integration.conftest import Stack
+from tests.integration.conftest import PROD_OUTPUTS, Stack, ensure_stack_outputs
 from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.integration
@@ -165,78 +165,34 @@ def test_unreachable_tracking_server_is_one_line_and_registers_nothing(
     assert versions(admin) == before
 
 
-def test_sagemaker_runner_through_the_task_against_the_emulator(stack: Stack) -> None:
-    """`invoke train --runner sagemaker --env prod` with AWS_ENDPOINT_URL at the moto server.
+def test_sagemaker_runner_through_the_task_against_the_emulator(prod: dict[str, str]) -> None:
+    """`invoke train --runner sagemaker --env prod` against emulated prod (AWS_ENDPOINT_URL).
 
     moto accepts the job and marks it Completed without running the image, so the waiting path
-    ends in the kit's own check that the job registered something, which it did not.
+    ends in the kit's own check, against prod's (emulated) registry, that the job registered
+    something, which it did not.
     """
-    endpoint = f"http://127.0.0.1:{stack.ports['aws']}"
-    aws_env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "emulator",
-        "AWS_SECRET_ACCESS_KEY": "emulator",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }
-    local = stack.client_env()
-    outputs = {
-        "sagemaker": {
-            "ExecutionRoleArn": "arn:aws:iam::222222222222:role/sm",
-            "SecurityGroupId": "sg-1",
-        },
-        "network": {"PrivateSubnetIds": "subnet-1,subnet-2"},
-        "data": {"BucketName": "mlp-prod-bucket"},
-        "mlflow": {
-            "MlflowUrl": local["MLFLOW_TRACKING_URI"],
-            "TrainingRepositoryUri": "222222222222.dkr.ecr.eu-west-1.amazonaws.com/t",
-        },
-    }
-    session = boto3.session.Session(
-        aws_access_key_id="emulator", aws_secret_access_key="emulator", region_name="eu-west-1"
-    )
-    cfn = session.client("cloudformation", endpoint_url=endpoint)
-    for suffix, values in outputs.items():
-        template = {
-            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-            "Outputs": {k: {"Value": v} for k, v in values.items()},
-        }
-        cfn.create_stack(StackName=f"mlp-prod-{suffix}", TemplateBody=json.dumps(template))
-    session.client("secretsmanager", endpoint_url=endpoint).create_secret(
-        Name="mlp-prod/mlflow-admin",
-        SecretString=json.dumps(
-            {
-                "username": local["MLFLOW_TRACKING_USERNAME"],
-                "password": local["MLFLOW_TRACKING_PASSWORD"],
-            }
-        ),
+    endpoint = prod["AWS_ENDPOINT_URL"]
+    repository = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/t"
+    ensure_stack_outputs(
+        endpoint, {**PROD_OUTPUTS, "mlflow": {"TrainingRepositoryUri": repository}}
     )
     digest = "sha256:" + "cd" * 32
-    env = {**stack.env, **aws_env}
+    args = ("train", "--runner", "sagemaker", "--env", "prod", "--image-digest", digest)
     from tests.cli import kit
 
-    submitted = kit(
-        "train",
-        "--runner",
+    job = json.loads(kit(*args, "--no-wait", "--json", env=prod, check=True).stdout)
+    sm = boto3.client(
         "sagemaker",
-        "--env",
-        "prod",
-        "--image-digest",
-        digest,
-        "--no-wait",
-        "--json",
-        env=env,
-        check=True,
+        endpoint_url=endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
     )
-    job = json.loads(submitted.stdout)
-    described = session.client("sagemaker", endpoint_url=endpoint).describe_training_job(
-        TrainingJobName=job["job_name"]
-    )
-    assert described["AlgorithmSpecification"]["TrainingImage"].endswith("/t@" + digest)
-    assert described["RoleArn"] == "arn:aws:iam::222222222222:role/sm"
+    described = sm.describe_training_job(TrainingJobName=job["job_name"])
+    assert described["AlgorithmSpecification"]["TrainingImage"] == f"{repository}@{digest}"
+    assert described["RoleArn"] == PROD_OUTPUTS["sagemaker"]["ExecutionRoleArn"]
     assert described["VpcConfig"]["Subnets"] == ["subnet-1", "subnet-2"]
 
-    waited = kit(
-        "train", "--runner", "sagemaker", "--env", "prod", "--image-digest", digest, env=env
-    )
-    line = one_error_line(waited)
+    line = one_error_line(kit(*args, env=prod))
     assert line.startswith("error: job fraud-classifier-") and "logged no MLflow run" in line
