@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 
 from invoke import Collection, Exit, task
 
@@ -25,6 +26,7 @@ from mlplatform.stack import (
     client_environment,
     open_runtime,
     recorded_runtime,
+    service_logs,
     take_down,
 )
 
@@ -41,6 +43,14 @@ def _errors(reporter: RichReporter | None = None) -> Iterator[None]:
     finally:
         if reporter is not None:
             reporter.close()
+
+
+def _percent(value, flag: str) -> float:  # type: ignore[no-untyped-def]
+    """A number from the command line, or a one-line error naming the flag."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise Exit(f"error: {flag} takes a number, got {value!r}", code=1) from None
 
 
 def _runtime(requested: str = "auto"):  # type: ignore[no-untyped-def]
@@ -105,23 +115,16 @@ def status(c, json_=False):
 
 
 @task(
-    positional=["service"],
-    help={"service": "database, s3, aws or mlflow (default: all)", "follow": "keep printing"},
+    help={
+        "service": "database, s3, aws or mlflow (default: all)",
+        "follow": "keep printing new lines (with --service)",
+    }
 )
 def logs(c, service=None, follow=False):
-    """Print the recent log lines of one service (or all), optionally following them."""
+    """Print the recent log lines of one service (-s NAME) or of all, optionally following."""
     with _errors():
-        rt = _runtime()[2]
-        names = [service] if service else ["database", "s3", "aws", "mlflow"]
-        for name in names:
-            if name not in ("database", "s3", "aws", "mlflow"):
-                raise PlatformError(f"unknown service {name!r}; choose database, s3, aws or mlflow")
-            try:
-                for line in rt.logs(name, follow=follow and bool(service)):
-                    print(f"{name} | {line}" if not service else line, flush=True)
-            except PlatformError:
-                if service:
-                    raise
+        for name, line in service_logs(_runtime()[2], service, follow):
+            print(line if service else f"{name} | {line}", flush=True)
 
 
 @task(help={"env": "local (default) or an emulated cloud environment (staging, prod)"})
@@ -324,7 +327,7 @@ def deploy_endpoint(c, env, strategy=None, challenger=None, image=None, json_=Fa
             env,
             state_paths(),
             strategy,
-            None if challenger is None else float(challenger),
+            None if challenger is None else _percent(challenger, "--challenger"),
             image,
             reporter,
         )
@@ -338,7 +341,7 @@ def traffic(c, env, challenger):
     from mlplatform.endpoint_ops import traffic as shift
 
     with _errors():
-        weights = shift(env, float(challenger))
+        weights = shift(env, _percent(challenger, "--challenger"))
     console.print(", ".join(f"{k} {v:g}%" for k, v in weights.items()))
 
 
@@ -429,27 +432,26 @@ def bootstrap(c, env):
 @task(
     help={
         "unit": "run only the fast unit tests",
+        "containers": "run the compose runtime on Podman instead (builds images; minutes)",
         "k": "pytest -k expression",
         "install": "install missing system packages with apt when root (default: yes)",
     }
 )
-def test(c, unit=False, k="", install=True):
+def test(c, unit=False, containers=False, k="", install=True):
     """Install what the tests need (system packages when root) and run the whole test suite."""
+    from mlplatform.node_deps import ensure_node_modules
+    from mlplatform.testing import pytest_command
+
     with _errors():
         if install:
             installed = system_deps.ensure([system_deps.DATABASE, system_deps.COMPOSE])
             if installed:
                 err_console.print(f"installed with apt: {', '.join(installed)}")
-        from mlplatform.node_deps import ensure_node_modules
-
         if ensure_node_modules():
             err_console.print("installed the pinned CDK CLI with npm ci")
         if recorded_runtime(state_paths()):
             err_console.print("note: the tests use their own stack and ports; yours keeps running")
-    args = [sys.executable, "-m", "pytest"]
-    args += ["tests/unit", "-m", "not integration"] if unit else []
-    args += ["-k", k] if k else []
-    result = subprocess.run(args, cwd=REPO_ROOT, check=False)
+    result = subprocess.run(pytest_command(unit, containers, k), cwd=REPO_ROOT, check=False)
     if result.returncode != 0:
         raise Exit(code=result.returncode)
 
@@ -457,9 +459,11 @@ def test(c, unit=False, k="", install=True):
 @task
 def lint(c):
     """Run ruff, mypy and hadolint over the repository."""
+    bin_dir = Path(sys.executable).parent
     c.run(f"{sys.executable} -m ruff check .", pty=False)
     c.run(f"{sys.executable} -m mypy", pty=False)
-    c.run("hadolint mlflow_server/Dockerfile", pty=False)
+    for dockerfile in sorted(REPO_ROOT.glob("*/Dockerfile")):
+        c.run(f"{bin_dir / 'hadolint'} {dockerfile}", pty=False)
 
 
 @task

@@ -38,7 +38,9 @@ def _python_http_check(port: int, path: str) -> list[str]:
         f"import sys, urllib.request; sys.exit(urllib.request.urlopen("
         f"'http://127.0.0.1:{port}{path}', timeout=2).status != 200)"
     )
-    return ["CMD", "python", "-c", code]
+    # CMD-SHELL, one string: Podman before 5.x splits every CMD argument on whitespace when a
+    # container is created through its Docker-compatible API (containers/podman#26519).
+    return ["CMD-SHELL", f'python -c "{code}"']
 
 
 def _health(test: list[str], start_period: str) -> dict[str, Any]:
@@ -113,7 +115,9 @@ def render(env: Environment) -> str:
                 ("db_password", "db-password"),
                 ("db_root_password", "db-root-password"),
                 ("s3_config", "s3.json"),
-                ("aws_credentials", "aws-credentials"),
+                # The MLflow image runs as uid 10001, which cannot read a 0600 file of the host's
+                # user: it gets a 0444 copy kept in a 0700 folder (see credentials.py).
+                ("aws_credentials", "container/aws-credentials"),
             )
         },
         "volumes": {"database-data": {}, "s3-data": {}},

@@ -108,6 +108,8 @@ class MlflowSettings(_Strict):
     # Password hashing costs 200-450 ms per request on 2 cores without this cache.
     auth_cache_ttl_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
     admin_username: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{2,63}$")] = "admin"
+    # The MLflow user training jobs and endpoints log in as (its password: the client secret).
+    client_username: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{2,63}$")] = "sagemaker"
     cpu: Literal[256, 512, 1024, 2048, 4096] = 1024
     memory_mib: Annotated[int, Field(ge=512, le=30720)] = 2048
     min_tasks: Annotated[int, Field(ge=1, le=100)] = 1

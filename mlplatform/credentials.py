@@ -70,7 +70,7 @@ def load_or_create(
         "s3_access_key": "AK"
         + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(18)),
         "s3_secret_key": _password(40),
-        "client_username": "trainer",
+        "client_username": env.mlflow.client_username,
         "client_password": _password(),
     }
     stored = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
@@ -109,3 +109,12 @@ def write_service_files(paths: StatePaths, creds: Credentials) -> None:
         target = paths.secrets / name
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             write_private(target, text)
+    # Containers run as their own non-root users and cannot read the 0600 files; the copies they
+    # mount are world-readable files inside a folder only this user can enter.
+    shared = paths.secrets / "container"
+    shared.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(shared, 0o700)
+    copy = shared / "aws-credentials"
+    if not copy.exists() or copy.read_text(encoding="utf-8") != files["aws-credentials"]:
+        write_private(copy, files["aws-credentials"])
+        os.chmod(copy, 0o444)

@@ -7,6 +7,8 @@ passed around for the native runtime).
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -65,7 +67,7 @@ def server_command(server: DatabaseServer, datadir: Path, run: Path, port: int) 
         f"--pid-file={run / 'mysqld.pid'}",
         "--skip-name-resolve",
         *DATABASE_SERVER_FLAGS,
-        "--user=root",
+        *_run_as(),
     ]
 
 
@@ -80,8 +82,11 @@ def initialise_datadir(server: DatabaseServer, datadir: Path, log: Path) -> bool
             installer,
             "--no-defaults",
             f"--datadir={datadir}",
-            "--user=root",
+            *_run_as(),
             "--auth-root-authentication-method=socket",
+            # The OS user running the kit administers the server through the socket; as root
+            # that is root, otherwise an account of the same name is made for it.
+            f"--auth-root-socket-user={_os_user()}",
             "--skip-test-db",
         ]
     else:
@@ -90,7 +95,7 @@ def initialise_datadir(server: DatabaseServer, datadir: Path, log: Path) -> bool
             "--no-defaults",
             "--initialize-insecure",
             f"--datadir={datadir}",
-            "--user=root",
+            *_run_as(),
         ]
     with open(log, "ab") as out:
         result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
@@ -100,9 +105,24 @@ def initialise_datadir(server: DatabaseServer, datadir: Path, log: Path) -> bool
     return True
 
 
+def _os_user() -> str:
+    return getpass.getuser()
+
+
+def _run_as() -> list[str]:
+    # mariadbd/mysqld refuse to run as root unless told to; as anyone else they run as that user.
+    return ["--user=root"] if os.geteuid() == 0 else []
+
+
 def root_connection(socket_path: Path) -> pymysql.connections.Connection:
-    """A root connection over the server's unix socket."""
-    return pymysql.connect(unix_socket=str(socket_path), user="root", connect_timeout=2)
+    """An administrator's connection over the server's unix socket (socket authentication)."""
+    try:
+        return pymysql.connect(unix_socket=str(socket_path), user=_os_user(), connect_timeout=2)
+    except pymysql.err.OperationalError:
+        if _os_user() == "root":
+            raise
+        # mysqld --initialize-insecure makes only root (no password), not the OS user's account.
+        return pymysql.connect(unix_socket=str(socket_path), user="root", connect_timeout=2)
 
 
 def ensure_database(socket_path: Path, creds: Credentials, name: str) -> None:
@@ -115,4 +135,12 @@ def ensure_database(socket_path: Path, creds: Credentials, name: str) -> None:
         )
         cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (creds.db_username, creds.db_password))
         cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO %s@'%%'", (creds.db_username,))
+        conn.commit()
+
+
+def drop_database(socket_path: Path, name: str, user: str) -> None:
+    """Drop a database and its user (an emulated environment forgetting its state)."""
+    with root_connection(socket_path) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
         conn.commit()

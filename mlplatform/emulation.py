@@ -3,7 +3,8 @@
 `invoke emulate --env prod` runs prod's registry the way AWS runs it on Fargate: the same
 `python -m mlflow_server serve` entrypoint, its credentials read from Secrets Manager (the moto
 server of the local stack, seeded here with prod's secrets), its own database on the local
-database server (as RDS would hold it), and its artifacts in prod's bucket in the emulator's S3.
+database server (as RDS would hold it), and its artifacts in prod's bucket on the local S3 store
+(SeaweedFS: moto keeps nothing across a restart, a registry's files must survive one).
 Tasks then reach it exactly as they reach AWS: through endpoint URLs (AWS_ENDPOINT_URL for AWS,
 MLPLATFORM_MLFLOW_URL_<ENV> for the registry) and credentials from Secrets Manager.
 
@@ -14,15 +15,18 @@ secrets by id here; on ECS they are injected as variables — both paths are uni
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from mlplatform import aws
 from mlplatform.config import Environment
-from mlplatform.credentials import Credentials, load_or_create, write_private
-from mlplatform.database_admin import ensure_database
+from mlplatform.credentials import Credentials, load_or_create
+from mlplatform.database_admin import drop_database, ensure_database
 from mlplatform.errors import PlatformError
 from mlplatform.mlflow_users import ensure_user
 from mlplatform.paths import StatePaths
@@ -32,10 +36,7 @@ from mlplatform.services import Endpoints, mlflow_environment
 from mlplatform.stack_outputs import mlflow_url_variable
 from mlplatform.supervisor import Program, Supervisor
 
-__all__ = ["EMULATOR_KEY", "Emulation", "running_emulations"]
-
-# moto accepts any key pair; this one is not a secret and names itself as the emulator's.
-EMULATOR_KEY = "emulator"
+__all__ = ["Emulation", "running_emulations"]
 
 
 class Emulation:
@@ -64,31 +65,45 @@ class Emulation:
         """The environment's database on the shared local server."""
         return f"{self.env.name}_{self.env.database.name}"
 
+    @property
+    def s3_url(self) -> str:
+        """S3 of the emulation: the local stack's SeaweedFS, so buckets survive a restart."""
+        return f"http://127.0.0.1:{self.local.ports.s3}"
+
+    def _keys(self) -> tuple[str, str]:
+        # SeaweedFS checks its keys; moto accepts any: the local stack's S3 pair serves both.
+        creds = load_or_create(self.local_paths, self.local)[0]
+        return creds.s3_access_key, creds.s3_secret_key
+
     def client_environment(self) -> dict[str, str]:
         """Variables that point the kit's cloud code path at this emulation."""
+        access, secret = self._keys()
         return {
             mlflow_url_variable(self.env.name): self.mlflow_url,
             "AWS_ENDPOINT_URL": self.aws_url,
-            "AWS_ACCESS_KEY_ID": EMULATOR_KEY,
-            "AWS_SECRET_ACCESS_KEY": EMULATOR_KEY,
+            "AWS_ENDPOINT_URL_S3": self.s3_url,
+            "AWS_ACCESS_KEY_ID": access,
+            "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": self.env.region,
         }
 
     def _aws(self, service: str) -> Any:
+        access, secret = self._keys()
         return aws.client(
             service,
             region=self.env.region,
-            endpoint_url=self.aws_url,
-            access_key=EMULATOR_KEY,
-            secret_key=EMULATOR_KEY,
+            endpoint_url=self.s3_url if service == "s3" else self.aws_url,
+            access_key=access,
+            secret_key=secret,
         )
 
     def _program(self) -> Program:
-        creds_file = self.paths.secrets / "aws-credentials"
+        # The local stack's key file: SeaweedFS needs its pair, moto takes any.
+        creds_file = self.local_paths.secrets / "aws-credentials"
         where = Endpoints(
             db_host="127.0.0.1",
             db_port=self.local.ports.database,
-            s3_url=self.aws_url,
+            s3_url=self.s3_url,
             aws_url=self.aws_url,
             bind_host="127.0.0.1",
             credentials_file=str(creds_file),
@@ -109,14 +124,9 @@ class Emulation:
         """Seed the environment's AWS side, start its registry; return its URL."""
         from mlplatform.local_access import local_stack
 
-        local_stack(self.local, self.local_paths, services=("database", "aws"))
+        local_stack(self.local, self.local_paths, services=("database", "s3", "aws"))
         self.paths.ensure()
         creds, _ = load_or_create(self.paths, self.env, db_username=f"mlflow_{self.env.name}")
-        write_private(
-            self.paths.secrets / "aws-credentials",
-            f"[default]\naws_access_key_id = {EMULATOR_KEY}\n"
-            f"aws_secret_access_key = {EMULATOR_KEY}\n",
-        )
         ensure_database(self.local_paths.run / "mysqld.sock", creds, self.database_name())
         bucket_new = aws.ensure_bucket(self._aws("s3"), self.env.bucket_name, self.env.region)
         secrets = aws.secret_values(
@@ -130,30 +140,36 @@ class Emulation:
         )
 
         self.supervisor.write_config([self._program()])
-        if not self.supervisor.running():
-            self.supervisor.start_daemon()
-        else:
-            self.supervisor.reload()
-        if self.supervisor.state("mlflow") != "RUNNING":
-            if port_open(self.env.ports.mlflow):
-                raise PlatformError(
-                    f"port {self.env.ports.mlflow} for {self.env.name}'s MLflow is taken; change "
-                    f"[{self.env.name}.ports] mlflow in environments.toml"
-                )
-            reporter.step(f"starting {self.env.name}'s MLflow (the Fargate task's entrypoint)")
-            self.supervisor.start("mlflow")
-        wait_until(
-            lambda: http_ok(self.mlflow_url + "/health"),
-            service=f"{self.env.name} mlflow",
-            timeout=180,
-            log=self.paths.log("mlflow"),
-            alive=lambda: self.supervisor.state("mlflow") == "RUNNING",
-        )
-        ensure_user(
-            self.mlflow_url,
-            (creds.admin_username, creds.admin_password),
-            (creds.client_username, creds.client_password),
-        )
+        started_daemon = not self.supervisor.running()
+        try:
+            if started_daemon:
+                self.supervisor.start_daemon()
+            else:
+                self.supervisor.reload()
+            if self.supervisor.state("mlflow") != "RUNNING":
+                if port_open(self.env.ports.mlflow):
+                    raise PlatformError(
+                        f"port {self.env.ports.mlflow} for {self.env.name}'s MLflow is taken; "
+                        f"change [{self.env.name}.ports] mlflow in environments.toml"
+                    )
+                reporter.step(f"starting {self.env.name}'s MLflow (the Fargate task's entrypoint)")
+                self.supervisor.start("mlflow")
+            wait_until(
+                lambda: http_ok(self.mlflow_url + "/health"),
+                service=f"{self.env.name} mlflow",
+                timeout=180,
+                log=self.paths.log("mlflow"),
+                alive=lambda: self.supervisor.state("mlflow") == "RUNNING",
+            )
+            ensure_user(
+                self.mlflow_url,
+                (creds.admin_username, creds.admin_password),
+                (creds.client_username, creds.client_password),
+            )
+        except BaseException:
+            if started_daemon:  # leave nothing half-started behind
+                self.supervisor.shutdown()
+            raise
         reporter.done(f"{self.env.name}'s MLflow at {self.mlflow_url}")
         return self.mlflow_url
 
@@ -165,8 +181,17 @@ class Emulation:
         """Stop the emulated registry; with volumes, forget its state. True if it was running."""
         was_running = self.supervisor.running()
         self.supervisor.shutdown()
-        if volumes and self.paths.root.exists():
-            shutil.rmtree(self.paths.root)
+        if volumes:
+            # The registry's database lives on the local server: forget it with the credentials,
+            # or a new admin password would meet the old admin user.
+            with contextlib.suppress(OSError, pymysql.err.MySQLError):
+                drop_database(
+                    self.local_paths.run / "mysqld.sock",
+                    self.database_name(),
+                    f"mlflow_{self.env.name}",
+                )
+            if self.paths.root.exists():
+                shutil.rmtree(self.paths.root)
         return was_running
 
 

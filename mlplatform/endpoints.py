@@ -280,11 +280,7 @@ def deploy_endpoint(
     previous = current["EndpointConfigName"] if current else None
     if previous == name:
         return DeployOutcome(target.endpoint_name, name, None, False, False, strategy)
-    existing = {
-        c["EndpointConfigName"]
-        for c in sm.list_endpoint_configs(NameContains=target.endpoint_name)["EndpointConfigs"]
-    }
-    if name not in existing:
+    if not _config_exists(sm, name):
         _call(
             sm.create_endpoint_config,
             EndpointConfigName=name,
@@ -298,15 +294,30 @@ def deploy_endpoint(
                 }
                 for p in plans
             ],
-            Tags=[{"Key": PREVIOUS_TAG, "Value": previous or "none"}],
         )
     if current is None:
         _call(sm.create_endpoint, EndpointName=target.endpoint_name, EndpointConfigName=name)
         _register_scaling(aas, target, plans)
         return DeployOutcome(target.endpoint_name, name, None, True, True, strategy)
-    _update(sm, aas, target.endpoint_name, previous, name, config)
+    guarded = _update(sm, aas, target.endpoint_name, previous, name, config)
+    _remember_previous(sm, current["EndpointArn"], previous or "none")
     _register_scaling(aas, target, plans)
-    return DeployOutcome(target.endpoint_name, name, previous, True, False, strategy)
+    # SageMaker's guarded rollouts need the same variant names before and after.
+    used = strategy if guarded else "direct (variants added or removed)"
+    return DeployOutcome(target.endpoint_name, name, previous, True, False, used)
+
+
+def _config_exists(sm: Any, name: str) -> bool:
+    try:
+        sm.describe_endpoint_config(EndpointConfigName=name)
+        return True
+    except botocore.exceptions.ClientError:
+        return False
+
+
+def _remember_previous(sm: Any, endpoint_arn: str, config: str) -> None:
+    """Record on the endpoint which config the current one replaced (what rollback returns to)."""
+    _call(sm.add_tags, ResourceArn=endpoint_arn, Tags=[{"Key": PREVIOUS_TAG, "Value": config}])
 
 
 def _variants_of(sm: Any, config_name: str) -> dict[str, dict[str, Any]]:
@@ -316,7 +327,8 @@ def _variants_of(sm: Any, config_name: str) -> dict[str, dict[str, Any]]:
 
 def _update(
     sm: Any, aas: Any, endpoint: str, old: str | None, new: str, config: dict[str, Any] | None
-) -> None:
+) -> bool:
+    """Switch the endpoint to `new`; True if the update was a guarded (blue/green) one."""
     before = _variants_of(sm, old) if old else {}
     after = _variants_of(sm, new)
     # SageMaker refuses an instance-type change while a scaling target is registered.
@@ -326,9 +338,11 @@ def _update(
     removed = [v for v in before if v not in after]
     _deregister_scaling(aas, endpoint, retyped + removed)
     kwargs: dict[str, Any] = {"EndpointName": endpoint, "EndpointConfigName": new}
-    if config is not None:
+    guarded = config is not None and set(before) == set(after)
+    if guarded:
         kwargs["DeploymentConfig"] = config
     _call(sm.update_endpoint, **kwargs)
+    return guarded
 
 
 def shift_traffic(sm: Any, endpoint: str, challenger_percent: float) -> dict[str, float]:
@@ -358,12 +372,13 @@ def rollback(sm: Any, aas: Any, endpoint: str) -> tuple[str, str]:
     if current is None:
         raise EndpointError(f"endpoint {endpoint} does not exist")
     name = current["EndpointConfigName"]
-    arn = sm.describe_endpoint_config(EndpointConfigName=name)["EndpointConfigArn"]
-    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
-    previous = tags.get(PREVIOUS_TAG, "none")
+    tags = _call(sm.list_tags, ResourceArn=current["EndpointArn"]).get("Tags", [])
+    previous = {t["Key"]: t["Value"] for t in tags}.get(PREVIOUS_TAG, "none")
     if previous == "none":
         raise EndpointError(f"endpoint {endpoint} has no previous config to roll back to")
     _update(sm, aas, endpoint, name, previous, None)
+    # A rollback is not undone by another: deploy again to move forward.
+    _remember_previous(sm, current["EndpointArn"], "none")
     return name, previous
 
 

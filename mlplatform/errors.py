@@ -8,7 +8,11 @@
      ├── ServiceStartError      a service did not become ready (carries its recent log lines)
      ├── EmulatorError          the AWS emulator refused a call the kit made
      ├── TrainingError          a training job could not start or failed (its reason, one line)
-     └── RegistryError          a registry operation (alias, gate) was refused or found nothing
+     ├── RegistryError          a registry operation (alias, gate) was refused or found nothing
+     │    └── PromotionError    (mlplatform.promotion) a copy does not match its manifest
+     ├── EndpointError          (mlplatform.endpoints) SageMaker refused an endpoint operation
+     ├── CdkCommandError        (infra.cli_ops) the CDK CLI is missing or failed
+     └── ConfirmationRequiredError  (infra.cli_ops) a destructive command was not confirmed
 
 Every message is one line that says what to do; details (log tails) live in attributes.
 """

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ class Registry:
     env_name: str
     tracking_uri: str
     username: str
-    password: str
+    password: str = field(repr=False)
 
     def client(self) -> Any:
         """An authenticated client context for this registry."""
@@ -83,6 +83,8 @@ def _source_files(source: Registry, name: str, version: str, into: Path) -> tupl
         try:
             mv = client.get_model_version(name, version)
         except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
             raise RegistryError(
                 f"model {name!r} has no version {version} in the {source.env_name} registry"
             ) from exc

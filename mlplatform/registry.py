@@ -10,7 +10,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from mlplatform.errors import RegistryError
 
 __all__ = ["authenticated_client"]
 
@@ -43,6 +46,10 @@ def authenticated_client(tracking_uri: str, username: str, password: str) -> Ite
     )
     try:
         yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    except MlflowException as exc:
+        # Any registry failure a caller did not handle becomes one line for the task layer.
+        first = str(exc.message).strip().splitlines()[0][:300]
+        raise RegistryError(f"registry at {tracking_uri}: {first}") from exc
     finally:
         for key, value in saved.items():
             if value is None:

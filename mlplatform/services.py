@@ -182,5 +182,9 @@ def mlflow_environment(env: Environment, where: Endpoints) -> dict[str, str]:
         "AWS_ENDPOINT_URL_S3": where.s3_url,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": where.aws_url,
         "AWS_SHARED_CREDENTIALS_FILE": where.credentials_file,
+        # No profile from ~/.aws/config (SSO, assume-role) and no instance metadata: the keys
+        # above are the only credentials a local service can find.
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_DEFAULT_REGION": env.region,
     }

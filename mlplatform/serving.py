@@ -27,10 +27,10 @@ from mlflow.exceptions import MlflowException
 
 from mlplatform.archive import make_targz
 from mlplatform.config import Environment
-from mlplatform.errors import PortInUseError, RegistryError
+from mlplatform.errors import PortInUseError, RegistryError, ServiceStartError
 from mlplatform.local_access import local_stack
 from mlplatform.paths import StatePaths
-from mlplatform.readiness import http_ok, port_open, wait_until
+from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
 from mlplatform.registry import authenticated_client
 
 __all__ = [
@@ -59,6 +59,8 @@ def resolve_version(client: Any, name: str, alias: str | None, version: str | No
             return str(client.get_model_version(name, version).version)
         return str(client.get_model_version_by_alias(name, alias or "champion").version)
     except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
         what = f"version {version}" if version else f"alias {alias or 'champion'!r}"
         raise RegistryError(f"model {name!r} has no {what} in this registry") from exc
 
@@ -177,4 +179,8 @@ def serve_local(
         log = paths.logs / "serving" / f"{name}-{number}.log"
         with scoring_server(packaged, port, workers, log) as proc:
             on_ready(packaged, f"http://127.0.0.1:{port}")
-            proc.wait()
+            code = proc.wait()
+            # Only an interrupt should end serving; a server that exits on its own failed.
+            raise ServiceStartError(
+                f"the scoring server exited with code {code}; see {log}", log_tail(log)
+            )

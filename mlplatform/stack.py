@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 from mlplatform.config import Environment, load_environment
 from mlplatform.credentials import load_or_create
@@ -16,8 +17,9 @@ from mlplatform.errors import PlatformError, RuntimeSelectionError
 from mlplatform.paths import StatePaths
 from mlplatform.runtime.base import Reporter, Runtime, StackStatus
 from mlplatform.runtime.native import NativeRuntime
+from mlplatform.services import SERVICES
 
-__all__ = ["RUNTIMES", "client_environment", "open_runtime", "recorded_runtime"]
+__all__ = ["RUNTIMES", "client_environment", "open_runtime", "recorded_runtime", "service_logs"]
 
 RUNTIMES = ("auto", "native", "compose")
 
@@ -102,4 +104,21 @@ def client_environment(env: Environment, paths: StatePaths) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": creds.s3_access_key,
         "AWS_SECRET_ACCESS_KEY": creds.s3_secret_key,
         "AWS_DEFAULT_REGION": env.region,
+        # Artifact downloads go through the MLflow server (and its auth), not to presigned URLs
+        # of the server's own S3 endpoint, which under compose is a container name.
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
     }
+
+
+def service_logs(runtime: Runtime, service: str | None, follow: bool) -> Iterator[tuple[str, str]]:
+    """(service, line) pairs: one service's log (following it if asked) or every started one's."""
+    names = [s.name for s in SERVICES]
+    if service is not None and service not in names:
+        raise PlatformError(f"unknown service {service!r}; choose {', '.join(names)}")
+    for name in [service] if service else names:
+        try:
+            for line in runtime.logs(name, follow=follow and service is not None):
+                yield name, line
+        except PlatformError:
+            if service:
+                raise  # asked for by name: say why there is nothing

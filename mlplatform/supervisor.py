@@ -142,7 +142,7 @@ class Supervisor:
         """Make a running daemon pick up changed program definitions (stopped programs only)."""
         added, changed, removed = self._rpc().supervisor.reloadConfig()[0]
         for name in changed + removed:
-            self._rpc().supervisor.stopProcess(name, True)
+            self.stop(name)
             self._rpc().supervisor.removeProcessGroup(name)
         for name in added + changed:
             self._rpc().supervisor.addProcessGroup(name)

@@ -7,22 +7,23 @@ AWS_ENDPOINT_URL pointing at an emulator when one stands in for AWS.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
+
+from mlflow.exceptions import MlflowException
 
 from mlplatform import aws
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
 from mlplatform.local_access import local_s3, local_stack
 from mlplatform.paths import StatePaths
+from mlplatform.promotion_ops import registry_for
 from mlplatform.registry import authenticated_client
 from mlplatform.runtime.base import Reporter
 from mlplatform.trainer.datasets import Upload, upload_channels
 from mlplatform.trainer.gate import GateDecision, run_gate
 from mlplatform.trainer.native import NativeRunner
 from mlplatform.trainer.request import TrainingResult, new_request
-from mlplatform.trainer.sagemaker_runner import CloudTarget, SageMakerRunner, resolve_target
+from mlplatform.trainer.sagemaker_runner import SageMakerRunner, resolve_target
 
 __all__ = ["RUNNERS", "champion", "train", "upload_data"]
 
@@ -30,7 +31,13 @@ RUNNERS = ("native", "local-container", "sagemaker")
 
 
 def upload_data(env: Environment, paths: StatePaths) -> list[Upload]:
-    """Generate the example's channels and upload them to the environment's bucket."""
+    """Generate the example's channels and upload them to the environment's bucket.
+
+    Locally that is the stack's SeaweedFS; for a cloud environment its bucket through boto3's
+    chain (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for an emulation).
+    """
+    if env.name != "local":
+        return upload_channels(env, aws.client("s3", region=env.region), env.bucket_name)
     creds, endpoints = local_stack(env, paths)
     return upload_channels(env, local_s3(creds, endpoints), endpoints.bucket)
 
@@ -57,24 +64,43 @@ def train(
         cfn = aws.client("cloudformation", region=env.region)
         target = resolve_target(env, cfn, image_digest)
         sm = aws.client("sagemaker", region=env.region)
-        finder = _registration_finder(env, target)
+        finder = _registration_finder(env, paths)
         return SageMakerRunner(sm, target, finder).run(request, reporter, wait=wait)
     creds, endpoints = local_stack(env, paths)
     if runner == "native":
         log = paths.logs / "training" / f"{request.job_name}.log"
-        return NativeRunner(endpoints, local_s3(creds, endpoints)).run(request, reporter, log)
+        client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
+        undo = _undo_registration(client_login, _alias_version(client_login, env.model_name))
+        return NativeRunner(endpoints, local_s3(creds, endpoints), undo).run(request, reporter, log)
     raise TrainingError(f"the {runner} runner is not available yet")
 
 
-def _registration_finder(env: Environment, target: CloudTarget) -> Any:
+def _alias_version(login: tuple[str, str, str], name: str) -> str | None:
+    """The version `challenger` names now (None when there is none)."""
+    with authenticated_client(*login) as client:
+        try:
+            return str(client.get_model_version_by_alias(name, "challenger").version)
+        except MlflowException:
+            return None
+
+
+def _undo_registration(login: tuple[str, str, str], previous: str | None) -> Any:
+    """A callback that deletes a version and points `challenger` back where it was."""
+
+    def undo(name: str, version: str) -> None:
+        with authenticated_client(*login) as client:
+            client.delete_model_version(name, version)
+            if previous is not None:
+                client.set_registered_model_alias(name, "challenger", previous)
+
+    return undo
+
+
+def _registration_finder(env: Environment, paths: StatePaths) -> Any:
     """Look up, as the admin, the run and version a finished cloud job registered."""
 
     def find(job_name: str) -> tuple[str, str]:
-        sm = aws.client("secretsmanager", region=env.region)
-        admin = json.loads(sm.get_secret_value(SecretId=env.admin_secret_name)["SecretString"])
-        with authenticated_client(
-            target.tracking_uri, admin["username"], admin["password"]
-        ) as client:
+        with registry_for(env.name, paths).client() as client:
             runs = client.search_runs(
                 experiment_ids=[e.experiment_id for e in client.search_experiments()],
                 filter_string=f"tags.`mlp.training_job` = '{job_name}'",
@@ -92,16 +118,8 @@ def _registration_finder(env: Environment, target: CloudTarget) -> Any:
 
 
 def champion(env: Environment, paths: StatePaths, model: str | None) -> GateDecision:
-    """Run the promotion gate on the environment's registry as the admin."""
-    creds, endpoints = local_stack(env, paths)
-    with authenticated_client(
-        endpoints.tracking_uri, creds.admin_username, creds.admin_password
-    ) as client:
+    """Run the promotion gate on the environment's registry as its admin."""
+    with registry_for(env.name, paths).client() as client:
         return run_gate(
             client, model or env.model_name, env.training.gate_metric, env.training.min_improvement
         )
-
-
-def log_dir(paths: StatePaths) -> Path:
-    """Where training job logs are kept."""
-    return paths.logs / "training"

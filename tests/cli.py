@@ -16,6 +16,12 @@ def kit(
     """`invoke ARGS` from the repository root with the test's environment plus `env`."""
     # Nothing of the developer's AWS or MLflow configuration leaks into a kit run.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    # ...and no ~/.aws profile or instance metadata either: only what the test passes.
+    inherited.update(
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
     full_env = {**inherited, **(env or {})}
     full_env.pop("COLUMNS", None)
     result = subprocess.run(

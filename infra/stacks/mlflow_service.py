@@ -35,10 +35,6 @@ from mlplatform.config import Environment
 
 __all__ = ["MlflowServiceStack"]
 
-# The SageMaker side logs in to MLflow as this user (its password lives in the client secret).
-CLIENT_USERNAME = "sagemaker"
-
-
 class MlflowServiceStack(cdk.Stack):
     """Runs the MLflow image by digest on Fargate.
 
@@ -280,7 +276,7 @@ class MlflowServiceStack(cdk.Stack):
             "ClientSecret",
             settings.client_secret_name,
             f"{prefix}: MLflow user of SageMaker jobs",
-            CLIENT_USERNAME,
+            settings.mlflow.client_username,
         )
         assert database.secret is not None  # from_generated_secret always creates one
         return MlflowSecrets(database=database.secret, admin=admin, flask_key=flask_key)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from mlplatform import aws
 from mlplatform.compose_file import COMPOSE_PATH, PORT_VARIABLES, render
-from mlplatform.config import Environment
+from mlplatform.config import REPO_ROOT, Environment, load_environment
 from mlplatform.credentials import load_or_create, write_service_files
 from mlplatform.errors import PlatformError, RuntimeSelectionError, ServiceStartError
 from mlplatform.health import healthy, service_url
@@ -38,7 +38,14 @@ def compose_cli() -> list[str] | None:
         if not shutil.which(cmd[0]) or not shutil.which(engine):
             continue
         info = subprocess.run([engine, "info"], capture_output=True, check=False, timeout=30)
-        if info.returncode == 0:
+        if info.returncode != 0:
+            continue
+        # The engine answering is not enough: podman 4.3 has no `podman compose`, a podman-docker
+        # `docker` has no `docker compose`, and Compose v1 has no `up --wait`.
+        version = subprocess.run(
+            [*cmd, "version", "--short"], capture_output=True, text=True, check=False, timeout=30
+        )
+        if version.returncode == 0 and not version.stdout.strip().lstrip("v").startswith("1."):
             return cmd
     return None
 
@@ -93,8 +100,16 @@ class ComposeRuntime:
 
     def up(self, reporter: Reporter) -> StackStatus:
         """Start the stack in two phases around the seeding of bucket and secrets."""
-        if COMPOSE_PATH.read_text(encoding="utf-8") != render(self.env):
+        # The file is rendered from the repository's environments.toml. Host ports reach compose
+        # as MLP_PORT_* variables, so a config that differs only in [local.ports] runs it as is.
+        committed = load_environment("local", REPO_ROOT / "environments.toml")
+        if COMPOSE_PATH.read_text(encoding="utf-8") != render(committed):
             raise PlatformError(f"{COMPOSE_PATH} is stale; run `./kit compose-file`")
+        if self.env.model_copy(update={"ports": committed.ports}) != committed:
+            raise PlatformError(
+                "the compose runtime runs compose/docker-compose.yml, rendered from the "
+                "repository's environments.toml: only [local.ports] may differ in MLPLATFORM_CONFIG"
+            )
         self.cli  # noqa: B018 (fails here, before any state is written, when no engine answers)
         self.paths.ensure()
         creds, _ = load_or_create(self.paths, self.env)
@@ -109,7 +124,10 @@ class ComposeRuntime:
             aws.seed_secrets(sm, aws.secret_values(self.env, creds, "database", 3306))
             reporter.done("bucket and secrets seeded")
             reporter.step("building (if needed) and starting mlflow")
-            self.compose("up", "-d", "--wait", "mlflow")
+            # --no-deps: the first phase already waited for the dependencies, and converging them
+            # again may recreate them (Podman 4.3 reports a network's name where Compose compares
+            # its id): moto would lose the secrets just seeded.
+            self.compose("up", "-d", "--wait", "--no-deps", "mlflow")
             ensure_user(
                 self._url("mlflow"),
                 (creds.admin_username, creds.admin_password),

@@ -76,7 +76,9 @@ class NativeRuntime:
         local = Path(sys.executable).parent / name
         found = str(local) if local.exists() else shutil.which(name)
         if not found:
-            raise SystemDependencyError(f"{name} is not installed; run ./kit setup")
+            raise SystemDependencyError(
+                f"{name} is not installed; rerun ./kit (it installs the locked dependencies)"
+            )
         return found
 
     def _programs(self) -> list[Program]:
@@ -255,7 +257,8 @@ class NativeRuntime:
                     reporter.done(f"{name} stopped")
             self.supervisor.shutdown()
         if volumes:
-            for folder in (self.paths.data, self.paths.secrets):
+            # run/ holds the server's auth ini (it names the admin and database passwords).
+            for folder in (self.paths.data, self.paths.secrets, self.paths.run):
                 if folder.exists():
                     shutil.rmtree(folder)
             reporter.done(f"deleted data and credentials under {self.paths.root}")

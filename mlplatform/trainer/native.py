@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,17 @@ class NativeRunner:
 
     name = "native"
 
-    def __init__(self, endpoints: LocalEndpoints, s3: Any) -> None:
+    def __init__(
+        self,
+        endpoints: LocalEndpoints,
+        s3: Any,
+        unregister: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.endpoints = endpoints
         self.s3 = s3
+        # Called with (model, version) when the run fails after the job registered a version,
+        # so a failed `train` leaves no registered version behind.
+        self.unregister = unregister
 
     def _download(self, request: TrainingRequest, channel: str, target: Path) -> int:
         prefix = f"{request.env.training.dataset_prefix}/{channel}/"
@@ -112,6 +121,9 @@ class NativeRunner:
             MLFLOW_HTTP_REQUEST_TIMEOUT="30",
             AWS_ENDPOINT_URL_SECRETS_MANAGER=self.endpoints.aws_url,
             AWS_SHARED_CREDENTIALS_FILE=str(self.endpoints.credentials_file),
+            # Only the stack's keys: no ~/.aws/config profile, no instance metadata.
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_EC2_METADATA_DISABLED="true",
             AWS_DEFAULT_REGION=self.endpoints.region,
             TRAINING_JOB_NAME=request.job_name,
             MLP_RUNNER=self.name,
@@ -160,7 +172,12 @@ class NativeRunner:
                 f"trained and registered {result['model_name']} version {result['model_version']}"
             )
             reporter.step("uploading model.tar.gz")
-            artifact = self._upload_model(request, tree["model"], Path(tmp))
+            try:
+                artifact = self._upload_model(request, tree["model"], Path(tmp))
+            except BaseException:
+                if self.unregister is not None:
+                    self.unregister(result["model_name"], str(result["model_version"]))
+                raise
             reporter.done(f"model artifact at {artifact}")
         return TrainingResult(
             run_id=result["run_id"],

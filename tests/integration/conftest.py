@@ -90,9 +90,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 os.killpg(pgid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def prod(stack: Stack) -> dict[str, str]:
-    """Emulated prod beside the stack; the variables `invoke env --env prod` gives a shell."""
+    """Emulated prod beside the stack; the variables `invoke env --env prod` gives a shell.
+
+    `invoke emulate` runs for every test that asks: it is a no-op when prod is up, and brings it
+    back after a test took the local stack down (emulations stand on it).
+    """
     stack.kit("emulate", "--env", "prod")
     variables = {}
     for line in stack.kit("env", "--env", "prod").stdout.splitlines():
@@ -135,3 +139,16 @@ def ensure_stack_outputs(endpoint: str, outputs: dict[str, dict[str, str]]) -> N
             "Outputs": {k: {"Value": v} for k, v in values.items()},
         }
         cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+def prod_admin(prod: dict[str, str]) -> tuple[str, str]:
+    """Emulated prod's MLflow admin, read from its Secrets Manager as the kit reads it."""
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=prod["AWS_ENDPOINT_URL"],
+        region_name="eu-west-1",
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
+    )
+    secret = json.loads(sm.get_secret_value(SecretId="mlp-prod/mlflow-admin")["SecretString"])
+    return secret["username"], secret["password"]

@@ -18,12 +18,13 @@ import pytest
 from mlplatform.registry import authenticated_client
 from mlplatform.serving import package_version
 from tests.cli import kit
-from tests.integration.conftest import PROD_OUTPUTS, Stack, ensure_stack_outputs
+from tests.integration.conftest import PROD_OUTPUTS, Stack, ensure_stack_outputs, prod_admin
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud-classifier"
 IMAGE = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc@sha256:" + "f" * 64
 ENDPOINT = "mlp-prod-fraud-classifier"
+_CHAMPION: dict[str, str] = {}
 
 
 def one_error(result) -> str:  # type: ignore[no-untyped-def]
@@ -33,9 +34,11 @@ def one_error(result) -> str:  # type: ignore[no-untyped-def]
     return lines[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def champion_in_prod(stack: Stack, prod: dict[str, str]) -> dict[str, str]:
-    """A locally trained version promoted to prod and made champion there."""
+    """A locally trained version promoted to prod and made champion there (once per module)."""
+    if _CHAMPION:
+        return _CHAMPION
     stack.kit("data")
     trained = json.loads(stack.kit("train", "--json", "--set", "n_estimators=20").stdout)
     promoted = json.loads(
@@ -50,20 +53,14 @@ def champion_in_prod(stack: Stack, prod: dict[str, str]) -> dict[str, str]:
             check=True,
         ).stdout
     )
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=prod["AWS_ENDPOINT_URL"],
-        region_name="eu-west-1",
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
-    )
-    admin = json.loads(sm.get_secret_value(SecretId="mlp-prod/mlflow-admin")["SecretString"])
-    with authenticated_client(
-        prod["MLPLATFORM_MLFLOW_URL_PROD"], admin["username"], admin["password"]
-    ) as client:
+    user, password = prod_admin(prod)
+    with authenticated_client(prod["MLPLATFORM_MLFLOW_URL_PROD"], user, password) as client:
         client.set_registered_model_alias(MODEL, "champion", promoted["target_version"])
     ensure_stack_outputs(prod["AWS_ENDPOINT_URL"], PROD_OUTPUTS)
-    return {"local_version": trained["model_version"], "prod_version": promoted["target_version"]}
+    _CHAMPION.update(
+        local_version=trained["model_version"], prod_version=promoted["target_version"]
+    )
+    return _CHAMPION
 
 
 def test_deploy_creates_the_endpoint_with_the_locally_tested_archive(
@@ -105,10 +102,10 @@ def test_deploy_creates_the_endpoint_with_the_locally_tested_archive(
     bucket, _, key = data_url.removeprefix("s3://").partition("/")
     s3 = boto3.client(
         "s3",
-        endpoint_url=prod["AWS_ENDPOINT_URL"],
+        endpoint_url=prod["AWS_ENDPOINT_URL_S3"],
         region_name="eu-west-1",
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
+        aws_access_key_id=prod["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=prod["AWS_SECRET_ACCESS_KEY"],
     )
     assert s3.head_object(Bucket=bucket, Key=key)["Metadata"]["sha256"] == tested.sha256
     assert model["VpcConfig"]["Subnets"] == ["subnet-1", "subnet-2"]

@@ -76,9 +76,16 @@ def test_unauthenticated_request_is_refused(stack: Stack) -> None:
 
 
 def test_secrets_are_files_0600_and_never_on_a_command_line(stack: Stack) -> None:
-    secrets = stack.home / "state" / "secrets"
-    for path in secrets.iterdir():
+    state = stack.home / "state"
+    secrets = state / "secrets"
+    for folder in (state, secrets, state / "run", secrets / "container"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for path in (p for p in secrets.iterdir() if p.is_file()):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # The one copy containers read, world-readable only inside the 0700 folder above.
+    shared = secrets / "container" / "aws-credentials"
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o444
+    assert {p.name for p in (secrets / "container").iterdir()} == {"aws-credentials"}
     env = stack.client_env()
     values = [env["MLFLOW_TRACKING_PASSWORD"], env["AWS_SECRET_ACCESS_KEY"]]
     values += [(secrets / name).read_text() for name in ("db-password", "db-root-password")]
@@ -89,7 +96,7 @@ def test_secrets_are_files_0600_and_never_on_a_command_line(stack: Stack) -> Non
             continue
         for value in values:
             assert value not in cmdline, f"a secret is on the command line of pid {pid}"
-    for log in (stack.home / "state" / "logs").iterdir():
+    for log in (p for p in (state / "logs").rglob("*") if p.is_file()):
         text = log.read_text(errors="replace")
         for value in values:
             assert value not in text, f"a secret is in {log.name}"

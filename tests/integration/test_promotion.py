@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.cli import kit
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, prod_admin
 from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.integration
@@ -28,18 +28,6 @@ def promote(env: dict[str, str], version: str, *extra: str, check: bool = True):
     )
 
 
-def prod_admin(prod: dict[str, str]) -> tuple[str, str]:
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=prod["AWS_ENDPOINT_URL"],
-        region_name="eu-west-1",
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
-    )
-    secret = json.loads(sm.get_secret_value(SecretId="mlp-prod/mlflow-admin")["SecretString"])
-    return secret["username"], secret["password"]
-
-
 @pytest.fixture
 def prod_client(prod: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
     user, password = prod_admin(prod)
@@ -49,13 +37,14 @@ def prod_client(prod: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Mlflow
     return MlflowClient()
 
 
-def moto_s3(prod: dict[str, str]):  # type: ignore[no-untyped-def]
+def prod_s3(prod: dict[str, str]):  # type: ignore[no-untyped-def]
+    """Prod's bucket as the kit reaches it in emulation (the local S3 store)."""
     return boto3.client(
         "s3",
-        endpoint_url=prod["AWS_ENDPOINT_URL"],
+        endpoint_url=prod["AWS_ENDPOINT_URL_S3"],
         region_name="eu-west-1",
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
+        aws_access_key_id=prod["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=prod["AWS_SECRET_ACCESS_KEY"],
     )
 
 
@@ -112,7 +101,7 @@ def test_promotion_copies_verifies_and_registers_with_lineage(
 
     run = prod_client.get_run(mv.run_id)
     prefix = run.info.artifact_uri.replace("mlflow-artifacts:", "mlflow-artifacts")
-    keys = [o["Key"] for o in moto_s3(prod).list_objects_v2(Bucket=PROD_BUCKET)["Contents"]]
+    keys = [o["Key"] for o in prod_s3(prod).list_objects_v2(Bucket=PROD_BUCKET)["Contents"]]
     assert f"{prefix}/model/MLmodel" in keys  # the copy lives in prod's (emulated) bucket
     assert f"{prefix}/promotion/manifest.json" in keys
 
@@ -175,7 +164,7 @@ def test_file_tampered_in_the_target_before_registration_is_detected(
     before = len(prod_client.search_model_versions(f"name='{MODEL}'"))
     run = crash_after_copy(prod, prod_client, version)[0]
     prefix = run.info.artifact_uri.replace("mlflow-artifacts:", "mlflow-artifacts")
-    moto_s3(prod).put_object(
+    prod_s3(prod).put_object(
         Bucket=PROD_BUCKET, Key=f"{prefix}/model/artifacts/notes.txt", Body=b"tampered\n"
     )
 

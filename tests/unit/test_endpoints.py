@@ -210,3 +210,25 @@ def test_bad_requests_are_one_line_errors_and_change_nothing(aws, call, message)
         call(aws)
     assert "\n" not in str(err.value)
     assert describe_endpoint(aws["sagemaker"], TARGET.endpoint_name) == []
+
+
+def test_adding_a_variant_is_a_direct_update_since_blue_green_needs_the_same_variants(aws) -> None:  # type: ignore[no-untyped-def]
+    from moto.backends import get_backend
+
+    deploy(aws, [plan("champion", "1", 1.0)])
+    outcome = deploy(aws, [plan("champion", "1", 0.9), plan("challenger", "2", 0.1)], "canary")
+    assert outcome.strategy == "direct (variants added or removed)"
+    endpoint = get_backend("sagemaker")["123456789012"][REGION].endpoints[TARGET.endpoint_name]
+    assert endpoint.deployment_config is None
+
+
+def test_rollback_after_returning_to_an_earlier_state_goes_to_the_state_just_left(aws) -> None:  # type: ignore[no-untyped-def]
+    a = deploy(aws, [plan("champion", "1", 1.0)])
+    b = deploy(aws, [plan("champion", "2", 1.0)])
+    again_a = deploy(aws, [plan("champion", "1", 1.0)])
+    assert again_a.config_name == a.config_name and again_a.changed
+    assert rollback(aws["sagemaker"], aws["application-autoscaling"], TARGET.endpoint_name) == (
+        a.config_name,
+        b.config_name,
+    )
+    assert rows(aws)["champion"]["model_version"] == "2"

@@ -68,7 +68,8 @@ def test_credentials_come_from_secrets_manager(secrets) -> None:
         "flask-key",
     )
     assert s.workers == 3
-    assert DB_PASSWORD not in repr(s) and ADMIN_PASSWORD not in repr(s)
+    assert "db-pa%25ss" not in repr(s) and ADMIN_PASSWORD not in repr(s)
+    assert "mlflow:***@db.internal" in repr(s)
 
 
 def test_credentials_injected_by_ecs() -> None:

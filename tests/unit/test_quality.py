@@ -27,9 +27,14 @@ def test_mypy() -> None:
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize(
-    "dockerfile", sorted(REPO.glob("*/Dockerfile")), ids=lambda p: p.parent.name
+DOCKERFILES = sorted(
+    p
+    for p in REPO.rglob("Dockerfile")
+    if not {".venv", "node_modules", ".mlplatform"} & set(p.parts)
 )
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.parent.relative_to(REPO)))
 def test_hadolint(dockerfile: Path) -> None:
     result = run(str(BIN / "hadolint"), str(dockerfile))
     assert result.returncode == 0, result.stdout

@@ -14,7 +14,7 @@ from mlplatform.config import load_environment
 from mlplatform.credentials import load_or_create
 from mlplatform.paths import StatePaths
 from mlplatform.runtime.native import NativeRuntime
-from mlplatform.services import SERVICES, compose_endpoints, mlflow_environment, native_endpoints
+from mlplatform.services import SERVICES, compose_endpoints, mlflow_environment
 
 ENV = load_environment("local")
 ENDPOINT_KEYS = {
@@ -85,10 +85,15 @@ def test_mlflow_gets_secret_ids_never_secret_values(tmp_path: Path) -> None:
         creds.s3_secret_key,
         creds.db_root_password,
     ]
+    # What the native runtime writes for supervisord (commands and environments of every
+    # program) and the compose file hold secret ids and file paths, never a value.
+    runtime = NativeRuntime(ENV, paths)
+    runtime.supervisor.write_config(runtime._programs())
+    written = runtime.supervisor.conf.read_text(encoding="utf-8")
+    assert "MLFLOW_DB_SECRET_ID" in written and str(paths.secrets) in written
     text = COMPOSE_PATH.read_text(encoding="utf-8")
-    native_env = str(mlflow_environment(ENV, native_endpoints(ENV, "/x")))
     for secret in secrets:
-        assert secret not in text and secret not in native_env
+        assert secret not in written and secret not in text
     env = mlflow_environment(ENV, compose_endpoints())
     assert env["MLFLOW_DB_SECRET_ID"] == ENV.database_secret_name
     assert env["MLFLOW_ADMIN_SECRET_ID"] == ENV.admin_secret_name

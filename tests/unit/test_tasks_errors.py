@@ -61,5 +61,5 @@ def test_env_before_up(home: dict[str, str]) -> None:
 
 
 def test_logs_of_unknown_service(home: dict[str, str]) -> None:
-    line = one_line_error(kit("logs", "redis", env=home))
+    line = one_line_error(kit("logs", "--service", "redis", env=home))
     assert "unknown service 'redis'" in line
