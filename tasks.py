@@ -481,7 +481,9 @@ def compose_file(c, check=False):
     """Render compose/docker-compose.yml from the service definitions in mlplatform/services.py."""
     from mlplatform.compose_file import COMPOSE_PATH, render
 
-    text = render(load_environment("local"))
+    with _errors():
+        # The committed file comes from the repository's own environments.toml.
+        text = render(load_environment("local", REPO_ROOT / "environments.toml"))
     if check:
         if COMPOSE_PATH.read_text(encoding="utf-8") != text:
             raise Exit(f"error: {COMPOSE_PATH} is stale; run `./kit compose-file`", 1)

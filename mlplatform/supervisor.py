@@ -123,13 +123,16 @@ class Supervisor:
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         binary = shutil.which("supervisord", path=env["PATH"]) or "supervisord"
-        subprocess.run(
-            [binary, "-c", str(self.conf)],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        try:
+            subprocess.run(
+                [binary, "-c", str(self.conf)],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise ServiceStartError(f"supervisord did not start: {exc}") from exc
         deadline = time.monotonic() + 15
         while not self.running():
             if time.monotonic() > deadline:

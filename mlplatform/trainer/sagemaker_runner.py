@@ -153,7 +153,10 @@ class SageMakerRunner:
                     "MaxAttempts": request.env.training.max_runtime_seconds // 30 + 20,
                 },
             )
-        job = self.sm.describe_training_job(TrainingJobName=request.job_name)
+        try:
+            job = self.sm.describe_training_job(TrainingJobName=request.job_name)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise TrainingError(f"cannot read the state of {request.job_name}: {exc}") from exc
         if job["TrainingJobStatus"] != "Completed":
             reason = job.get("FailureReason", job["TrainingJobStatus"])
             raise TrainingError(f"training job {request.job_name} failed: {reason}")
