@@ -444,7 +444,9 @@ def test(c, unit=False, containers=False, k="", install=True):
 
     with _errors():
         if install:
-            installed = system_deps.ensure([system_deps.DATABASE, system_deps.COMPOSE])
+            installed = system_deps.ensure(
+                [system_deps.DATABASE, system_deps.COMPOSE, system_deps.BROWSER]
+            )
             if installed:
                 err_console.print(f"installed with apt: {', '.join(installed)}")
         if ensure_node_modules():

@@ -59,7 +59,7 @@ def lock_all() -> list[Path]:
     spec = out_dir / "bootstrap.in"
     spec.write_text(f"uv=={UV_VERSION}\n", encoding="utf-8")
     try:
-        _compile([str(spec)], bootstrap)
+        _compile([str(spec), "--no-annotate"], bootstrap)
     finally:
         spec.unlink()
     written.append(bootstrap)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mlplatform.errors import SystemDependencyError
 
-__all__ = ["COMPOSE", "DATABASE", "SystemPackage", "ensure", "missing"]
+__all__ = ["BROWSER", "COMPOSE", "DATABASE", "SystemPackage", "ensure", "missing"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ DATABASE = SystemPackage(
 COMPOSE = SystemPackage(
     "docker-compose", ("docker-compose",), "validating the compose file offline"
 )
+BROWSER = SystemPackage("chromium", ("chromium",), "checking the MLflow UI in a real browser")
 
 
 def _installed(pkg: SystemPackage) -> bool:
