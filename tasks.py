@@ -136,9 +136,7 @@ def env(c, env="local"):
         else:
             from mlplatform.emulation import Emulation
 
-            values = Emulation(
-                load_environment(env), load_environment("local"), state_paths()
-            ).client_environment()
+            values = Emulation.named(env, state_paths()).client_environment()
     for key, value in values.items():
         print(f"export {key}={shlex.quote(value)}")
 

@@ -24,6 +24,11 @@ from urllib.parse import quote
 __all__ = ["ServerSettings", "SettingsError", "read_settings"]
 
 
+# Not a secret: the admin password MLflow 2.x shipped in its basic_auth.ini, published in its
+# docs. A server still using it is refused, since anyone can log in with it.
+PUBLIC_DEFAULT_ADMIN_PASSWORD = "password1234"  # noqa: S105
+
+
 class SettingsError(Exception):
     """A required variable is missing or malformed, or a secret could not be read."""
 
@@ -146,7 +151,7 @@ def read_settings(
         flask_key = _get_secret(env["MLFLOW_FLASK_SECRET_ID"])
     else:
         flask_key = _require(env, "MLFLOW_FLASK_SERVER_SECRET_KEY")
-    if admin_password == "password1234":  # noqa: S105  # MLflow's historical default admin password
+    if admin_password == PUBLIC_DEFAULT_ADMIN_PASSWORD:
         raise SettingsError("the admin password is MLflow's well-known default; rotate the secret")
     destination = _require(env, "MLFLOW_ARTIFACTS_DESTINATION")
     return ServerSettings(

@@ -24,8 +24,8 @@ from typing import Any
 import pymysql
 
 from mlplatform import aws
-from mlplatform.config import Environment
-from mlplatform.credentials import Credentials, load_or_create
+from mlplatform.config import Environment, load_environment
+from mlplatform.credentials import load_or_create
 from mlplatform.database_admin import drop_database, ensure_database
 from mlplatform.errors import PlatformError
 from mlplatform.mlflow_users import ensure_user
@@ -50,6 +50,11 @@ class Emulation:
         self.local_paths = local_paths
         self.paths = StatePaths(local_paths.root / "emulated" / env.name)
         self.supervisor = Supervisor(self.paths)
+
+    @classmethod
+    def named(cls, env_name: str, local_paths: StatePaths) -> Emulation:
+        """The emulation of `env_name` beside the local stack of environments.toml."""
+        return cls(load_environment(env_name), load_environment("local"), local_paths)
 
     @property
     def mlflow_url(self) -> str:
@@ -172,10 +177,6 @@ class Emulation:
             raise
         reporter.done(f"{self.env.name}'s MLflow at {self.mlflow_url}")
         return self.mlflow_url
-
-    def credentials(self) -> Credentials:
-        """The emulated environment's generated credentials."""
-        return load_or_create(self.paths, self.env, db_username=f"mlflow_{self.env.name}")[0]
 
     def down(self, volumes: bool = False) -> bool:
         """Stop the emulated registry; with volumes, forget its state. True if it was running."""

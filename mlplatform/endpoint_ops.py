@@ -32,7 +32,7 @@ from mlplatform.paths import StatePaths
 from mlplatform.promotion_ops import registry_for
 from mlplatform.runtime.base import Reporter
 from mlplatform.serving import PackagedModel, package_version, resolve_version
-from mlplatform.stack_outputs import stack_outputs
+from mlplatform.stack_outputs import stack_outputs, subnet_ids
 
 __all__ = ["deploy", "endpoint_name", "rollback_endpoint", "status", "traffic"]
 
@@ -104,7 +104,7 @@ def deploy(
     )
     network = stack_outputs(cfn, f"{env.name_prefix}-network", ("PrivateSubnetIds",), EndpointError)
     vpc = {
-        "subnets": [s for s in network["PrivateSubnetIds"].split(",") if s],
+        "subnets": subnet_ids(network),
         "security_groups": [role["SecurityGroupId"]],
     }
     registry = registry_for(env.name, paths)

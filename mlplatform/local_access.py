@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mlplatform import aws
 from mlplatform.config import Environment
 from mlplatform.credentials import Credentials, load_or_create
 from mlplatform.errors import PlatformError
 from mlplatform.health import healthy
 from mlplatform.paths import StatePaths
 
-__all__ = ["LocalEndpoints", "local_s3", "local_stack"]
+__all__ = ["LocalEndpoints", "local_stack"]
 
 
 @dataclass(frozen=True)
@@ -51,15 +49,4 @@ def local_stack(
         credentials_file=paths.secrets / "aws-credentials",
         bucket=env.bucket_name,
         region=env.region,
-    )
-
-
-def local_s3(creds: Credentials, endpoints: LocalEndpoints) -> Any:
-    """A boto3 S3 client for the stack's SeaweedFS."""
-    return aws.client(
-        "s3",
-        region=endpoints.region,
-        endpoint_url=endpoints.s3_url,
-        access_key=creds.s3_access_key,
-        secret_key=creds.s3_secret_key,
     )

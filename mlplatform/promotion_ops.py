@@ -56,11 +56,11 @@ def promote_version(
 
 def emulate(env_name: str, paths: StatePaths, reporter: Reporter) -> dict[str, str]:
     """Start an emulated cloud environment; return the variables that point the kit at it."""
-    emulation = Emulation(load_environment(env_name), load_environment("local"), paths)
+    emulation = Emulation.named(env_name, paths)
     emulation.up(reporter)
     return emulation.client_environment()
 
 
 def stop_emulation(env_name: str, paths: StatePaths, volumes: bool) -> bool:
     """Stop an emulated environment; True if it was running."""
-    return Emulation(load_environment(env_name), load_environment("local"), paths).down(volumes)
+    return Emulation.named(env_name, paths).down(volumes)

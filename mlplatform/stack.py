@@ -7,8 +7,6 @@ The runtime that brought the stack up is recorded in the state folder, so `down`
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 
 from mlplatform.config import Environment, load_environment
@@ -22,16 +20,6 @@ from mlplatform.services import SERVICES
 __all__ = ["RUNTIMES", "client_environment", "open_runtime", "recorded_runtime", "service_logs"]
 
 RUNTIMES = ("auto", "native", "compose")
-
-
-def engine_available() -> str | None:
-    """The container engine CLI that answers here (docker, then podman), or None."""
-    for cli in ("docker", "podman"):
-        if shutil.which(cli):
-            result = subprocess.run([cli, "info"], capture_output=True, check=False, timeout=20)
-            if result.returncode == 0:
-                return cli
-    return None
 
 
 def recorded_runtime(paths: StatePaths) -> str | None:

@@ -10,7 +10,7 @@ import botocore.exceptions
 from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
 
-__all__ = ["mlflow_url", "mlflow_url_variable", "stack_outputs"]
+__all__ = ["mlflow_url", "mlflow_url_variable", "stack_outputs", "subnet_ids"]
 
 
 def stack_outputs(
@@ -43,3 +43,8 @@ def mlflow_url(env: Environment, cfn: Any, error: type[PlatformError] = Platform
     if override:
         return override
     return stack_outputs(cfn, f"{env.name_prefix}-mlflow", ("MlflowUrl",), error)["MlflowUrl"]
+
+
+def subnet_ids(network_outputs: dict[str, str]) -> list[str]:
+    """The private subnets the network stack exports as one comma-separated output."""
+    return [s for s in network_outputs["PrivateSubnetIds"].split(",") if s]

@@ -22,14 +22,11 @@ from typing import Any
 
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
+from mlplatform.child_env import inherited_environment
 from mlplatform.errors import ServiceStartError
 from mlplatform.paths import StatePaths
 
 __all__ = ["Program", "Supervisor"]
-
-# Variables the services may inherit from the user's shell. Everything else (AWS_*, MLFLOW_*,
-# proxies) is dropped so a developer's real cloud credentials can never reach a local service.
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "OPENBLAS_CORETYPE")
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ class Supervisor:
 
     def start_daemon(self) -> None:
         """Start supervisord (it daemonizes) with a scrubbed environment and wait for its socket."""
-        env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env = inherited_environment()
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         binary = shutil.which("supervisord", path=env["PATH"]) or "supervisord"
         try:

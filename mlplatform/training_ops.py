@@ -14,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlplatform import aws
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
-from mlplatform.local_access import local_s3, local_stack
+from mlplatform.local_access import local_stack
 from mlplatform.paths import StatePaths
 from mlplatform.promotion_ops import registry_for
 from mlplatform.registry import authenticated_client
@@ -39,7 +39,7 @@ def upload_data(env: Environment, paths: StatePaths) -> list[Upload]:
     if env.name != "local":
         return upload_channels(env, aws.client("s3", region=env.region), env.bucket_name)
     creds, endpoints = local_stack(env, paths)
-    return upload_channels(env, local_s3(creds, endpoints), endpoints.bucket)
+    return upload_channels(env, aws.local_client("s3", env, creds), endpoints.bucket)
 
 
 def train(
@@ -71,7 +71,9 @@ def train(
         log = paths.logs / "training" / f"{request.job_name}.log"
         client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
         undo = _undo_registration(client_login, _alias_version(client_login, env.model_name))
-        return NativeRunner(endpoints, local_s3(creds, endpoints), undo).run(request, reporter, log)
+        return NativeRunner(endpoints, aws.local_client("s3", env, creds), undo).run(
+            request, reporter, log
+        )
     raise TrainingError(f"the {runner} runner is not available yet")
 
 
@@ -81,6 +83,7 @@ def _alias_version(login: tuple[str, str, str], name: str) -> str | None:
         try:
             return str(client.get_model_version_by_alias(name, "challenger").version)
         except MlflowException:
+            # No model yet, no alias, or (403) a model this user cannot read: nothing to restore.
             return None
 
 

@@ -5,7 +5,9 @@ Threshold-free ranking metrics, the best-F1 operating point, and the plots logge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -34,28 +36,44 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     }
 
 
+def _save(
+    out_dir: Path, name: str, size: tuple[int, int], title: str, draw: Callable[[Any], object]
+) -> Path:
+    fig, ax = plt.subplots(figsize=size)
+    draw(ax)
+    ax.set_title(title)
+    path = out_dir / name
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def plot(y_true: np.ndarray, scores: np.ndarray, threshold: float, out_dir: Path) -> list[Path]:
     """PR curve, ROC curve and confusion matrix as PNG files in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = []
-    fig, ax = plt.subplots(figsize=(5, 4))
-    metrics.PrecisionRecallDisplay.from_predictions(y_true, scores, ax=ax)
-    ax.set_title("Precision-recall (validation)")
-    files.append(out_dir / "pr_curve.png")
-    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    metrics.RocCurveDisplay.from_predictions(y_true, scores, ax=ax)
-    ax.set_title("ROC (validation)")
-    files.append(out_dir / "roc_curve.png")
-    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    metrics.ConfusionMatrixDisplay.from_predictions(
-        y_true, (scores >= threshold).astype(int), ax=ax, display_labels=["legit", "fraud"]
-    )
-    ax.set_title(f"Confusion matrix at {threshold:.3f}")
-    files.append(out_dir / "confusion_matrix.png")
-    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return files
+    predicted = (scores >= threshold).astype(int)
+    return [
+        _save(
+            out_dir,
+            "pr_curve.png",
+            (5, 4),
+            "Precision-recall (validation)",
+            lambda ax: metrics.PrecisionRecallDisplay.from_predictions(y_true, scores, ax=ax),
+        ),
+        _save(
+            out_dir,
+            "roc_curve.png",
+            (5, 4),
+            "ROC (validation)",
+            lambda ax: metrics.RocCurveDisplay.from_predictions(y_true, scores, ax=ax),
+        ),
+        _save(
+            out_dir,
+            "confusion_matrix.png",
+            (4, 4),
+            f"Confusion matrix at {threshold:.3f}",
+            lambda ax: metrics.ConfusionMatrixDisplay.from_predictions(
+                y_true, predicted, ax=ax, display_labels=["legit", "fraud"]
+            ),
+        ),
+    ]

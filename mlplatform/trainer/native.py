@@ -20,6 +20,7 @@ from typing import Any
 import botocore.exceptions
 
 from mlplatform.archive import make_targz
+from mlplatform.child_env import inherited_environment
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import TrainingError
 from mlplatform.local_access import LocalEndpoints
@@ -28,9 +29,6 @@ from mlplatform.runtime.base import Reporter
 from mlplatform.trainer.request import CHANNELS, TrainingRequest, TrainingResult
 
 __all__ = ["NativeRunner", "contract_tree"]
-
-# Variables a job may inherit from the caller; the rest (a developer's AWS keys) stays out.
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "OPENBLAS_CORETYPE")
 
 
 def contract_tree(root: Path, request: TrainingRequest) -> dict[str, Path]:
@@ -111,7 +109,7 @@ class NativeRunner:
         return count
 
     def _environment(self, request: TrainingRequest, tree: dict[str, Path]) -> dict[str, str]:
-        env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env = inherited_environment()
         env.update(request.job_environment())
         env.update(
             PYTHONPATH=str(REPO_ROOT),

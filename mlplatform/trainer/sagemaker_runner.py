@@ -19,7 +19,7 @@ import botocore.exceptions
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
 from mlplatform.runtime.base import Reporter
-from mlplatform.stack_outputs import mlflow_url, stack_outputs
+from mlplatform.stack_outputs import mlflow_url, stack_outputs, subnet_ids
 from mlplatform.trainer.request import CHANNELS, TrainingRequest, TrainingResult
 
 __all__ = ["CloudTarget", "SageMakerRunner", "resolve_target"]
@@ -59,7 +59,7 @@ def resolve_target(env: Environment, cfn: Any, image_digest: str | None = None) 
     return CloudTarget(
         image_uri=f"{values['TrainingRepositoryUri']}@{digest}",
         role_arn=values["ExecutionRoleArn"],
-        subnets=[s for s in values["PrivateSubnetIds"].split(",") if s],
+        subnets=subnet_ids(values),
         security_groups=[values["SecurityGroupId"]],
         bucket=values["BucketName"],
         tracking_uri=mlflow_url(env, cfn, TrainingError),

@@ -13,7 +13,12 @@ from moto import mock_aws
 
 from mlflow_server import serve
 from mlflow_server.__main__ import main
-from mlflow_server.settings import SettingsError, read_settings, redact_uri
+from mlflow_server.settings import (
+    PUBLIC_DEFAULT_ADMIN_PASSWORD,
+    SettingsError,
+    read_settings,
+    redact_uri,
+)
 
 BASE = {
     "MLFLOW_ARTIFACTS_DESTINATION": "s3://bucket/mlflow-artifacts",
@@ -109,7 +114,7 @@ def test_mlflows_historical_default_password_is_refused() -> None:
         **BASE,
         "MLFLOW_DB_URI": "sqlite:///x.db",
         "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
-        "MLFLOW_AUTH_ADMIN_PASSWORD": "password1234",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": PUBLIC_DEFAULT_ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "k",
     }
     with pytest.raises(SettingsError, match="well-known default"):
