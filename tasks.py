@@ -378,6 +378,55 @@ def endpoints(c, env, json_=False):
     console.print(table)
 
 
+@task(
+    help={
+        "env": "cloud environment (staging or prod)",
+        "steps": "comma-separated subset of infra,image,migrate,service,model,endpoint",
+        "image": "MLflow image to release: OCI archive or layout, or a local podman/docker image",
+        "image_digest": "release an image already in ECR by digest instead of --image",
+        "certificate_arn": "ACM certificate ARN for HTTPS when environments.toml has none",
+        "from_": "registry whose champion is released (default local)",
+        "strategy": "endpoint rollout: all-at-once, canary or linear (default from config)",
+        "serving_image": "SageMaker serving image, ECR URI by digest (default from config)",
+        "json": "print one JSON object per step: step, changed, detail",
+    }
+)
+def deploy(  # type: ignore[no-untyped-def]
+    c,
+    env,
+    steps=None,
+    image=None,
+    image_digest=None,
+    certificate_arn=None,
+    from_="local",
+    strategy=None,
+    serving_image=None,
+    json_=False,
+):
+    """Release everything to an environment: infra, image, migrate, service, model, endpoint."""
+    from mlplatform.deploy_chain import DeployRequest, parse_steps
+    from mlplatform.deploy_chain import deploy as run_chain
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        request = DeployRequest(
+            env,
+            parse_steps(steps),
+            image=image,
+            image_digest=image_digest,
+            certificate_arn=certificate_arn,
+            source=from_,
+            strategy=strategy,
+            serving_image=serving_image,
+        )
+        for result in run_chain(request, state_paths(), reporter):
+            if json_:
+                print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+            else:
+                state = "[green]changed[/green]" if result.changed else "unchanged"
+                console.print(f"{result.step:<9} {state}  {result.detail}")
+
+
 _INFRA_HELP = {
     "env": "environment: local, staging or prod",
     "image_digest": "MLflow image digest (sha256:...) when environments.toml has none",
@@ -497,8 +546,8 @@ ns = Collection(
     up, down, status, logs, env,
     # training, serving, promotion
     data, train, champion, serve, emulate, promote,
-    # SageMaker endpoints
-    deploy_endpoint, traffic, rollback, endpoints,
+    # SageMaker endpoints, and the whole release
+    deploy_endpoint, traffic, rollback, endpoints, deploy,
     # infrastructure
     synth, diff, deploy_infra, destroy, bootstrap,
     # development

@@ -2,7 +2,8 @@
 
     app = build_app(load_environments(), cdk.App(context={"mlflow_image_digest": "sha256:..."}))
 
-Context: ``env`` (build only that environment), ``mlflow_image_digest``, ``certificate_arn``.
+Context: ``env`` (build only that environment), ``mlflow_image_digest``, ``certificate_arn``,
+``mlflow_service_image_digest`` (set by ``invoke deploy``: see infra.resolve).
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.naming import stack_name
-from infra.resolve import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST, resolve
+from infra.resolve import (
+    CONTEXT_CERTIFICATE_ARN,
+    CONTEXT_IMAGE_DIGEST,
+    CONTEXT_SERVICE_IMAGE_DIGEST,
+    resolve,
+)
 from infra.stacks.data import DataStack
 from infra.stacks.mlflow_service import MlflowServiceStack
 from infra.stacks.monitoring import MonitoringStack
@@ -120,6 +126,7 @@ def build_environment(app: cdk.App, env: Environment) -> EnvironmentStacks:
         env,
         image_digest=app.node.try_get_context(CONTEXT_IMAGE_DIGEST),
         certificate_arn=app.node.try_get_context(CONTEXT_CERTIFICATE_ARN),
+        service_image_digest=app.node.try_get_context(CONTEXT_SERVICE_IMAGE_DIGEST),
     )
     return EnvironmentStacks(app, settings)
 

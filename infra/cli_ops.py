@@ -23,9 +23,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
-from infra.resolve import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST
+from infra.resolve import (
+    CONTEXT_CERTIFICATE_ARN,
+    CONTEXT_IMAGE_DIGEST,
+    CONTEXT_SERVICE_IMAGE_DIGEST,
+)
 from mlplatform.config import Environment, load_environment
 from mlplatform.errors import PlatformError
 
@@ -74,6 +78,7 @@ def cdk_argv(
     *,
     image_digest: str | None = None,
     certificate_arn: str | None = None,
+    service_image_digest: str | None = None,
     output: str | os.PathLike[str] | None = None,
     approve: bool = False,
     extra: Sequence[str] = (),
@@ -93,6 +98,8 @@ def cdk_argv(
         argv += ["--context", f"{CONTEXT_IMAGE_DIGEST}={image_digest}"]
     if certificate_arn:
         argv += ["--context", f"{CONTEXT_CERTIFICATE_ARN}={certificate_arn}"]
+    if service_image_digest:
+        argv += ["--context", f"{CONTEXT_SERVICE_IMAGE_DIGEST}={service_image_digest}"]
     if output is not None:
         argv += ["--output", str(output)]
     if action in ("deploy", "destroy", "diff"):
@@ -112,16 +119,20 @@ def cdk_command(
     *,
     image_digest: str | None = None,
     certificate_arn: str | None = None,
+    service_image_digest: str | None = None,
     confirm: str | None = None,
     approve: bool = False,
     output: str | os.PathLike[str] | None = None,
     extra: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
+    output_to_stderr: bool = False,
 ) -> CdkResult:
     """Run ``cdk <action>`` for one environment; CdkCommandError if it fails.
 
     ``destroy`` of a protected environment (see requires_confirmation) needs ``confirm`` equal
     to the environment's name, and raises ConfirmationRequiredError before anything runs.
+    ``output_to_stderr`` sends the CLI's standard output (stack outputs) to standard error, for
+    callers whose own standard output is machine-readable.
     """
     env = load_environment(env_name)
     if action == "destroy" and requires_confirmation(env) and confirm != env.name:
@@ -133,12 +144,18 @@ def cdk_command(
         action,
         image_digest=image_digest,
         certificate_arn=certificate_arn,
+        service_image_digest=service_image_digest,
         output=output,
         approve=approve or (action == "destroy" and confirm == env.name),
         extra=extra,
     )
     # Bootstrap runs outside infra/ so the CLI does not synthesize the app from its cdk.json.
-    return _run(argv, extra_env, cwd=REPO_ROOT if action == "bootstrap" else INFRA_DIR)
+    return _run(
+        argv,
+        extra_env,
+        cwd=REPO_ROOT if action == "bootstrap" else INFRA_DIR,
+        stdout=sys.stderr if output_to_stderr else None,
+    )
 
 
 def synth(
@@ -178,7 +195,12 @@ def migrate_run_task_request(outputs: Mapping[str, str]) -> dict[str, object]:
     }
 
 
-def _run(argv: list[str], extra_env: Mapping[str, str] | None, cwd: Path = INFRA_DIR) -> CdkResult:
+def _run(
+    argv: list[str],
+    extra_env: Mapping[str, str] | None,
+    cwd: Path = INFRA_DIR,
+    stdout: TextIO | None = None,
+) -> CdkResult:
     if shutil.which(argv[0]) is None:
         raise CdkCommandError("npx not found: install Node.js, then run `npm ci` at the repo root")
     if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
@@ -189,7 +211,7 @@ def _run(argv: list[str], extra_env: Mapping[str, str] | None, cwd: Path = INFRA
     env.update(extra_env or {})
     started = time.monotonic()
     try:
-        done = subprocess.run(argv, cwd=cwd, env=env, check=False)
+        done = subprocess.run(argv, cwd=cwd, env=env, stdout=stdout, check=False)
     except OSError as exc:
         raise CdkCommandError(f"could not start the CDK CLI: {exc}") from exc
     result = CdkResult(tuple(argv), done.returncode, time.monotonic() - started)

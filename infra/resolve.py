@@ -12,17 +12,30 @@ import re
 from mlplatform.config import Environment
 from mlplatform.errors import ConfigError
 
-__all__ = ["CONTEXT_CERTIFICATE_ARN", "CONTEXT_IMAGE_DIGEST", "resolve"]
+__all__ = [
+    "CONTEXT_CERTIFICATE_ARN",
+    "CONTEXT_IMAGE_DIGEST",
+    "CONTEXT_SERVICE_IMAGE_DIGEST",
+    "NO_SERVICE_IMAGE",
+    "resolve",
+]
 
 CONTEXT_IMAGE_DIGEST = "mlflow_image_digest"
+CONTEXT_SERVICE_IMAGE_DIGEST = "mlflow_service_image_digest"
 CONTEXT_CERTIFICATE_ARN = "certificate_arn"
+# The service digest of a first deploy: the service exists with no task until the migration ran.
+NO_SERVICE_IMAGE = "none"
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 
 
 def resolve(
-    env: Environment, *, image_digest: str | None = None, certificate_arn: str | None = None
+    env: Environment,
+    *,
+    image_digest: str | None = None,
+    certificate_arn: str | None = None,
+    service_image_digest: str | None = None,
 ) -> Environment:
     """Return ``env`` with the given overrides applied; ConfigError if it cannot be deployed.
 
@@ -36,6 +49,13 @@ def resolve(
         raise ConfigError(
             f"context {CONTEXT_IMAGE_DIGEST}: {image_digest!r} is not sha256:<64 hex>"
         )
+    if service_image_digest is not None and not (
+        service_image_digest == NO_SERVICE_IMAGE or _DIGEST.match(service_image_digest)
+    ):
+        raise ConfigError(
+            f"context {CONTEXT_SERVICE_IMAGE_DIGEST}: {service_image_digest!r} is not "
+            f"sha256:<64 hex> or {NO_SERVICE_IMAGE!r}"
+        )
     if certificate_arn is not None and not _ACM_ARN.match(certificate_arn):
         raise ConfigError(
             f"context {CONTEXT_CERTIFICATE_ARN}: {certificate_arn!r} is not an ACM ARN"
@@ -44,6 +64,7 @@ def resolve(
         update={
             "image_digest": image_digest or env.mlflow.image_digest,
             "certificate_arn": certificate_arn or env.mlflow.certificate_arn,
+            "service_image_digest": service_image_digest or env.mlflow.service_image_digest,
         }
     )
     if mlflow.image_digest is None:

@@ -115,6 +115,12 @@ class MlflowSettings(_Strict):
     min_tasks: Annotated[int, Field(ge=1, le=100)] = 1
     max_tasks: Annotated[int, Field(ge=1, le=100)] = 2
     image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    # Cloud only, set by `invoke deploy` (CDK context): the image the service keeps running while
+    # the migrate task already has image_digest; "none" creates the service with no task until
+    # the first migration ran. Unset: the service runs image_digest too.
+    service_image_digest: Annotated[str, Field(pattern=r"^(sha256:[0-9a-f]{64}|none)$")] | None = (
+        None
+    )
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
     domain_name: str | None = None
     allow_http: bool = False

@@ -7,6 +7,9 @@ database server (as RDS would hold it), and its artifacts in prod's bucket on th
 (SeaweedFS: moto keeps nothing across a restart, a registry's files must survive one).
 Tasks then reach it exactly as they reach AWS: through endpoint URLs (AWS_ENDPOINT_URL for AWS,
 MLPLATFORM_MLFLOW_URL_<ENV> for the registry) and credentials from Secrets Manager.
+With AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_S3) set, `up` puts the AWS side on that emulator
+instead, for example the one the environment's stacks were deployed to by `invoke deploy`; the
+choice is recorded with the emulation, so later tasks (`invoke env --env prod`) print it.
 
 What stays unproven without AWS: IAM policies, KMS, VPC endpoints and security groups, the ALB
 and TLS in front of the server, RDS itself and ECS's secret injection (the entrypoint reads the
@@ -16,6 +19,8 @@ secrets by id here; on ECS they are injected as variables — both paths are uni
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -63,8 +68,8 @@ class Emulation:
 
     @property
     def aws_url(self) -> str:
-        """The emulator standing in for AWS (the local stack's moto server)."""
-        return f"http://127.0.0.1:{self.local.ports.aws}"
+        """The emulator standing in for AWS (the local stack's moto server by default)."""
+        return self._endpoints()["aws"]
 
     def database_name(self) -> str:
         """The environment's database on the shared local server."""
@@ -72,8 +77,26 @@ class Emulation:
 
     @property
     def s3_url(self) -> str:
-        """S3 of the emulation: the local stack's SeaweedFS, so buckets survive a restart."""
-        return f"http://127.0.0.1:{self.local.ports.s3}"
+        """S3 of the emulation (by default the local SeaweedFS, so buckets survive a restart)."""
+        return self._endpoints()["s3"]
+
+    def _endpoints(self) -> dict[str, str]:
+        recorded = self.paths.root / "endpoints.json"
+        if recorded.is_file():
+            return dict(json.loads(recorded.read_text()))
+        return self._requested_endpoints()
+
+    def _requested_endpoints(self) -> dict[str, str]:
+        # The same variables and precedence as boto3: a service's own endpoint, else the
+        # general one. Set, they put the environment's AWS side on another emulator (for
+        # example the one its stacks were deployed to); unset, the local stack's.
+        general = os.environ.get("AWS_ENDPOINT_URL")
+        return {
+            "aws": general or f"http://127.0.0.1:{self.local.ports.aws}",
+            "s3": os.environ.get("AWS_ENDPOINT_URL_S3")
+            or general
+            or f"http://127.0.0.1:{self.local.ports.s3}",
+        }
 
     def _keys(self) -> tuple[str, str]:
         # SeaweedFS checks its keys; moto accepts any: the local stack's S3 pair serves both.
@@ -131,6 +154,7 @@ class Emulation:
 
         local_stack(self.local, self.local_paths, services=("database", "s3", "aws"))
         self.paths.ensure()
+        (self.paths.root / "endpoints.json").write_text(json.dumps(self._requested_endpoints()))
         creds, _ = load_or_create(self.paths, self.env, db_username=f"mlflow_{self.env.name}")
         ensure_database(self.local_paths.run / "mysqld.sock", creds, self.database_name())
         bucket_new = aws.ensure_bucket(self._aws("s3"), self.env.bucket_name, self.env.region)

@@ -29,11 +29,13 @@ from infra.naming import (
     object_arn,
     repository_name,
 )
+from infra.resolve import NO_SERVICE_IMAGE
 from infra.retention import retention_days
 from infra.stacks.data import DB_PORT
 from mlplatform.config import Environment
 
 __all__ = ["MlflowServiceStack"]
+
 
 class MlflowServiceStack(cdk.Stack):
     """Runs the MLflow image by digest on Fargate.
@@ -113,17 +115,33 @@ class MlflowServiceStack(cdk.Stack):
             MlflowTask,
             self,
             repository=self.repositories["mlflow"],
-            image_digest=mlflow.image_digest,
             cpu=mlflow.cpu,
             memory_mib=mlflow.memory_mib,
             environment=environment,
             secrets=secrets,
             log_group=log_group,
         )
-        serve = task("Serve", family=f"{prefix}-mlflow", command="serve")
+        # `invoke deploy` rolls a release in two CDK deploys: first the migrate task gets the new
+        # image while the service keeps the one it runs (or, on a first deploy, no task at all);
+        # the service follows once the migration has succeeded.
+        paused = mlflow.service_image_digest == NO_SERVICE_IMAGE
+        service_digest = (
+            mlflow.image_digest
+            if paused or mlflow.service_image_digest is None
+            else mlflow.service_image_digest
+        )
+        self.service_image_digest = NO_SERVICE_IMAGE if paused else service_digest
+        serve = task(
+            "Serve", family=f"{prefix}-mlflow", command="serve", image_digest=service_digest
+        )
         # A separate one-off task: migrations run once, before the service starts new code,
         # because two servers migrating one database race (see DESIGN.md).
-        self.migrate_task = task("Migrate", family=f"{prefix}-mlflow-migrate", command="migrate")
+        self.migrate_task = task(
+            "Migrate",
+            family=f"{prefix}-mlflow-migrate",
+            command="migrate",
+            image_digest=mlflow.image_digest,
+        )
         self._grant_artifacts(settings, serve.task_definition.task_role, bucket, key)
 
         self.service = ecs.FargateService(
@@ -132,7 +150,7 @@ class MlflowServiceStack(cdk.Stack):
             service_name=f"{prefix}-mlflow",
             cluster=self.cluster,
             task_definition=serve.task_definition,
-            desired_count=mlflow.min_tasks,
+            desired_count=0 if paused else mlflow.min_tasks,
             vpc_subnets=private_subnets,
             assign_public_ip=False,
             min_healthy_percent=100,
@@ -156,8 +174,9 @@ class MlflowServiceStack(cdk.Stack):
             description="MLflow service and migrate task to the database",
         )
 
+        # A scaling floor above zero would start tasks before the first migration.
         scaling = self.service.auto_scale_task_count(
-            min_capacity=mlflow.min_tasks, max_capacity=mlflow.max_tasks
+            min_capacity=0 if paused else mlflow.min_tasks, max_capacity=mlflow.max_tasks
         )
         scaling.scale_on_cpu_utilization(
             "CpuTarget",
@@ -289,6 +308,9 @@ class MlflowServiceStack(cdk.Stack):
         cdk.CfnOutput(self, "AlbDnsName", value=self.balancer.alb.load_balancer_dns_name)
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         cdk.CfnOutput(self, "ServiceName", value=self.service.service_name)
+        # What `invoke deploy` compares to decide which steps of a release are already done.
+        cdk.CfnOutput(self, "ImageDigest", value=str(mlflow.image_digest))
+        cdk.CfnOutput(self, "ServiceImageDigest", value=self.service_image_digest)
         cdk.CfnOutput(
             self,
             "MigrateTaskDefinitionArn",

@@ -60,6 +60,17 @@ def test_malformed_certificate_is_refused(staging_env):
         resolve(staging_env, image_digest=TEST_DIGEST, certificate_arn="arn:aws:iam::1:role/x")
 
 
+@pytest.mark.parametrize("bad", ["latest", "None", "sha256:abc"])
+def test_malformed_service_digest_is_refused(staging_env, bad):
+    with pytest.raises(ConfigError, match=r"mlflow_service_image_digest: .* or 'none'"):
+        resolve(
+            staging_env,
+            image_digest=TEST_DIGEST,
+            certificate_arn=test_certificate_arn(staging_env),
+            service_image_digest=bad,
+        )
+
+
 def test_resolve_does_not_change_the_loaded_environment(staging_env):
     resolve(
         staging_env, image_digest=TEST_DIGEST, certificate_arn=test_certificate_arn(staging_env)

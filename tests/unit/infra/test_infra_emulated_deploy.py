@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from conftest import TEST_DIGEST
 
 from infra.cli_ops import cdk_command, migrate_run_task_request
 from mlplatform.config import Environment, load_environments
+from tests.emulator.process import patched_moto
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +28,11 @@ ENV_NAME = "prod"
 DATA, SERVICE = "test_infra_data.py::", "test_infra_mlflow_service.py::"
 SAGEMAKER, MONITORING = "test_infra_sagemaker.py::", "test_infra_monitoring.py::"
 
-# What moto cannot show (skipped, ignored or only emulated by moto_patched_server.py), and the
-# static tests that assert it instead.
+# What moto cannot show (skipped, ignored or only emulated by tests/emulator/moto_server.py),
+# and the static tests that assert it instead.
 MOTO_GAPS: dict[str, list[str]] = {
-    "Secrets Manager secrets: moto's CloudFormation skips them; moto_patched_server.py creates "
-    "them (name and JSON shape only): generation rules and policies are not shown": [
+    "Secrets Manager secrets: moto's CloudFormation skips them; tests/emulator/moto_server.py "
+    "creates them (name and JSON shape only): generation rules and policies are not shown": [
         DATA + "test_credentials_are_generated_into_secrets_manager_and_rotated",
         SERVICE + "test_admin_and_flask_secrets_are_generated_with_configured_names",
     ],
@@ -62,8 +59,8 @@ MOTO_GAPS: dict[str, list[str]] = {
         SAGEMAKER + "test_jobs_security_group_reaches_the_alb",
         SERVICE + "test_tasks_admit_only_the_alb_and_reach_the_database",
     ],
-    "CloudWatch alarms: skipped by moto; moto_patched_server.py creates them (name, threshold, "
-    "actions; a metric-math expression is dropped)": [
+    "CloudWatch alarms: skipped by moto; tests/emulator/moto_server.py creates them (name, "
+    "threshold, actions; a metric-math expression is dropped)": [
         MONITORING + "test_every_alarm_notifies_the_topic",
         MONITORING + "test_alarm_thresholds_come_from_config",
     ],
@@ -77,17 +74,7 @@ MOTO_GAPS: dict[str, list[str]] = {
         SAGEMAKER + "test_s3_access_is_limited_to_the_two_prefixes",
         SERVICE + "test_task_role_touches_only_the_artifact_prefix",
     ],
-    "change-set deploys (moto's change sets drop stack outputs, so the emulation deploys with "
-    "--method=direct; a real deploy uses change sets)": [
-        "test_infra_cli_ops.py::test_argv_selects_the_environment_and_passes_overrides",
-    ],
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -104,51 +91,13 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
                 scrub.delenv(key)
         scrub.setenv("AWS_CONFIG_FILE", os.devnull)
         scrub.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        yield from _serve_moto(env, tmp_path_factory)
-
-
-def _serve_moto(
-    env: Environment, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    server = [sys.executable, str(HERE / "moto_patched_server.py"), "-H", "127.0.0.1"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*server, "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "MOTO_ACCOUNT_ID": env.account},
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"moto did not start:\n{log.read_text()[-2000:]}") from None
-                time.sleep(0.2)
-        # "localhost", not 127.0.0.1: moto finds the bucket of a TemplateURL only in a
-        # path-style URL on localhost; the CLI builds that URL from AWS_ENDPOINT_URL.
-        endpoint = f"http://localhost:{port}"
-        yield {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ENDPOINT_URL_S3": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": env.region,
-            "AWS_DEFAULT_REGION": env.region,
-            "CDK_HOME": str(tmp_path_factory.mktemp("cdk-home")),
-            "CDK_DISABLE_VERSION_CHECK": "1",
-        }
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with patched_moto(
+            env.account,
+            env.region,
+            tmp_path_factory.mktemp("moto") / "moto.log",
+            tmp_path_factory.mktemp("cdk-home"),
+        ) as aws:
+            yield aws.variables
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +125,6 @@ def deployed(emulator: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         certificate_arn=cert,
         approve=True,
         output=out,
-        extra=["--method=direct"],
         extra_env=emulator,
     )
     return {"env": env, "client": client}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from aws_cdk.assertions import Match
-from conftest import TEST_DIGEST
+from conftest import TEST_DIGEST, synthesize
 
 from infra.naming import ARTIFACTS_PREFIX, MLFLOW_PORT
+from infra.resolve import CONTEXT_SERVICE_IMAGE_DIGEST, NO_SERVICE_IMAGE
 
 SECRET_VARIABLES = {
     "MLFLOW_DB_USERNAME",
@@ -74,6 +75,42 @@ def test_migrate_is_a_separate_one_off_task_definition(each_env):
     # Only the service runs the migrate-free "serve" definition; nothing keeps migrate running.
     (service,) = each_env.template("mlflow").find_resources("AWS::ECS::Service").values()
     assert "Migrate" not in json.dumps(service["Properties"]["TaskDefinition"])
+
+
+OLD_DIGEST = "sha256:" + "0c" * 32
+
+
+def _release(prod, tmp_path, service_digest: str):
+    """prod synthesized as `invoke deploy`'s first phase: migrate on TEST_DIGEST."""
+    return synthesize(
+        prod.settings, tmp_path, context={CONTEXT_SERVICE_IMAGE_DIGEST: service_digest}
+    )
+
+
+def test_release_first_phase_keeps_the_service_on_its_running_image(prod, tmp_path):
+    release = _release(prod, tmp_path, OLD_DIGEST)
+    prefix = prod.settings.name_prefix
+    containers = _containers(release)
+    assert f"@{OLD_DIGEST}" in json.dumps(containers[f"{prefix}-mlflow"]["Image"])
+    assert f"@{TEST_DIGEST}" in json.dumps(containers[f"{prefix}-mlflow-migrate"]["Image"])
+    outputs = release.template_json("mlflow")["Outputs"]
+    assert outputs["ImageDigest"]["Value"] == TEST_DIGEST
+    assert outputs["ServiceImageDigest"]["Value"] == OLD_DIGEST
+    (service,) = release.template("mlflow").find_resources("AWS::ECS::Service").values()
+    assert service["Properties"]["DesiredCount"] == prod.settings.mlflow.min_tasks
+
+
+def test_first_deploy_creates_the_service_with_no_task_until_migrated(prod, tmp_path):
+    release = _release(prod, tmp_path, NO_SERVICE_IMAGE)
+    template = release.template("mlflow")
+    (service,) = template.find_resources("AWS::ECS::Service").values()
+    assert service["Properties"]["DesiredCount"] == 0
+    # Autoscaling would otherwise raise the count to its floor before the migration.
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {"MinCapacity": 0, "MaxCapacity": prod.settings.mlflow.max_tasks},
+    )
+    assert release.template_json("mlflow")["Outputs"]["ServiceImageDigest"]["Value"] == "none"
 
 
 def test_credentials_are_injected_from_secrets_manager_never_plain(each_variant):

@@ -1,8 +1,18 @@
-"""moto's server with the fixes the emulated deploy needs (run as a script, never imported).
+"""moto's server with the fixes the emulated deploys need (run as a module, never imported).
 
-    python tests/unit/infra/moto_patched_server.py -H 127.0.0.1 -p 45991
+    python -m tests.emulator.moto_server -H 127.0.0.1 -p 45991   # tests.emulator.process
 
-moto 5.2 bugs worked around here, in the emulator, not in the stacks:
+moto 5.2 bugs and gaps worked around here, in the emulator, not in the stacks:
+- an executed change set updates the stack's resources but keeps the outputs of the template it
+  replaced (a created stack has none) and registers no exports, and a stack created for a change
+  set cannot import other stacks' exports: CDK's default change-set deploy fails without this;
+- change sets are looked up by name across all stacks (CDK names every one cdk-deploy-change-set),
+  deleting a missing one crashes and a deleted one is still found in another stack, so CDK's
+  second deploy of a stack waits for ever for its old change set to be gone; an update change
+  set passes an SSM-typed parameter's resolved value where its name is needed;
+- SageMaker UpdateEndpoint is missing (tests/emulator/sagemaker_update_endpoint.py);
+- RunTask fails on a Fargate task definition whose container has no memory of its own (the
+  task-level memory is what Fargate needs, and what CDK writes);
 - a CloudFormation ``Ref`` to AWS::RDS::DBParameterGroup returns the Python object instead of
   the group's name, so any DBInstance with a custom parameter group fails to create;
 - UpdateTerminationProtection is not implemented, which the CDK CLI calls for protected stacks;
@@ -24,17 +34,111 @@ import secrets
 import sys
 from typing import Any
 
+from moto.cloudformation.exceptions import CloudFormationError
+from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
+from moto.ecs.models import EC2ContainerServiceBackend
 from moto.elbv2.models import FakeTargetGroup
 from moto.rds.models import DBParameterGroup
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main
 
+from tests.emulator.sagemaker_update_endpoint import update_endpoint_supported
+
 
 def _physical_resource_id(self: DBParameterGroup) -> str:
     return self.name
+
+
+_execute_change_set = CloudFormationBackend.execute_change_set
+
+
+def _execute_change_set_with_outputs(
+    self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+) -> None:
+    change_set = self.change_sets.get(change_set_name) or next(
+        cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name
+    )
+    stack = self.stacks[change_set.stack_id]
+    # UsePreviousValue was resolved to the parameter's value, which an SSM-typed parameter
+    # (CDK's BootstrapVersion) then looks up as a parameter name: give back the previous input.
+    resolved = getattr(stack, "stack_parameters", {}) or {}
+    for key, value in list((change_set.parameters or {}).items()):
+        if resolved.get(key) == value:
+            if key in stack.parameters:
+                change_set.parameters[key] = stack.parameters[key]
+            else:  # the previous value was the template's default
+                del change_set.parameters[key]
+    # A stack made for a change set does not see other stacks' exports (Fn::ImportValue).
+    stack.cross_stack_resources = self.exports
+    stack.resource_map.cross_stack_resources = self.exports
+    _execute_change_set(self, change_set_name, stack_name)
+    stack._parse_template()
+    stack.output_map = stack._create_output_map()
+    for export in stack.exports:
+        self.exports[export.name] = export
+
+
+_task_resources = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+
+def _task_resources_with_task_memory(task_definition: Any) -> dict[str, Any]:
+    containers = task_definition.container_definitions
+    for container in containers:
+        if not any(k in container for k in ("memory", "Memory", "memoryReservation")):
+            container["memoryReservation"] = 0
+    return dict(_task_resources(task_definition))
+
+
+class _ChangeSetNotFound(CloudFormationError):
+    code = "ChangeSetNotFound"
+
+
+def _change_set_id(self: CloudFormationResponse) -> str | None:
+    """The change set the request names, within the request's stack (None: no such set)."""
+    name = self._get_param("ChangeSetName")
+    stack = self._get_param("StackName")
+    sets = self.cloudformation_backend.change_sets
+    if name in sets:  # an ARN
+        return str(name)
+    for set_id, change_set in sets.items():
+        if change_set.change_set_name == name and stack in (
+            None,
+            change_set.stack_name,
+            change_set.stack_id,
+        ):
+            return str(set_id)
+    return None
+
+
+def _describe_change_set(self: CloudFormationResponse) -> Any:
+    from moto.core.responses import ActionResult
+
+    set_id = _change_set_id(self)
+    if set_id is None:
+        raise _ChangeSetNotFound(f"ChangeSet [{self._get_param('ChangeSetName')}] does not exist")
+    return ActionResult(self.cloudformation_backend.describe_change_set(set_id))
+
+
+def _delete_change_set(self: CloudFormationResponse) -> Any:
+    from moto.core.responses import EmptyResult
+
+    set_id = _change_set_id(self)
+    if set_id is not None:
+        self.cloudformation_backend.delete_change_set(set_id)
+    return EmptyResult()
+
+
+def _execute_change_set_response(self: CloudFormationResponse) -> Any:
+    from moto.core.responses import EmptyResult
+
+    set_id = _change_set_id(self)
+    if set_id is None:
+        raise _ChangeSetNotFound(f"ChangeSet [{self._get_param('ChangeSetName')}] does not exist")
+    self.cloudformation_backend.execute_change_set(set_id, self._get_param("StackName"))
+    return EmptyResult()
 
 
 def _update_termination_protection(self: CloudFormationResponse) -> str:
@@ -207,6 +311,15 @@ class _CfnAlarm(_ResourceBase, CloudFormationModel):
 DBParameterGroup.physical_resource_id = property(_physical_resource_id)  # type: ignore[attr-defined]
 FakeTargetGroup.get_cfn_attribute = _target_group_attribute  # type: ignore[attr-defined]
 CloudFormationResponse.update_termination_protection = _update_termination_protection  # type: ignore[attr-defined]
+CloudFormationResponse.describe_change_set = _describe_change_set  # type: ignore[method-assign]
+CloudFormationResponse.delete_change_set = _delete_change_set  # type: ignore[method-assign]
+CloudFormationResponse.execute_change_set = _execute_change_set_response  # type: ignore[method-assign]
+
+CloudFormationBackend.execute_change_set = _execute_change_set_with_outputs  # type: ignore[method-assign]
+EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(  # type: ignore[method-assign]
+    _task_resources_with_task_memory
+)
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    with update_endpoint_supported():
+        sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,340 @@
+"""`invoke deploy --env E`: one release of the whole platform, step by step, each idempotent.
+
+    for result in deploy(DeployRequest("prod", image="mlflow.oci.tar"), paths, reporter):
+        print(result.step, result.changed, result.detail)
+
+The steps, in order (a subset keeps this order):
+  infra     CDK deploy of every stack; the migrate task gets the release's image while the service
+            keeps the image it runs (a first deploy creates the service with no task)
+  image     the MLflow image pushed to the environment's ECR repository, by digest (ECR's API)
+  migrate   the one-off migrate task run to completion (exit code 0), before any server runs
+            the new code: two servers migrating one database race
+  service   CDK deploy again, now rolling the service to the release's image (ECS deployment
+            circuit breaker; CloudFormation waits for the service to be stable)
+  model     the source registry's `champion` promoted (copied, verified, registered once) and made
+            `champion` in the environment's registry; the training/serving client user ensured
+  endpoint  the SageMaker endpoint deployed from the registry's champion (and challenger)
+
+Each step first looks at the environment and does nothing when it already is as wanted, so a
+second run reports no change; the first failing step raises DeployError and nothing after it
+runs. Which release the environment runs is read from the MLflow stack's outputs
+(ImageDigest, ServiceImageDigest), so no state is kept on the deploying machine.
+Every AWS call goes through boto3's chain and the CDK CLI: AWS, or an emulator through
+AWS_ENDPOINT_URL, with the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from mlplatform import aws
+from mlplatform.config import Environment, load_environment
+from mlplatform.ecr_push import image_present, push_image
+from mlplatform.endpoints import STRATEGIES
+from mlplatform.errors import PlatformError
+from mlplatform.oci_image import OciImage, export_from_engine, open_image
+from mlplatform.paths import StatePaths
+from mlplatform.runtime.base import Reporter
+
+__all__ = ["STEPS", "DeployError", "DeployRequest", "StepResult", "deploy", "parse_steps"]
+
+STEPS = ("infra", "image", "migrate", "service", "model", "endpoint")
+_IMAGE_STEPS = {"infra", "image", "migrate", "service"}
+_STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# The migrate task's longest expected run; a stuck migration fails the chain instead of hanging.
+_MIGRATE_WAIT = {"Delay": 6, "MaxAttempts": 200}
+
+
+class DeployError(PlatformError):
+    """A step of the chain failed; the steps after it did not run."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did: `changed` is False when the environment already was as wanted."""
+
+    step: str
+    changed: bool
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--json` object of this step."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """What to deploy where (defaults: every step, images and models from configuration)."""
+
+    env_name: str
+    steps: tuple[str, ...] = STEPS
+    image: str | None = None  # OCI archive or layout directory, or a local engine image
+    image_digest: str | None = None
+    certificate_arn: str | None = None
+    source: str = "local"
+    strategy: str | None = None
+    serving_image: str | None = None
+
+
+def parse_steps(text: str | None) -> tuple[str, ...]:
+    """`infra,image` -> the steps in chain order; DeployError naming an unknown one."""
+    if not text:
+        return STEPS
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STEPS]
+    if unknown or not wanted:
+        raise DeployError(
+            f"unknown step {unknown[0] if unknown else text!r}; choose from {', '.join(STEPS)}"
+        )
+    return tuple(s for s in STEPS if s in wanted)
+
+
+def deploy(request: DeployRequest, paths: StatePaths, reporter: Reporter) -> Iterator[StepResult]:
+    """Run the requested steps in order, yielding each result as soon as the step ends."""
+    env = load_environment(request.env_name)
+    if env.name == "local":
+        raise DeployError("deploy targets a cloud environment; use --env staging or prod")
+    if request.strategy is not None and request.strategy not in STRATEGIES:
+        raise DeployError(
+            f"unknown strategy {request.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    if request.image and request.image_digest:
+        raise DeployError("pass --image or --image-digest, not both")
+    with ExitStack() as stack:
+        chain = _Chain(env, request, paths, reporter)
+        if _IMAGE_STEPS & set(request.steps):
+            chain.open_release(stack)
+            # A cloud assembly of its own: no lock clash with `invoke synth` in infra/cdk.out.
+            chain.cdk_out = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-cdk-"))
+            )
+        for step in request.steps:
+            reporter.step(f"{step}: {env.name}")
+            try:
+                result = getattr(chain, f"_{step}")()
+            except PlatformError as exc:
+                raise DeployError(f"{step} step failed: {exc}") from None
+            reporter.done(f"{step}: {result.detail}")
+            yield result
+
+
+class _Chain:
+    """The steps, sharing what they learn about the environment."""
+
+    def __init__(
+        self, env: Environment, request: DeployRequest, paths: StatePaths, reporter: Reporter
+    ) -> None:
+        self.env = env
+        self.request = request
+        self.paths = paths
+        self.reporter = reporter
+        self.image: OciImage | None = None
+        self.digest = ""
+        self.cdk_out: Path | None = None
+
+    # -- the release's image -------------------------------------------------------------------
+
+    def open_release(self, stack: ExitStack) -> None:
+        """Find the digest to release: from --image (opened and checked), else a digest."""
+        if self.request.image:
+            source = Path(self.request.image)
+            if not source.exists() and not self.request.image.startswith((".", "/")):
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-image-")))
+                self.reporter.step(f"exporting {self.request.image} from the container engine")
+                source = export_from_engine(self.request.image, tmp)
+            self.image = stack.enter_context(open_image(source))
+            self.digest = self.image.digest
+            return
+        digest = self.request.image_digest or self.env.mlflow.image_digest
+        if not digest:
+            raise DeployError(
+                f"no MLflow image to release: pass --image (OCI archive or local image) or "
+                f"--image-digest, or set [{self.env.name}.mlflow] image_digest"
+            )
+        if not _DIGEST.match(digest):
+            raise DeployError(f"--image-digest {digest!r} is not sha256:<64 hex>")
+        self.digest = digest
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _client(self, service: str) -> Any:
+        return aws.client(service, region=self.env.region)
+
+    def _stack(self, part: str) -> str:
+        return f"{self.env.name_prefix}-{part}"
+
+    def _outputs(self, part: str) -> dict[str, str] | None:
+        """A stack's outputs, or None when it is not deployed."""
+        try:
+            found = self._client("cloudformation").describe_stacks(StackName=self._stack(part))
+        except botocore.exceptions.ClientError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise DeployError(f"cannot read stack {self._stack(part)}: {exc}") from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise DeployError(f"cannot reach CloudFormation: {exc}") from None
+        return {o["OutputKey"]: o["OutputValue"] for o in found["Stacks"][0].get("Outputs", [])}
+
+    def _required_outputs(self, part: str, *keys: str) -> dict[str, str]:
+        outputs = self._outputs(part)
+        if outputs is None:
+            raise DeployError(
+                f"stack {self._stack(part)} is not deployed; run the infra step first "
+                "(invoke deploy --steps infra)"
+            )
+        missing = [k for k in keys if k not in outputs]
+        if missing:
+            raise DeployError(f"stack {self._stack(part)} has no output {missing[0]}; run infra")
+        return outputs
+
+    def _service_digest(self) -> str | None:
+        """The image the MLflow service runs now (None: no stack or no task yet)."""
+        outputs = self._outputs("mlflow") or {}
+        running = outputs.get("ServiceImageDigest")
+        return running if running and _DIGEST.match(running) else None
+
+    def _fingerprints(self) -> dict[str, str | None]:
+        cfn = self._client("cloudformation")
+        prints: dict[str, str | None] = {}
+        for part in _STACK_PARTS:
+            try:
+                body = cfn.get_template(StackName=self._stack(part))["TemplateBody"]
+            except botocore.exceptions.ClientError:
+                prints[part] = None
+                continue
+            text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+            prints[part] = hashlib.sha256(text.encode()).hexdigest()
+        return prints
+
+    def _cdk_deploy(self, service_image_digest: str | None) -> list[str]:
+        """Deploy every stack; return the parts whose template changed."""
+        from infra.cli_ops import cdk_command
+        from mlplatform.node_deps import ensure_node_modules
+
+        ensure_node_modules()
+        before = self._fingerprints()
+        cdk_command(
+            self.env.name,
+            "deploy",
+            image_digest=self.digest,
+            certificate_arn=self.request.certificate_arn,
+            service_image_digest=service_image_digest,
+            approve=True,
+            output=self.cdk_out,
+            output_to_stderr=True,
+        )
+        after = self._fingerprints()
+        return [part for part in _STACK_PARTS if before[part] != after[part]]
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def _infra(self) -> StepResult:
+        from infra.resolve import NO_SERVICE_IMAGE
+
+        running = self._service_digest()
+        changed = self._cdk_deploy(running or NO_SERVICE_IMAGE)
+        short = self.digest[:19] + "…"
+        if not changed:
+            return StepResult("infra", False, f"{len(_STACK_PARTS)} stacks up to date")
+        return StepResult("infra", True, f"deployed {', '.join(changed)} (migrate task on {short})")
+
+    def _image(self) -> StepResult:
+        outputs = self._required_outputs("mlflow", "MlflowRepositoryUri")
+        repository = outputs["MlflowRepositoryUri"].split("/", 1)[1]
+        ecr = self._client("ecr")
+        short = self.digest[:19] + "…"
+        if self.image is None:
+            if not image_present(ecr, repository, self.digest):
+                raise DeployError(
+                    f"{short} is not in {repository}; pass --image with the "
+                    "image (OCI archive or local image) to push it"
+                )
+            return StepResult("image", False, f"{short} already in {repository}")
+        if not push_image(ecr, repository, self.image, self.reporter):
+            return StepResult("image", False, f"{short} already in {repository}")
+        size = self.image.size / 2**20
+        return StepResult("image", True, f"pushed {short} to {repository} ({size:.1f} MiB)")
+
+    def _migrate(self) -> StepResult:
+        from infra.cli_ops import migrate_run_task_request
+
+        short = self.digest[:19] + "…"
+        if self._service_digest() == self.digest:
+            return StepResult("migrate", False, f"the service already runs {short}")
+        outputs = self._required_outputs(
+            "mlflow", "ClusterName", "MigrateTaskDefinitionArn", "TaskSecurityGroupId"
+        )
+        if outputs.get("ImageDigest") != self.digest:
+            raise DeployError(
+                f"the migrate task runs {outputs.get('ImageDigest')}, not "
+                f"{short}; run the infra step for this image first"
+            )
+        outputs |= self._required_outputs("network", "PrivateSubnetIds")
+        ecs = self._client("ecs")
+        try:
+            started = ecs.run_task(**migrate_run_task_request(outputs))
+            if started.get("failures") or not started.get("tasks"):
+                reason = (started.get("failures") or [{}])[0].get("reason", "no task started")
+                raise DeployError(f"RunTask: {reason}")
+            arn = started["tasks"][0]["taskArn"]
+            self.reporter.step(f"migrate: waiting for task {arn.rsplit('/', 1)[-1]}")
+            ecs.get_waiter("tasks_stopped").wait(
+                cluster=outputs["ClusterName"], tasks=[arn], WaiterConfig=_MIGRATE_WAIT
+            )
+            (task,) = ecs.describe_tasks(cluster=outputs["ClusterName"], tasks=[arn])["tasks"]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise DeployError(f"{exc}") from None
+        except botocore.exceptions.WaiterError as exc:
+            raise DeployError(f"the task did not stop: {exc}") from None
+        codes = [c.get("exitCode") for c in task.get("containers", [])]
+        task_id = arn.rsplit("/", 1)[-1]
+        if not codes or any(code != 0 for code in codes):
+            raise DeployError(
+                f"task {task_id} stopped with exit code "
+                f"{codes[0] if codes else 'unknown'} ({task.get('stoppedReason') or 'no reason'}); "
+                f"see log group /{self.env.name_prefix}/mlflow"
+            )
+        return StepResult("migrate", True, f"task {task_id} migrated the database for {short}")
+
+    def _service(self) -> StepResult:
+        short = self.digest[:19] + "…"
+        if self._service_digest() == self.digest:
+            return StepResult("service", False, f"already runs {short}")
+        self._cdk_deploy(None)  # None: the service follows the release's image
+        if self._service_digest() != self.digest:
+            raise DeployError(f"the service does not report {short}")
+        return StepResult("service", True, f"rolled {self._stack('mlflow')} to {short}")
+
+    def _model(self) -> StepResult:
+        from mlplatform.model_release import release_champion
+
+        changed, detail = release_champion(self.env, self.request.source, self.paths, self.reporter)
+        return StepResult("model", changed, detail)
+
+    def _endpoint(self) -> StepResult:
+        from mlplatform.endpoint_ops import deploy as deploy_endpoint
+
+        outcome, plans = deploy_endpoint(
+            self.env.name,
+            self.paths,
+            self.request.strategy,
+            None,
+            self.request.serving_image,
+            self.reporter,
+        )
+        versions = ", ".join(f"{p.variant} v{p.model_version}" for p in plans)
+        verb = "created" if outcome.created else "updated" if outcome.changed else "unchanged"
+        return StepResult(
+            "endpoint", outcome.changed, f"{outcome.endpoint_name} {verb} ({versions})"
+        )

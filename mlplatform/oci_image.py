@@ -1,0 +1,153 @@
+"""Read a container image as an OCI image layout: the bytes a registry stores, with their digests.
+
+    with open_image(Path("mlflow.oci.tar")) as image:     # archive or layout directory
+        image.digest                                      # sha256 of the manifest: the image's id
+    with open_image(export_from_engine("mlplatform/mlflow-server:local", tmp)) as image: ...
+
+An image's registry digest is the sha256 of its manifest bytes, so it is known here, before any
+push, and a deploy can reference exactly the image that was tested. Every blob is checked against
+its digest when the image is opened, so a truncated or altered archive fails before anything is
+pushed. `podman save --format oci-archive` and `docker save` (Docker 25 and later) write OCI
+layouts; an image index is followed to its linux/amd64 manifest (the platform Fargate runs here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlplatform.errors import PlatformError
+
+__all__ = ["ImageError", "OciImage", "export_from_engine", "open_image"]
+
+_INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+_PLATFORM = {"os": "linux", "architecture": "amd64"}
+
+
+class ImageError(PlatformError):
+    """An image archive or layout cannot be read, or does not match its own digests."""
+
+
+@dataclass(frozen=True)
+class OciImage:
+    """One image manifest and the blobs (config and layers) it names."""
+
+    manifest: bytes
+    media_type: str
+    blobs: dict[str, Path]  # digest -> file, config first, then the layers in order
+
+    @property
+    def digest(self) -> str:
+        """The registry digest: sha256 of the manifest bytes."""
+        return "sha256:" + hashlib.sha256(self.manifest).hexdigest()
+
+    @property
+    def size(self) -> int:
+        """Bytes of all blobs (what a push may have to send)."""
+        return sum(path.stat().st_size for path in self.blobs.values())
+
+
+@contextmanager
+def open_image(source: Path) -> Iterator[OciImage]:
+    """The image in an OCI layout directory or archive (tar); ImageError if it is not one."""
+    if source.is_dir():
+        yield _read_layout(source, source)
+        return
+    if not source.is_file():
+        raise ImageError(f"{source}: no such image archive or OCI layout directory")
+    with tempfile.TemporaryDirectory(prefix="mlp-image-") as tmp:
+        try:
+            with tarfile.open(source) as archive:
+                archive.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
+            raise ImageError(f"{source}: not a readable image archive ({first})") from None
+        yield _read_layout(Path(tmp), source)
+
+
+def export_from_engine(reference: str, directory: Path) -> Path:
+    """Save a local engine image as an OCI archive in `directory`; return the archive's path.
+
+    The engine is MLP_ENGINE, else podman, else docker: whichever is installed.
+    """
+    engine = os.environ.get("MLP_ENGINE") or next(
+        (e for e in ("podman", "docker") if shutil.which(e)), None
+    )
+    if engine is None:
+        raise ImageError(
+            f"{reference!r} is not a file and no container engine is installed to export it; "
+            "pass an OCI archive (podman save --format oci-archive) or --image-digest"
+        )
+    archive = directory / "image.oci.tar"
+    extra = ["--format", "oci-archive"] if Path(engine).name == "podman" else []
+    done = subprocess.run(
+        [engine, "save", *extra, "-o", str(archive), reference],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ImageError(f"{engine} could not export {reference!r}: {last}")
+    return archive
+
+
+def _read_layout(root: Path, source: Path) -> OciImage:
+    try:
+        index = json.loads((root / "index.json").read_text())
+        descriptor = _pick(index.get("manifests") or [], source)
+        while descriptor.get("mediaType") in _INDEX_TYPES:
+            nested = json.loads(_blob(root, descriptor["digest"], source).read_bytes())
+            descriptor = _pick(nested.get("manifests") or [], source)
+        manifest_path = _blob(root, descriptor["digest"], source)
+        manifest = manifest_path.read_bytes()
+        parsed = json.loads(manifest)
+        media_type = parsed.get("mediaType") or descriptor.get("mediaType")
+        blobs = {
+            d["digest"]: _blob(root, d["digest"], source)
+            for d in [parsed["config"], *parsed.get("layers", [])]
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ImageError(f"{source}: not an OCI image layout ({exc})") from None
+    if not media_type:
+        raise ImageError(f"{source}: the manifest names no media type")
+    return OciImage(manifest, media_type, blobs)
+
+
+def _pick(descriptors: list[dict[str, Any]], source: Path) -> dict[str, Any]:
+    if len(descriptors) == 1:
+        return descriptors[0]
+    for descriptor in descriptors:
+        platform = descriptor.get("platform") or {}
+        if all(platform.get(k) == v for k, v in _PLATFORM.items()):
+            return descriptor
+    raise ImageError(
+        f"{source}: {len(descriptors)} images and none for linux/amd64; export exactly one"
+    )
+
+
+def _blob(root: Path, digest: str, source: Path) -> Path:
+    algorithm, _, hexdigest = digest.partition(":")
+    path = root / "blobs" / algorithm / hexdigest
+    if algorithm != "sha256" or not path.is_file():
+        raise ImageError(f"{source}: blob {digest} is missing")
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != hexdigest:
+        raise ImageError(f"{source}: blob {digest[:19]}… does not match its digest; not pushed")
+    return path

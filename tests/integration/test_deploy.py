@@ -1,0 +1,213 @@
+"""`invoke deploy --env prod` end to end: every step against an emulated AWS, then again.
+
+prod's AWS is a patched moto server (tests/emulator/moto_server.py) that the real CDK CLI deploys
+the five stacks to; prod's registry is `invoke emulate --env prod` pointed at that server (its
+secrets and bucket are the ones the stacks created); the source registry is the local stack.
+
+What the emulator cannot show, and where it is covered instead:
+- no container runs: the migrate task stops at once with exit code 0 (moto's state manager);
+  the migration itself runs in `invoke emulate` (same entrypoint), and a failing migration is
+  tests/unit/test_deploy_chain.py::test_a_failed_migration_stops_the_chain_before_the_service;
+- ECS never pulls the pushed image and no task of the service starts: the service's task
+  definition naming the digest is what is checked; the deployment circuit breaker is checked
+  statically (tests/unit/infra);
+- moto's ECR is an API, not a registry: the manifest and blobs are stored and found by digest,
+  not pulled;
+- SageMaker creates the endpoint at once; rollouts are tests/unit/test_endpoints.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mlplatform.registry import authenticated_client
+from tests.cli import kit
+from tests.emulator.process import patched_moto
+from tests.integration.conftest import Stack
+from tests.oci_images import write_archive
+
+pytestmark = pytest.mark.integration
+ACCOUNT, REGION = "222222222222", "eu-west-1"
+MODEL = "fraud-classifier"
+SERVING_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlflow-pyfunc@sha256:" + "f" * 64
+
+
+def steps(result: Any) -> list[dict[str, Any]]:
+    """The JSON lines of a deploy, one per step that finished."""
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """An empty, CDK-bootstrapped prod account in a patched moto server, and the release image."""
+    # prod's registry moves to this module's emulator; other modules find it gone and restart it.
+    stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
+    work = tmp_path_factory.mktemp("deploy")
+    with patched_moto(ACCOUNT, REGION, work / "moto.log", work / "cdk-home") as aws:
+        aws.finish_one_off_tasks()
+        env = {**stack.env, **aws.variables}
+        kit("bootstrap", "--env", "prod", env=env, check=True)
+        acm = aws.client("acm")
+        cert = acm.request_certificate(DomainName="mlflow.prod.internal")["CertificateArn"]
+        archive = work / "mlflow.oci.tar"
+        digest = write_archive(archive, {"opt/mlflow_server/__init__.py": b"# release 1\n"})
+        try:
+            yield SimpleNamespace(aws=aws, env=env, cert=cert, archive=archive, digest=digest)
+        finally:
+            stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
+
+
+def deploy(cloud: SimpleNamespace, *args: str, check: bool = True) -> Any:
+    return kit(
+        "deploy",
+        "--env",
+        "prod",
+        "--certificate-arn",
+        cloud.cert,
+        "--json",
+        *args,
+        env=cloud.env,
+        check=check,
+        timeout=1200,
+    )
+
+
+def mlflow_outputs(cloud: SimpleNamespace) -> dict[str, str]:
+    (stack,) = cloud.aws.client("cloudformation").describe_stacks(StackName="mlp-prod-mlflow")[
+        "Stacks"
+    ]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def migrations(cloud: SimpleNamespace) -> list[dict[str, Any]]:
+    """The tasks of the migrate task definition that were started in the cluster."""
+    ecs = cloud.aws.client("ecs")
+    arns = ecs.list_tasks(cluster="mlp-prod-mlflow")["taskArns"]
+    tasks = ecs.describe_tasks(cluster="mlp-prod-mlflow", tasks=arns)["tasks"] if arns else []
+    return [
+        t for t in tasks if ":task-definition/mlp-prod-mlflow-migrate:" in t["taskDefinitionArn"]
+    ]
+
+
+def test_first_release_builds_the_platform_in_order(cloud: SimpleNamespace) -> None:
+    result = deploy(cloud, "--steps", "infra,image,migrate,service", "--image", str(cloud.archive))
+    done = steps(result)
+    assert [s["step"] for s in done] == ["infra", "image", "migrate", "service"]
+    assert all(s["changed"] for s in done), done
+    assert set(done[0]) == {"step", "changed", "detail"}
+
+    outputs = mlflow_outputs(cloud)
+    assert outputs["ImageDigest"] == outputs["ServiceImageDigest"] == cloud.digest
+    repository = outputs["MlflowRepositoryUri"].split("/", 1)[1]
+    ecr = cloud.aws.client("ecr")
+    (image,) = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert image["imageDigest"] == cloud.digest
+    # One migration ran, with the task definition that names the release's image.
+    ecs = cloud.aws.client("ecs")
+    (task,) = migrations(cloud)
+    assert task["lastStatus"] == "STOPPED"
+    migrate = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])
+    assert migrate["taskDefinition"]["containerDefinitions"][0]["image"].endswith(
+        "@" + cloud.digest
+    )
+    # The service now runs the same digest, at its configured size.
+    (service,) = ecs.describe_services(cluster="mlp-prod-mlflow", services=["mlp-prod-mlflow"])[
+        "services"
+    ]
+    serve = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])
+    (container,) = serve["taskDefinition"]["containerDefinitions"]
+    assert container["image"].endswith("@" + cloud.digest) and container["command"] == ["serve"]
+    assert service["desiredCount"] == 2
+
+
+def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
+    stack: Stack, cloud: SimpleNamespace
+) -> None:
+    # prod's registry, running on the secrets and bucket the stacks created.
+    kit("emulate", "--env", "prod", env=cloud.env, check=True)
+    printed = kit("env", "--env", "prod", env=cloud.env, check=True).stdout
+    variables = {}
+    for line in printed.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        variables[key] = shlex.split(value)[0]
+    assert variables["AWS_ENDPOINT_URL"] == cloud.aws.endpoint
+    cloud.env.update(MLPLATFORM_MLFLOW_URL_PROD=variables["MLPLATFORM_MLFLOW_URL_PROD"])
+    # A locally trained version that passed the gate.
+    stack.kit("data")
+    trained = json.loads(stack.kit("train", "--json", "--set", "n_estimators=20").stdout)
+    gate = json.loads(stack.kit("champion", "--json").stdout)
+    assert gate["promoted"] is True
+
+    args = ("--image", str(cloud.archive), "--serving-image", SERVING_IMAGE)
+    first = steps(deploy(cloud, *args))
+    assert [(s["step"], s["changed"]) for s in first] == [
+        ("infra", False),
+        ("image", False),
+        ("migrate", False),
+        ("service", False),
+        ("model", True),
+        ("endpoint", True),
+    ]
+    assert f"local v{trained['model_version']} -> prod v" in first[4]["detail"]
+
+    sagemaker = cloud.aws.client("sagemaker")
+    endpoint = sagemaker.describe_endpoint(EndpointName="mlp-prod-fraud-classifier")
+    (variant,) = endpoint["ProductionVariants"]
+    assert variant["VariantName"] == "champion"
+    admin = json.loads(
+        cloud.aws.client("secretsmanager").get_secret_value(SecretId="mlp-prod/mlflow-admin")[
+            "SecretString"
+        ]
+    )
+    with authenticated_client(
+        variables["MLPLATFORM_MLFLOW_URL_PROD"], admin["username"], admin["password"]
+    ) as client:
+        champion = client.get_model_version_by_alias(MODEL, "champion")
+        assert champion.tags["mlp.source.version"] == trained["model_version"]
+
+    again = steps(deploy(cloud, *args))
+    assert [s["step"] for s in again] == list(
+        ("infra", "image", "migrate", "service", "model", "endpoint")
+    )
+    assert not any(s["changed"] for s in again), again
+    assert len(migrations(cloud)) == 1  # no second migration
+
+
+def test_a_failing_step_stops_the_chain(cloud: SimpleNamespace) -> None:
+    before = mlflow_outputs(cloud)
+    missing = "sha256:" + "e" * 64
+    result = deploy(cloud, "--image-digest", missing, check=False)
+    assert result.returncode == 1
+    assert [s["step"] for s in steps(result)] == ["infra"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: image step failed: {missing[:19]}… is not in mlp-prod/mlflow; pass --image "
+        "with the image (OCI archive or local image) to push it"
+    ], result.stderr
+    assert "Traceback" not in result.stderr
+    # Nothing after the image step ran: no migration, the service keeps its image.
+    assert len(migrations(cloud)) == 1
+    assert mlflow_outputs(cloud)["ServiceImageDigest"] == before["ServiceImageDigest"]
+
+
+def test_bad_input_is_one_line_and_touches_nothing(stack: Stack, tmp_path: Path) -> None:
+    cases = {
+        ("--env", "prod", "--steps", "infra,tests"): "error: unknown step 'tests'; choose from "
+        "infra, image, migrate, service, model, endpoint",
+        ("--env", "prod", "--strategy", "big-bang"): "error: unknown strategy 'big-bang'; "
+        "choose one of all-at-once, canary, linear",
+        ("--env", "local"): "error: deploy targets a cloud environment; use --env staging or prod",
+        ("--env", "prod", "--image", str(tmp_path / "nope.tar")): f"error: {tmp_path}/nope.tar: "
+        "no such image archive or OCI layout directory",
+    }
+    for args, expected in cases.items():
+        result = stack.kit("deploy", *args, check=False)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 1 and lines == [expected], (args, result.stderr)

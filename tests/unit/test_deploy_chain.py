@@ -1,0 +1,219 @@
+"""The deploy chain's own decisions, on moto in process: bad input, image and migrate steps.
+
+The whole chain (CDK deploys, the service roll, model and endpoint) runs through `invoke deploy`
+against a moto server in tests/integration/test_deploy.py. moto runs no container: here its
+state manager lets a RunTask task stop at once, with the exit code the test sets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.ecs import models as ecs_models
+from moto.moto_api import state_manager
+
+from mlplatform.deploy_chain import STEPS, DeployError, DeployRequest, deploy, parse_steps
+from mlplatform.paths import StatePaths
+from mlplatform.runtime.base import SilentReporter
+from tests.oci_images import write_layout
+
+REGION = "eu-west-1"
+DIGEST = "sha256:" + "1" * 64
+OLD = "sha256:" + "0" * 64
+
+
+def run(tmp_path: Path, **request: Any) -> list[Any]:
+    steps = request.pop("steps", STEPS)
+    chain = deploy(
+        DeployRequest("prod", steps=steps, **request),
+        StatePaths(tmp_path / "state"),
+        SilentReporter(),
+    )
+    return list(chain)
+
+
+def test_steps_run_in_chain_order_whatever_the_order_given() -> None:
+    assert parse_steps("endpoint,infra") == ("infra", "endpoint")
+    assert parse_steps(None) == STEPS
+
+
+@pytest.mark.parametrize("text", ["infra,deploy", ",", "Model"])
+def test_an_unknown_step_is_named(text: str) -> None:
+    with pytest.raises(DeployError, match=r"unknown step .*; choose from infra, image, migrate"):
+        parse_steps(text)
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"env_name": "local"}, "deploy targets a cloud environment; use --env staging or prod"),
+        ({"strategy": "big-bang"}, "unknown strategy 'big-bang'; choose one of all-at-once"),
+        ({"image": "x.tar", "image_digest": DIGEST}, "pass --image or --image-digest, not both"),
+        ({}, r"no MLflow image to release: pass --image .* or set \[prod.mlflow\] image_digest"),
+        ({"image_digest": "latest"}, "--image-digest 'latest' is not sha256:<64 hex>"),
+    ],
+)
+def test_bad_requests_fail_before_anything_runs(
+    tmp_path: Path, request_: dict[str, Any], message: str
+) -> None:
+    fields = {"env_name": "prod", **request_}
+    with pytest.raises(DeployError, match=message):
+        list(deploy(DeployRequest(**fields), StatePaths(tmp_path), SilentReporter()))
+
+
+# -- image and migrate against moto -----------------------------------------------------------
+
+
+def _stack(cfn: Any, name: str, outputs: dict[str, str]) -> None:
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+    }
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+@pytest.fixture
+def prod(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """prod's stacks as outputs, its cluster, migrate task definition and ECR repository."""
+    for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "emulator")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator")
+    with mock_aws():
+        c = {
+            s: boto3.client(s, region_name=REGION) for s in ("cloudformation", "ecs", "ec2", "ecr")
+        }
+        vpc = c["ec2"].create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+        # As CDK's VPC has it (moto's ENI for an awsvpc task needs it too).
+        c["ec2"].modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = c["ec2"].create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")["Subnet"]["SubnetId"]
+        group = c["ec2"].create_security_group(GroupName="t", Description="t", VpcId=vpc)
+        c["ecs"].create_cluster(clusterName="mlp-prod-mlflow")
+        repo = c["ecr"].create_repository(repositoryName="mlp-prod-mlflow")["repository"]
+        task = c["ecs"].register_task_definition(
+            family="mlp-prod-mlflow-migrate",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="1024",
+            memory="2048",
+            containerDefinitions=[
+                {
+                    "name": "mlflow",
+                    "image": f"{repo['repositoryUri']}@{DIGEST}",
+                    "command": ["migrate"],
+                    "memory": 2048,
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        outputs = {
+            "MlflowRepositoryUri": repo["repositoryUri"],
+            "ClusterName": "mlp-prod-mlflow",
+            "MigrateTaskDefinitionArn": task,
+            "TaskSecurityGroupId": group["GroupId"],
+            "ImageDigest": DIGEST,
+            "ServiceImageDigest": OLD,
+        }
+        _stack(c["cloudformation"], "mlp-prod-network", {"PrivateSubnetIds": subnet})
+        state_manager.set_transition(
+            model_name="ecs::task", transition={"progression": "immediate"}
+        )
+        try:
+            yield {"clients": c, "outputs": outputs}
+        finally:
+            state_manager.unset_transition("ecs::task")
+
+
+def _mlflow_stack(prod: dict[str, Any], **changes: str) -> None:
+    _stack(prod["clients"]["cloudformation"], "mlp-prod-mlflow", {**prod["outputs"], **changes})
+
+
+def _tasks(prod: dict[str, Any]) -> list[str]:
+    return prod["clients"]["ecs"].list_tasks(cluster="mlp-prod-mlflow")["taskArns"]
+
+
+def test_migrate_runs_the_task_once_per_release(prod: dict[str, Any], tmp_path: Path) -> None:
+    _mlflow_stack(prod)
+    (result,) = run(tmp_path, steps=("migrate",), image_digest=DIGEST)
+    assert result.changed is True and "migrated the database" in result.detail
+    (arn,) = _tasks(prod)
+    (task,) = prod["clients"]["ecs"].describe_tasks(cluster="mlp-prod-mlflow", tasks=[arn])["tasks"]
+    assert task["taskDefinitionArn"] == prod["outputs"]["MigrateTaskDefinitionArn"]
+    assert task["lastStatus"] == "STOPPED"
+
+
+def test_migrate_is_skipped_when_the_service_already_runs_the_release(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    _mlflow_stack(prod, ServiceImageDigest=DIGEST)
+    (result,) = run(tmp_path, steps=("migrate",), image_digest=DIGEST)
+    assert result.changed is False
+    assert _tasks(prod) == []
+
+
+def test_a_failed_migration_stops_the_chain_before_the_service(
+    prod: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mlflow_stack(prod)
+    original = ecs_models.Container.__init__
+
+    def exits_with_3(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.exitCode = 3
+
+    monkeypatch.setattr(ecs_models.Container, "__init__", exits_with_3)
+    done: list[Any] = []
+    with pytest.raises(DeployError) as caught:
+        done.extend(
+            deploy(
+                DeployRequest("prod", steps=("migrate", "service"), image_digest=DIGEST),
+                StatePaths(tmp_path),
+                SilentReporter(),
+            )
+        )
+    assert done == []
+    message = str(caught.value)
+    assert message.startswith("migrate step failed: task ") and "exit code 3" in message
+    assert "log group /mlp-prod/mlflow" in message
+
+
+def test_migrate_refuses_a_task_definition_of_another_image(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    _mlflow_stack(prod, ImageDigest=OLD)
+    with pytest.raises(DeployError, match=r"the migrate task runs sha256:0+, not .*infra step"):
+        run(tmp_path, steps=("migrate",), image_digest=DIGEST)
+    assert _tasks(prod) == []
+
+
+def test_image_is_pushed_once_and_found_by_digest(prod: dict[str, Any], tmp_path: Path) -> None:
+    digest = write_layout(tmp_path / "layout", {"app/server.py": b"serve"})
+    _mlflow_stack(prod)
+    (first,) = run(tmp_path, steps=("image",), image=str(tmp_path / "layout"))
+    assert first.changed is True and f"pushed {digest[:19]}" in first.detail
+    (again,) = run(tmp_path, steps=("image",), image=str(tmp_path / "layout"))
+    assert again.changed is False
+    (by_digest,) = run(tmp_path, steps=("image",), image_digest=digest)
+    assert by_digest.changed is False and "already in mlp-prod-mlflow" in by_digest.detail
+
+
+def test_an_image_digest_missing_from_ecr_stops_with_what_to_do(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    _mlflow_stack(prod)
+    with pytest.raises(DeployError, match=r"image step failed: sha256:1+… is not in .*--image"):
+        run(tmp_path, steps=("image", "migrate"), image_digest=DIGEST)
+    assert _tasks(prod) == []
+
+
+def test_an_environment_without_infra_is_one_error(prod: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(
+        DeployError,
+        match=r"image step failed: stack mlp-prod-mlflow is not deployed; run the infra",
+    ):
+        run(tmp_path, steps=("image",), image_digest=DIGEST)
