@@ -16,7 +16,8 @@ sys.path.insert(0, str(REPO))
 
 from tests.integration.conftest import write_config  # noqa: E402
 
-PORTS = {"mlflow": 25000, "s3": 28433, "aws": 24566, "database": 23307}
+# s3: not 28433, which is the integration-test stack's S3 store (18433) + 10000.
+PORTS = {"mlflow": 25000, "s3": 29433, "aws": 24566, "database": 23307}
 EMULATED = {"staging": 25200, "prod": 25100}
 
 

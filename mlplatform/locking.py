@@ -16,7 +16,7 @@ from mlplatform.errors import PlatformError
 __all__ = ["GROUPS", "lock_all"]
 
 # group -> whether the project's own dependencies (the kit) are included
-GROUPS = {"server": False, "training": False, "dev": True}
+GROUPS = {"server": False, "training": False, "local-container": False, "dev": True}
 UV_VERSION = "0.13.9"
 
 

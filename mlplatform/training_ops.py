@@ -21,6 +21,12 @@ from mlplatform.registry import authenticated_client
 from mlplatform.runtime.base import Reporter
 from mlplatform.trainer.datasets import Upload, upload_channels
 from mlplatform.trainer.gate import GateDecision, run_gate
+from mlplatform.trainer.local_container import (
+    LocalContainerRunner,
+    check_engine,
+    ensure_image,
+    sdk_python,
+)
 from mlplatform.trainer.native import NativeRunner
 from mlplatform.trainer.request import TrainingResult, new_request
 from mlplatform.trainer.sagemaker_runner import SageMakerRunner, resolve_target
@@ -74,7 +80,21 @@ def train(
         return NativeRunner(endpoints, aws.local_client("s3", env, creds), undo).run(
             request, reporter, log
         )
-    raise TrainingError(f"the {runner} runner is not available yet")
+    # local-container: the training image under the SageMaker SDK's local mode.
+    log = paths.logs / "training" / f"{request.job_name}.log"
+    check_engine()
+    image = ensure_image(reporter, log)
+    python = sdk_python(reporter)
+    client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
+    previous = _alias_version(client_login, env.model_name)
+    return LocalContainerRunner(
+        endpoints,
+        aws.local_client("s3", env, creds),
+        image,
+        python,
+        find_registration=_registered_by(client_login),
+        unregister=_undo_registration(client_login, previous),
+    ).run(request, reporter, log)
 
 
 def _alias_version(login: tuple[str, str, str], name: str) -> str | None:
@@ -97,6 +117,29 @@ def _undo_registration(login: tuple[str, str, str], previous: str | None) -> Any
                 client.set_registered_model_alias(name, "challenger", previous)
 
     return undo
+
+
+def _registered_by(login: tuple[str, str, str]) -> Any:
+    """Look up, as the job's own MLflow user, the run and version a job registered (or None)."""
+
+    def find(job_name: str) -> tuple[str, str] | None:
+        with authenticated_client(*login) as client:
+            try:
+                experiments = [e.experiment_id for e in client.search_experiments()]
+                runs = client.search_runs(
+                    experiment_ids=experiments,
+                    filter_string=f"tags.`mlp.training_job` = '{job_name}'",
+                    max_results=1,
+                )
+                if not runs:
+                    return None
+                rid = runs[0].info.run_id
+                found = client.search_model_versions(f"run_id = '{rid}'")
+            except MlflowException:
+                return None
+            return (rid, str(found[0].version)) if found else None
+
+    return find
 
 
 def _registration_finder(env: Environment, paths: StatePaths) -> Any:

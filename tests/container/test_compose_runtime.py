@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli import REPO, kit
+from tests.container.conftest import exports as _exports
 from tests.integration.conftest import write_config
 
 pytestmark = pytest.mark.container
 
-STANDINS = REPO / "compose" / "standins"
 # Away from the native stacks (5000.., 15000.., 16000..) and the S3 store's +1..4 and +10000 ports.
 PORTS = {"mlflow": 25500, "s3": 26433, "aws": 24566, "database": 23307}
 PROJECT = "mlplatform"  # fixed in mlplatform/runtime/compose.py
@@ -57,61 +54,6 @@ path = mlflow.artifacts.download_artifacts(
 print(json.dumps({"params": run.data.params, "metrics": run.data.metrics,
                   "artifact": open(path).read()}))
 """
-
-
-def _selected(config: pytest.Config) -> bool:
-    return "container" in (config.getoption("-m") or "") or bool(
-        os.environ.get("MLP_CONTAINER_TESTS")
-    )
-
-
-def _exports(text: str) -> dict[str, str]:
-    """`export KEY=VALUE` lines (shell-quoted) as a dict, "$PATH" expanded."""
-    out = {}
-    for line in text.splitlines():
-        if not line.startswith("export "):
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.replace('"$PATH"', shlex.quote(os.environ.get("PATH", "")))
-        out[key] = "".join(shlex.split(value))
-    return out
-
-
-def _run(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert result.returncode == 0, f"{cmd[0]} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-@pytest.fixture(scope="module")
-def engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """Variables that make the kit's `docker info` and `docker compose` answer, on Podman."""
-    if not _selected(request.config):
-        pytest.skip("builds images and starts containers: select with -m container")
-    if not shutil.which("podman"):
-        pytest.skip("no Podman: apt-get install podman runc (see compose/standins/README.md)")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-    env = {**base, "MLP_PODMAN_DIR": str(tmp_path_factory.mktemp("podman"))}
-    try:
-        env.update(_exports(_run([str(STANDINS / "podman-env.sh")], env, 600).stdout))
-        yield env
-    finally:
-        subprocess.run([str(STANDINS / "podman-env.sh"), "--stop"], env=env, check=False)
-
-
-@pytest.fixture(scope="module")
-def images(engine: dict[str, str]) -> dict[str, str]:
-    """The stand-in images and the MLflow image (build.sh: cache hits when nothing changed)."""
-    env = {
-        **engine,
-        **_exports(_run([str(STANDINS / "build.sh"), "--print-env"], engine, 60).stdout),
-    }
-    _run([str(STANDINS / "build.sh")], env, 1800)
-    return env
 
 
 def _project_resources(env: dict[str, str]) -> list[str]:
