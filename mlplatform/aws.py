@@ -15,9 +15,16 @@ import botocore.exceptions
 
 from mlplatform.config import Environment
 from mlplatform.credentials import Credentials
-from mlplatform.errors import EmulatorError
+from mlplatform.errors import EmulatorError, PlatformError
 
-__all__ = ["client", "ensure_bucket", "local_client", "secret_values", "seed_secrets"]
+__all__ = [
+    "client",
+    "ensure_bucket",
+    "json_secret",
+    "local_client",
+    "secret_values",
+    "seed_secrets",
+]
 
 _RETRIES = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"})
 
@@ -35,6 +42,15 @@ def client(
         aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
     )
     return session.client(service, endpoint_url=endpoint_url, config=_RETRIES)
+
+
+def json_secret(env: Environment, secret_id: str, what: str) -> dict[str, Any]:
+    """A JSON secret of a cloud environment through boto3's chain; PlatformError in one line."""
+    sm = client("secretsmanager", region=env.region)
+    try:
+        return dict(json.loads(sm.get_secret_value(SecretId=secret_id)["SecretString"]))
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise PlatformError(f"cannot read {env.name}'s {what} secret {secret_id}: {exc}") from None
 
 
 def local_client(service: str, env: Environment, creds: Credentials) -> Any:

@@ -10,14 +10,10 @@ freshly deployed registry is usable at once.
 
 from __future__ import annotations
 
-import json
-
-import botocore.exceptions
 from mlflow.exceptions import MlflowException
 
 from mlplatform import aws
 from mlplatform.config import Environment
-from mlplatform.errors import RegistryError
 from mlplatform.mlflow_users import ensure_user
 from mlplatform.paths import StatePaths
 from mlplatform.promotion import Registry, promote
@@ -61,13 +57,7 @@ def release_champion(
 
 
 def _ensure_client_user(env: Environment, target: Registry) -> str:
-    sm = aws.client("secretsmanager", region=env.region)
-    try:
-        login = json.loads(sm.get_secret_value(SecretId=env.client_secret_name)["SecretString"])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise RegistryError(
-            f"cannot read {env.name}'s client secret {env.client_secret_name}: {exc}"
-        ) from None
+    login = aws.json_secret(env, env.client_secret_name, "MLflow client")
     return ensure_user(
         target.tracking_uri,
         (target.username, target.password),

@@ -8,10 +8,6 @@ secret through boto3's own chain (AWS_ENDPOINT_URL points it at an emulator).
 
 from __future__ import annotations
 
-import json
-
-import botocore.exceptions
-
 from mlplatform import aws
 from mlplatform.config import load_environment
 from mlplatform.emulation import Emulation
@@ -32,13 +28,7 @@ def registry_for(env_name: str, paths: StatePaths) -> Registry:
         creds, endpoints = local_stack(env, paths, services=("mlflow",))
         return Registry("local", endpoints.tracking_uri, creds.admin_username, creds.admin_password)
     url = mlflow_url(env, aws.client("cloudformation", region=env.region))
-    sm = aws.client("secretsmanager", region=env.region)
-    try:
-        admin = json.loads(sm.get_secret_value(SecretId=env.admin_secret_name)["SecretString"])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise PlatformError(
-            f"cannot read {env.name}'s MLflow admin secret {env.admin_secret_name}: {exc}"
-        ) from None
+    admin = aws.json_secret(env, env.admin_secret_name, "MLflow admin")
     return Registry(env.name, url, admin["username"], admin["password"])
 
 

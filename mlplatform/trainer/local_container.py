@@ -362,15 +362,7 @@ class LocalContainerRunner:
             f"trained and registered {result['model_name']} version {result['model_version']}"
         )
         reporter.done(f"model artifact at {outcome['model_data']}")
-        return TrainingResult(
-            run_id=result["run_id"],
-            model_name=result["model_name"],
-            model_version=str(result["model_version"]),
-            job_name=request.job_name,
-            runner=self.name,
-            model_artifact=outcome["model_data"],
-            metrics=result.get("metrics", {}),
-        )
+        return TrainingResult.from_job(result, request.job_name, self.name, outcome["model_data"])
 
     def _output_files(self, output_key: str) -> dict[str, str]:
         """The `failure` and `data/result.json` files of the job's output.tar.gz."""

@@ -177,15 +177,7 @@ class NativeRunner:
                     self.unregister(result["model_name"], str(result["model_version"]))
                 raise
             reporter.done(f"model artifact at {artifact}")
-        return TrainingResult(
-            run_id=result["run_id"],
-            model_name=result["model_name"],
-            model_version=str(result["model_version"]),
-            job_name=request.job_name,
-            runner=self.name,
-            model_artifact=artifact,
-            metrics=result.get("metrics", {}),
-        )
+        return TrainingResult.from_job(result, request.job_name, self.name, artifact)
 
     def _upload_model(self, request: TrainingRequest, model_dir: Path, tmp: Path) -> str:
         archive = tmp / "model.tar.gz"

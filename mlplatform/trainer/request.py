@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
@@ -55,6 +56,21 @@ class TrainingResult:
     runner: str
     model_artifact: str
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_job(
+        cls, result: dict[str, Any], job_name: str, runner: str, model_artifact: str
+    ) -> TrainingResult:
+        """From the result.json the entry point writes into a job's output data."""
+        return cls(
+            run_id=result["run_id"],
+            model_name=result["model_name"],
+            model_version=str(result["model_version"]),
+            job_name=job_name,
+            runner=runner,
+            model_artifact=model_artifact,
+            metrics=result.get("metrics", {}),
+        )
 
 
 def parse_overrides(pairs: list[str]) -> Hyperparameters:

@@ -139,6 +139,13 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
         variables[key] = shlex.split(value)[0]
     assert variables["AWS_ENDPOINT_URL"] == cloud.aws.endpoint
     cloud.env.update(MLPLATFORM_MLFLOW_URL_PROD=variables["MLPLATFORM_MLFLOW_URL_PROD"])
+    # prod's new registry has no champion yet: the endpoint step says so in one line.
+    empty = deploy(cloud, "--steps", "endpoint", "--serving-image", SERVING_IMAGE, check=False)
+    assert empty.returncode == 1 and empty.stdout == ""
+    assert [line for line in empty.stderr.splitlines() if line.strip()] == [
+        "error: endpoint step failed: model 'fraud-classifier' has no alias 'champion' in this "
+        "registry"
+    ]
     # A locally trained version that passed the gate.
     stack.kit("data")
     trained = json.loads(stack.kit("train", "--json", "--set", "n_estimators=20").stdout)

@@ -16,7 +16,7 @@ from mlplatform.config import load_environments
 def no_cli(monkeypatch):
     """Record the command lines instead of running them."""
     calls: list[list[str]] = []
-    monkeypatch.setattr(cli_ops, "_run", lambda argv, extra_env, cwd: calls.append(argv))
+    monkeypatch.setattr(cli_ops, "_run", lambda argv, extra_env, cwd, stdout: calls.append(argv))
     return calls
 
 
@@ -44,6 +44,7 @@ def test_argv_selects_the_environment_and_passes_overrides():
         "deploy",
         image_digest="sha256:" + "1" * 64,
         certificate_arn="arn:aws:acm:x",
+        service_image_digest="none",
         approve=True,
     )
     assert argv[:4] == ["npx", "--no-install", "cdk", "deploy"]
@@ -53,6 +54,7 @@ def test_argv_selects_the_environment_and_passes_overrides():
     ]
     assert f"mlflow_image_digest=sha256:{'1' * 64}" in argv
     assert "certificate_arn=arn:aws:acm:x" in argv
+    assert "mlflow_service_image_digest=none" in argv
     assert argv[-3:] == ["--all", "--require-approval", "never"]
 
 
