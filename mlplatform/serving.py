@@ -24,6 +24,7 @@ from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
 
 from mlplatform.archive import make_targz
 from mlplatform.config import Environment
@@ -71,6 +72,9 @@ def package_version(tracking_uri: str, name: str, version: str, workdir: Path) -
     mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{name}/{version}", dst_path=str(model_dir), tracking_uri=tracking_uri
     )
+    # MLflow adds this file on download (the registry's name and version number). The same model
+    # has other version numbers in other registries: the archive holds only the model's files.
+    (model_dir / REGISTERED_MODEL_META_FILE_NAME).unlink(missing_ok=True)
     archive = workdir / "model.tar.gz"
     return PackagedModel(name, version, archive, make_targz(model_dir, archive))
 
