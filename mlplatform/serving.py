@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
 
 from mlplatform.archive import make_targz
+from mlplatform.child_env import inherited_environment
 from mlplatform.config import Environment
 from mlplatform.errors import PortInUseError, RegistryError, ServiceStartError
 from mlplatform.local_access import local_stack
@@ -99,8 +100,10 @@ def scoring_server(
         raise PortInUseError(f"port {port} is taken by another process; pass --port")
     with tempfile.TemporaryDirectory(prefix="mlp-serve-") as tmp:
         model_dir = _unpack(packaged.archive, Path(tmp) / "model")
-        env = dict(os.environ)
-        # mlflow models serve starts its workers by name: the venv's bin must be on PATH.
+        # Nothing of the caller's shell (AWS keys, MLFLOW_* logins) reaches the server: it needs
+        # only the unpacked model. mlflow models serve starts its workers by name: the venv's
+        # bin must be on PATH.
+        env = inherited_environment()
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         cmd = [
             sys.executable,

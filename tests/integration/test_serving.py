@@ -35,13 +35,20 @@ def version(stack: Stack) -> str:
     )
 
 
+# What a developer's shell may hold; `invoke serve` must not hand it to the scoring server.
+CALLER_SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": "callers-own-aws-secret",
+    "MLFLOW_TRACKING_PASSWORD": "callers-own-mlflow-password",
+}
+
+
 @pytest.fixture(scope="module")
 def endpoint(stack: Stack, version: str) -> Iterator[subprocess.Popen[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "serve", "--version", version, "--port", str(PORT)],
         cwd=REPO,
-        env={**env, **stack.env},
+        env={**env, **stack.env, **CALLER_SECRETS},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -142,15 +149,32 @@ def test_unknown_alias_and_taken_port_are_one_line_errors(stack: Stack, endpoint
     assert result.stderr.strip() == f"error: port {PORT} is taken by another process; pass --port"
 
 
-def test_interrupt_stops_the_whole_server(endpoint) -> None:  # type: ignore[no-untyped-def]
-    groups = set()
+def server_pids() -> list[int]:
+    """The scoring server's processes (`mlflow models serve` on PORT and its workers' parent)."""
+    found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
         if b"models\x00serve" in cmd and f"{PORT}".encode() in cmd:
-            groups.add(os.getpgid(int(pid)))
+            found.append(int(pid))
+    return found
+
+
+def test_the_server_gets_nothing_of_the_callers_shell(endpoint) -> None:  # type: ignore[no-untyped-def]
+    (pid, *_) = server_pids()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    names = {entry.partition(b"=")[0].decode() for entry in environ if entry}
+    assert names and not names & set(CALLER_SECRETS)
+    assert not any(
+        value.encode() in Path(f"/proc/{pid}/environ").read_bytes()
+        for value in CALLER_SECRETS.values()
+    )
+
+
+def test_interrupt_stops_the_whole_server(endpoint) -> None:  # type: ignore[no-untyped-def]
+    groups = {os.getpgid(pid) for pid in server_pids()}
     assert groups
     endpoint.send_signal(signal.SIGINT)
     assert endpoint.wait(30) == 0
