@@ -389,6 +389,7 @@ def endpoints(c, env, json_=False):
         "strategy": "endpoint rollout: all-at-once, canary or linear (default from config)",
         "serving_image": "SageMaker serving image, ECR URI by digest (default from config)",
         "json": "print one JSON object per step: step, changed, detail",
+        "yes": "let CDK apply IAM and security-group changes without asking (CI)",
     }
 )
 def deploy(  # type: ignore[no-untyped-def]
@@ -402,6 +403,7 @@ def deploy(  # type: ignore[no-untyped-def]
     strategy=None,
     serving_image=None,
     json_=False,
+    yes=False,
 ):
     """Release everything to an environment: infra, image, migrate, service, model, endpoint."""
     from mlplatform.deploy_chain import DeployRequest, parse_steps
@@ -418,6 +420,7 @@ def deploy(  # type: ignore[no-untyped-def]
             source=from_,
             strategy=strategy,
             serving_image=serving_image,
+            approve=yes,
         )
         for result in run_chain(request, state_paths(), reporter):
             if json_:

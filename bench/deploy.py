@@ -33,7 +33,7 @@ SERVING_IMAGE = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc@sha2
 def timed(env: dict[str, str], *args: str) -> tuple[float, list[dict[str, object]]]:
     """Wall time of one `invoke deploy ... --json` and the steps it printed."""
     start = time.perf_counter()
-    out = kit(env, "deploy", "--env", "prod", "--json", *args)
+    out = kit(env, "deploy", "--env", "prod", "--json", "--yes", *args)
     return time.perf_counter() - start, [json.loads(line) for line in out.splitlines()]
 
 

@@ -44,13 +44,25 @@ def client(
     return session.client(service, endpoint_url=endpoint_url, config=_RETRIES)
 
 
-def json_secret(env: Environment, secret_id: str, what: str) -> dict[str, Any]:
-    """A JSON secret of a cloud environment through boto3's chain; PlatformError in one line."""
+def json_secret(
+    env: Environment, secret_id: str, what: str, keys: tuple[str, ...] = ("username", "password")
+) -> dict[str, Any]:
+    """A JSON secret of a cloud environment through boto3's chain; PlatformError in one line.
+
+    The secret must be a JSON object with at least `keys`.
+    """
     sm = client("secretsmanager", region=env.region)
     try:
-        return dict(json.loads(sm.get_secret_value(SecretId=secret_id)["SecretString"]))
+        value = json.loads(sm.get_secret_value(SecretId=secret_id)["SecretString"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise PlatformError(f"cannot read {env.name}'s {what} secret {secret_id}: {exc}") from None
+    except (ValueError, KeyError):
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in keys):
+        raise PlatformError(
+            f"{env.name}'s {what} secret {secret_id} is not a JSON object with {', '.join(keys)}"
+        )
+    return value
 
 
 def local_client(service: str, env: Environment, creds: Credentials) -> Any:

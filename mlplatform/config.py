@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -115,9 +115,9 @@ class MlflowSettings(_Strict):
     min_tasks: Annotated[int, Field(ge=1, le=100)] = 1
     max_tasks: Annotated[int, Field(ge=1, le=100)] = 2
     image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
-    # Cloud only, set by `invoke deploy` (CDK context): the image the service keeps running while
-    # the migrate task already has image_digest; "none" creates the service with no task until
-    # the first migration ran. Unset: the service runs image_digest too.
+    # Cloud only, set by `invoke deploy` through infra.resolve (never from the file): the image the
+    # service keeps running while the migrate task already has image_digest; "none" creates the
+    # service with no task until the first migration ran. Unset: the service runs image_digest.
     service_image_digest: Annotated[str, Field(pattern=r"^(sha256:[0-9a-f]{64}|none)$")] | None = (
         None
     )
@@ -128,6 +128,17 @@ class MlflowSettings(_Strict):
     log_retention_days: PositiveInt = 30
     # Cloud only: the Fargate service scales out above this average CPU (target tracking).
     scale_cpu_percent: Annotated[int, Field(ge=10, le=90)] = 60
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_state_is_not_configuration(cls, data: Any) -> Any:
+        # Which image the service runs is the deploy's state, passed as CDK context; a value in
+        # the file would pin the service and break `invoke deploy`'s two-phase rollout.
+        if isinstance(data, dict) and data.get("service_image_digest") is not None:
+            raise ValueError(
+                "service_image_digest is set by `invoke deploy` (CDK context), not in this file"
+            )
+        return data
 
     @model_validator(mode="after")
     def _scaling(self) -> MlflowSettings:

@@ -7,20 +7,20 @@ The steps, in order (a subset keeps this order):
   infra     CDK deploy of every stack; the migrate task gets the release's image while the service
             keeps the image it runs (a first deploy creates the service with no task)
   image     the MLflow image pushed to the environment's ECR repository, by digest (ECR's API)
-  migrate   the one-off migrate task run to completion (exit code 0), before any server runs
-            the new code: two servers migrating one database race
-  service   CDK deploy again, now rolling the service to the release's image (ECS deployment
-            circuit breaker; CloudFormation waits for the service to be stable)
+  migrate   the one-off migrate task run to completion (exit code 0) and recorded on its task
+            definition (mlplatform.migration_task), before any server runs the new code
+  service   CDK deploy again, now rolling the service to the release's image; refused unless the
+            release's migration is recorded
   model     the source registry's `champion` promoted (copied, verified, registered once) and made
             `champion` in the environment's registry; the training/serving client user ensured
   endpoint  the SageMaker endpoint deployed from the registry's champion (and challenger)
 
 Each step first looks at the environment and does nothing when it already is as wanted, so a
 second run reports no change; the first failing step raises DeployError and nothing after it
-runs. Which release the environment runs is read from the MLflow stack's outputs
-(ImageDigest, ServiceImageDigest), so no state is kept on the deploying machine.
-Every AWS call goes through boto3's chain and the CDK CLI: AWS, or an emulator through
-AWS_ENDPOINT_URL, with the same code.
+runs. What the environment runs is read from the MLflow stack's outputs (ImageDigest,
+ServiceImageDigest) and ECS, so no state is kept on the deploying machine. Every AWS call goes
+through boto3's chain and the CDK CLI: AWS, or an emulator through AWS_ENDPOINT_URL, with the
+same code. docs/deploy.md has the reasons.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+from mlflow.exceptions import MlflowException
 
 from mlplatform import aws
 from mlplatform.config import Environment, load_environment
 from mlplatform.ecr_push import image_present, push_image
 from mlplatform.endpoints import STRATEGIES
 from mlplatform.errors import PlatformError
+from mlplatform.migration_task import migrated_digest, run_migration
 from mlplatform.oci_image import OciImage, export_from_engine, open_image
 from mlplatform.paths import StatePaths
 from mlplatform.runtime.base import Reporter
@@ -52,8 +54,12 @@ STEPS = ("infra", "image", "migrate", "service", "model", "endpoint")
 _IMAGE_STEPS = {"infra", "image", "migrate", "service"}
 _STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-# The migrate task's longest expected run; a stuck migration fails the chain instead of hanging.
-_MIGRATE_WAIT = {"Delay": 6, "MaxAttempts": 200}
+# What a step may raise besides the kit's own errors: still one line, never a traceback.
+_FOREIGN_ERRORS = (
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    MlflowException,
+)
 
 
 class DeployError(PlatformError):
@@ -85,6 +91,7 @@ class DeployRequest:
     source: str = "local"
     strategy: str | None = None
     serving_image: str | None = None
+    approve: bool = False  # let CDK apply IAM and security-group changes without asking
 
 
 def parse_steps(text: str | None) -> tuple[str, ...]:
@@ -115,6 +122,7 @@ def deploy(request: DeployRequest, paths: StatePaths, reporter: Reporter) -> Ite
         chain = _Chain(env, request, paths, reporter)
         if _IMAGE_STEPS & set(request.steps):
             chain.open_release(stack)
+            chain.check_release()
             # A cloud assembly of its own: no lock clash with `invoke synth` in infra/cdk.out.
             chain.cdk_out = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-cdk-"))
@@ -123,8 +131,9 @@ def deploy(request: DeployRequest, paths: StatePaths, reporter: Reporter) -> Ite
             reporter.step(f"{step}: {env.name}")
             try:
                 result = getattr(chain, f"_{step}")()
-            except PlatformError as exc:
-                raise DeployError(f"{step} step failed: {exc}") from None
+            except (PlatformError, *_FOREIGN_ERRORS) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise DeployError(f"{step} step failed: {first}") from None
             reporter.done(f"{step}: {result.detail}")
             yield result
 
@@ -166,6 +175,20 @@ class _Chain:
             raise DeployError(f"--image-digest {digest!r} is not sha256:<64 hex>")
         self.digest = digest
 
+    def check_release(self) -> None:
+        """Refuse, before any step changes anything, a digest that ECR does not have."""
+        if self.image is not None or "image" not in self.request.steps:
+            return
+        outputs = self._outputs("mlflow")
+        if outputs is None or "MlflowRepositoryUri" not in outputs:
+            return  # a first deploy: the repository comes with the infra step
+        repository = outputs["MlflowRepositoryUri"].split("/", 1)[1]
+        if not image_present(self._client("ecr"), repository, self.digest):
+            raise DeployError(
+                f"{self.digest[:19]}… is not in {repository}; pass --image with the image "
+                "(OCI archive or local image) to push it"
+            )
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _client(self, service: str) -> Any:
@@ -199,10 +222,32 @@ class _Chain:
         return outputs
 
     def _service_digest(self) -> str | None:
-        """The image the MLflow service runs now (None: no stack or no task yet)."""
-        outputs = self._outputs("mlflow") or {}
-        running = outputs.get("ServiceImageDigest")
-        return running if running and _DIGEST.match(running) else None
+        """The image the MLflow service runs now (None: no stack yet, or no task yet)."""
+        outputs = self._outputs("mlflow")
+        if outputs is None:
+            return None
+        value = outputs.get("ServiceImageDigest")
+        if value is None:
+            # A stack deployed before the kit reported it: what the running service uses.
+            return self._digest_from_ecs(outputs)
+        return value if _DIGEST.match(value) else None
+
+    def _digest_from_ecs(self, outputs: dict[str, str]) -> str:
+        ecs = self._client("ecs")
+        service = ecs.describe_services(
+            cluster=outputs["ClusterName"], services=[outputs["ServiceName"]]
+        )["services"]
+        image = ""
+        if service:
+            definition = ecs.describe_task_definition(taskDefinition=service[0]["taskDefinition"])
+            image = definition["taskDefinition"]["containerDefinitions"][0].get("image", "")
+        digest = image.rpartition("@")[2]
+        if not _DIGEST.match(digest):
+            raise DeployError(
+                f"cannot tell which image {outputs['ServiceName']} runs ({image or 'no service'});"
+                " deploy the infra with `invoke deploy-infra` first"
+            )
+        return digest
 
     def _fingerprints(self) -> dict[str, str | None]:
         cfn = self._client("cloudformation")
@@ -213,6 +258,8 @@ class _Chain:
             except botocore.exceptions.ClientError:
                 prints[part] = None
                 continue
+            except botocore.exceptions.BotoCoreError as exc:
+                raise DeployError(f"cannot reach CloudFormation: {exc}") from None
             text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
             prints[part] = hashlib.sha256(text.encode()).hexdigest()
         return prints
@@ -230,7 +277,7 @@ class _Chain:
             image_digest=self.digest,
             certificate_arn=self.request.certificate_arn,
             service_image_digest=service_image_digest,
-            approve=True,
+            approve=self.request.approve,
             output=self.cdk_out,
             output_to_stderr=True,
         )
@@ -242,6 +289,7 @@ class _Chain:
     def _infra(self) -> StepResult:
         from infra.resolve import NO_SERVICE_IMAGE
 
+        # The service stays on what it runs; with no stack yet (or no task yet), on no image.
         running = self._service_digest()
         changed = self._cdk_deploy(running or NO_SERVICE_IMAGE)
         short = self.digest[:19] + "…"
@@ -266,54 +314,47 @@ class _Chain:
         size = self.image.size / 2**20
         return StepResult("image", True, f"pushed {short} to {repository} ({size:.1f} MiB)")
 
-    def _migrate(self) -> StepResult:
-        from infra.cli_ops import migrate_run_task_request
-
-        short = self.digest[:19] + "…"
-        if self._service_digest() == self.digest:
-            return StepResult("migrate", False, f"the service already runs {short}")
+    def _migration_outputs(self) -> dict[str, str]:
         outputs = self._required_outputs(
             "mlflow", "ClusterName", "MigrateTaskDefinitionArn", "TaskSecurityGroupId"
         )
         if outputs.get("ImageDigest") != self.digest:
             raise DeployError(
                 f"the migrate task runs {outputs.get('ImageDigest')}, not "
-                f"{short}; run the infra step for this image first"
+                f"{self.digest[:19]}…; run the infra step for this image first"
             )
-        outputs |= self._required_outputs("network", "PrivateSubnetIds")
+        return outputs
+
+    def _migrate(self) -> StepResult:
+        from infra.cli_ops import migrate_run_task_request
+
+        short = self.digest[:19] + "…"
+        if self._service_digest() == self.digest:
+            return StepResult("migrate", False, f"the service already runs {short}")
+        outputs = self._migration_outputs()
         ecs = self._client("ecs")
+        if migrated_digest(ecs, outputs["MigrateTaskDefinitionArn"]) == self.digest:
+            return StepResult("migrate", False, f"the database was migrated for {short}")
+        outputs |= self._required_outputs("network", "PrivateSubnetIds")
         try:
-            started = ecs.run_task(**migrate_run_task_request(outputs))
-            if started.get("failures") or not started.get("tasks"):
-                reason = (started.get("failures") or [{}])[0].get("reason", "no task started")
-                raise DeployError(f"RunTask: {reason}")
-            arn = started["tasks"][0]["taskArn"]
-            self.reporter.step(f"migrate: waiting for task {arn.rsplit('/', 1)[-1]}")
-            ecs.get_waiter("tasks_stopped").wait(
-                cluster=outputs["ClusterName"], tasks=[arn], WaiterConfig=_MIGRATE_WAIT
-            )
-            (task,) = ecs.describe_tasks(cluster=outputs["ClusterName"], tasks=[arn])["tasks"]
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            raise DeployError(f"{exc}") from None
-        except botocore.exceptions.WaiterError as exc:
-            raise DeployError(f"the task did not stop: {exc}") from None
-        codes = [c.get("exitCode") for c in task.get("containers", [])]
-        task_id = arn.rsplit("/", 1)[-1]
-        if not codes or any(code != 0 for code in codes):
-            raise DeployError(
-                f"task {task_id} stopped with exit code "
-                f"{codes[0] if codes else 'unknown'} ({task.get('stoppedReason') or 'no reason'}); "
-                f"see log group /{self.env.name_prefix}/mlflow"
-            )
-        return StepResult("migrate", True, f"task {task_id} migrated the database for {short}")
+            task = run_migration(ecs, migrate_run_task_request(outputs), self.digest, self.reporter)
+        except PlatformError as exc:
+            raise DeployError(f"{exc}; see log group /{self.env.name_prefix}/mlflow") from None
+        return StepResult("migrate", True, f"task {task} migrated the database for {short}")
 
     def _service(self) -> StepResult:
         short = self.digest[:19] + "…"
         if self._service_digest() == self.digest:
             return StepResult("service", False, f"already runs {short}")
-        self._cdk_deploy(None)  # None: the service follows the release's image
+        outputs = self._migration_outputs()
+        if migrated_digest(self._client("ecs"), outputs["MigrateTaskDefinitionArn"]) != self.digest:
+            raise DeployError(
+                f"the database has not been migrated for {short}; run the migrate step first "
+                "(a server on an old schema fails, two migrating servers race)"
+            )
+        self._cdk_deploy(self.digest)
         if self._service_digest() != self.digest:
-            raise DeployError(f"the service does not report {short}")
+            raise DeployError(f"the service does not report {short} after the deploy")
         return StepResult("service", True, f"rolled {self._stack('mlflow')} to {short}")
 
     def _model(self) -> StepResult:

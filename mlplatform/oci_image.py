@@ -8,7 +8,8 @@ An image's registry digest is the sha256 of its manifest bytes, so it is known h
 push, and a deploy can reference exactly the image that was tested. Every blob is checked against
 its digest when the image is opened, so a truncated or altered archive fails before anything is
 pushed. `podman save --format oci-archive` and `docker save` (Docker 25 and later) write OCI
-layouts; an image index is followed to its linux/amd64 manifest (the platform Fargate runs here).
+layouts; an image index is followed to its linux/amd64 manifest, and an image for another
+platform is refused (the task definitions ask Fargate for X86_64 Linux).
 """
 
 from __future__ import annotations
@@ -120,10 +121,16 @@ def _read_layout(root: Path, source: Path) -> OciImage:
             d["digest"]: _blob(root, d["digest"], source)
             for d in [parsed["config"], *parsed.get("layers", [])]
         }
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        config = json.loads(blobs[parsed["config"]["digest"]].read_bytes())
+        platform = f"{config.get('os')}/{config.get('architecture')}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ImageError(f"{source}: not an OCI image layout ({exc})") from None
     if not media_type:
         raise ImageError(f"{source}: the manifest names no media type")
+    if platform != "{os}/{architecture}".format(**_PLATFORM):
+        raise ImageError(
+            f"{source}: the image is for {platform}; the Fargate tasks run linux/amd64"
+        )
     return OciImage(manifest, media_type, blobs)
 
 

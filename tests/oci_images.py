@@ -4,7 +4,8 @@
     digest = write_archive(tmp / "image.tar", {"app/hello.txt": b"hi"})
 
 The layout is what `podman save --format oci-archive` writes (index.json, oci-layout,
-blobs/sha256/...), only with a few bytes of content instead of a Python runtime.
+blobs/sha256/...; uncompressed layers with compress=False, as podman writes them; gzip layers,
+as a registry pull gives them, by default), only with a few bytes instead of a Python runtime.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import tarfile
 from pathlib import Path
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_TYPES = {
+    True: "application/vnd.oci.image.layer.v1.tar+gzip",
+    False: "application/vnd.oci.image.layer.v1.tar",
+}
 
 
 def _blob(root: Path, data: bytes) -> dict[str, object]:
@@ -27,7 +31,7 @@ def _blob(root: Path, data: bytes) -> dict[str, object]:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def _layer(files: dict[str, bytes]) -> tuple[bytes, str]:
+def _layer(files: dict[str, bytes], compress: bool) -> tuple[bytes, str]:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         for name, content in sorted(files.items()):
@@ -35,15 +39,17 @@ def _layer(files: dict[str, bytes]) -> tuple[bytes, str]:
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
     diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
-    return gzip.compress(raw.getvalue(), mtime=0), diff_id
+    return (gzip.compress(raw.getvalue(), mtime=0) if compress else raw.getvalue()), diff_id
 
 
-def write_layout(root: Path, *layers: dict[str, bytes]) -> str:
+def write_layout(
+    root: Path, *layers: dict[str, bytes], compress: bool = True, architecture: str = "amd64"
+) -> str:
     """An OCI image layout with one layer per mapping; returns the manifest digest."""
     root.mkdir(parents=True, exist_ok=True)
-    blobs = [_layer(files) for files in layers]
+    blobs = [_layer(files, compress) for files in layers]
     config = {
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
         "config": {"Cmd": ["serve"]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in blobs]},
@@ -53,7 +59,7 @@ def write_layout(root: Path, *layers: dict[str, bytes]) -> str:
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
-        "layers": [{"mediaType": LAYER_TYPE, **_blob(root, data)} for data, _ in blobs],
+        "layers": [{"mediaType": LAYER_TYPES[compress], **_blob(root, data)} for data, _ in blobs],
     }
     manifest_desc = _blob(root, json.dumps(manifest).encode())
     (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
@@ -65,10 +71,10 @@ def write_layout(root: Path, *layers: dict[str, bytes]) -> str:
     return str(manifest_desc["digest"])
 
 
-def write_archive(path: Path, *layers: dict[str, bytes]) -> str:
+def write_archive(path: Path, *layers: dict[str, bytes], compress: bool = True) -> str:
     """The same image as an OCI archive (a tar of the layout); returns the manifest digest."""
     layout = path.with_suffix(".layout")
-    digest = write_layout(layout, *layers)
+    digest = write_layout(layout, *layers, compress=compress)
     with tarfile.open(path, "w") as tar:
         for item in sorted(layout.rglob("*")):
             tar.add(item, arcname=str(item.relative_to(layout)), recursive=False)

@@ -13,6 +13,9 @@ moto 5.2 bugs and gaps worked around here, in the emulator, not in the stacks:
 - SageMaker UpdateEndpoint is missing (tests/emulator/sagemaker_update_endpoint.py);
 - RunTask fails on a Fargate task definition whose container has no memory of its own (the
   task-level memory is what Fargate needs, and what CDK writes);
+- a stack update that replaces a task definition registers the new revision with the template's
+  PascalCase keys (no `image`), and leaves a service that uses it on the old, deregistered
+  revision;
 - a CloudFormation ``Ref`` to AWS::RDS::DBParameterGroup returns the Python object instead of
   the group's name, so any DBInstance with a custom parameter group fails to create;
 - UpdateTerminationProtection is not implemented, which the CDK CLI calls for protected stacks;
@@ -39,7 +42,8 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
-from moto.ecs.models import EC2ContainerServiceBackend
+from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+from moto.ecs.models import EC2ContainerServiceBackend, TaskDefinition, ecs_backends
 from moto.elbv2.models import FakeTargetGroup
 from moto.rds.models import DBParameterGroup
 from moto.secretsmanager.models import secretsmanager_backends
@@ -79,6 +83,50 @@ def _execute_change_set_with_outputs(
     stack.output_map = stack._create_output_map()
     for export in stack.exports:
         self.exports[export.name] = export
+    _services_follow_their_task_definitions(stack)
+
+
+def _task_definition_update(
+    cls: type[TaskDefinition],
+    original_resource: TaskDefinition,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> TaskDefinition:
+    properties = cloudformation_json["Properties"]
+    wanted = remap_nested_keys(properties.get("ContainerDefinitions", []), pascal_to_camelcase)
+    if (
+        original_resource.family == properties.get("Family")
+        and original_resource.container_definitions == wanted
+    ):
+        return original_resource
+    ecs_backends[account_id][region_name].deregister_task_definition(original_resource.arn)
+    # The create path, which maps the template's keys as the ECS API has them.
+    return cls.create_from_cloudformation_json(
+        new_resource_name, cloudformation_json, account_id, region_name
+    )
+
+
+def _services_follow_their_task_definitions(stack: Any) -> None:
+    """An updated ECS service takes the task definition revision the update registered.
+
+    moto updates the service with the Ref it resolved before the task definition was replaced,
+    so a service whose image changed kept the old (deregistered) revision.
+    """
+    for logical_id, resource in stack.template_dict.get("Resources", {}).items():
+        ref = resource.get("Properties", {}).get("TaskDefinition")
+        if resource.get("Type") != "AWS::ECS::Service" or not isinstance(ref, dict):
+            continue
+        service, definition = stack.resource_map[logical_id], stack.resource_map[ref["Ref"]]
+        if service.task_definition != definition.arn:
+            ecs_backends[stack.account_id][stack.region_name].update_service(
+                {
+                    "cluster": service.cluster_name,
+                    "service": service.name,
+                    "task_definition": definition.arn,
+                }
+            )
 
 
 _task_resources = EC2ContainerServiceBackend._calculate_task_resource_requirements
@@ -316,6 +364,7 @@ CloudFormationResponse.delete_change_set = _delete_change_set  # type: ignore[me
 CloudFormationResponse.execute_change_set = _execute_change_set_response  # type: ignore[method-assign]
 
 CloudFormationBackend.execute_change_set = _execute_change_set_with_outputs  # type: ignore[method-assign]
+TaskDefinition.update_from_cloudformation_json = classmethod(_task_definition_update)  # type: ignore[method-assign, assignment]
 EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(  # type: ignore[method-assign]
     _task_resources_with_task_memory
 )

@@ -58,8 +58,21 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         cert = acm.request_certificate(DomainName="mlflow.prod.internal")["CertificateArn"]
         archive = work / "mlflow.oci.tar"
         digest = write_archive(archive, {"opt/mlflow_server/__init__.py": b"# release 1\n"})
+        # The next release, saved as podman saves images (uncompressed layers).
+        archive_b = work / "mlflow-b.oci.tar"
+        digest_b = write_archive(
+            archive_b, {"opt/mlflow_server/__init__.py": b"# release 2\n"}, compress=False
+        )
         try:
-            yield SimpleNamespace(aws=aws, env=env, cert=cert, archive=archive, digest=digest)
+            yield SimpleNamespace(
+                aws=aws,
+                env=env,
+                cert=cert,
+                archive=archive,
+                digest=digest,
+                archive_b=archive_b,
+                digest_b=digest_b,
+            )
         finally:
             stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
 
@@ -72,6 +85,7 @@ def deploy(cloud: SimpleNamespace, *args: str, check: bool = True) -> Any:
         "--certificate-arn",
         cloud.cert,
         "--json",
+        "--yes",
         *args,
         env=cloud.env,
         check=check,
@@ -187,21 +201,83 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
     assert len(migrations(cloud)) == 1  # no second migration
 
 
-def test_a_failing_step_stops_the_chain(cloud: SimpleNamespace) -> None:
+def service_image(cloud: SimpleNamespace) -> tuple[str, int]:
+    """The image the MLflow service's task definition names, and its desired count."""
+    ecs = cloud.aws.client("ecs")
+    (service,) = ecs.describe_services(cluster="mlp-prod-mlflow", services=["mlp-prod-mlflow"])[
+        "services"
+    ]
+    definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])
+    return definition["taskDefinition"]["containerDefinitions"][0]["image"], service["desiredCount"]
+
+
+def one_error(result: Any) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_a_digest_missing_from_ecr_is_refused_before_anything_changes(
+    cloud: SimpleNamespace,
+) -> None:
     before = mlflow_outputs(cloud)
     missing = "sha256:" + "e" * 64
     result = deploy(cloud, "--image-digest", missing, check=False)
-    assert result.returncode == 1
-    assert [s["step"] for s in steps(result)] == ["infra"]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
-        f"error: image step failed: {missing[:19]}… is not in mlp-prod/mlflow; pass --image "
-        "with the image (OCI archive or local image) to push it"
-    ], result.stderr
-    assert "Traceback" not in result.stderr
-    # Nothing after the image step ran: no migration, the service keeps its image.
-    assert len(migrations(cloud)) == 1
-    assert mlflow_outputs(cloud)["ServiceImageDigest"] == before["ServiceImageDigest"]
+    assert one_error(result) == (
+        f"error: {missing[:19]}… is not in mlp-prod/mlflow; pass --image with the image "
+        "(OCI archive or local image) to push it"
+    )
+    assert result.stdout == ""
+    assert mlflow_outputs(cloud) == before
+
+
+def test_a_second_release_migrates_before_the_service_rolls_and_a_failure_stops_the_chain(
+    cloud: SimpleNamespace,
+) -> None:
+    # Phase one alone: the migrate task moves to release B, the service stays on A at full size.
+    (infra,) = steps(deploy(cloud, "--steps", "infra", "--image", str(cloud.archive_b)))
+    assert infra["step"] == "infra" and infra["changed"] is True
+    outputs = mlflow_outputs(cloud)
+    assert (outputs["ImageDigest"], outputs["ServiceImageDigest"]) == (
+        cloud.digest_b,
+        cloud.digest,
+    )
+    image, desired = service_image(cloud)
+    assert image.endswith("@" + cloud.digest) and desired == 2
+
+    # The service refuses to roll before B's migration ran.
+    early = deploy(cloud, "--steps", "service", "--image", str(cloud.archive_b), check=False)
+    assert one_error(early).startswith(
+        f"error: service step failed: the database has not been migrated for {cloud.digest_b[:19]}"
+    )
+    assert service_image(cloud)[0].endswith("@" + cloud.digest)
+
+    # The whole chain from a source registry that cannot be reached: B is pushed, migrated and
+    # rolled out, then the model step fails and the endpoint step never runs.
+    result = deploy(
+        cloud,
+        "--image",
+        str(cloud.archive_b),
+        "--from",
+        "staging",
+        "--serving-image",
+        SERVING_IMAGE,
+        check=False,
+    )
+    assert [(s["step"], s["changed"]) for s in steps(result)] == [
+        ("infra", False),
+        ("image", True),
+        ("migrate", True),
+        ("service", True),
+    ]
+    assert one_error(result).startswith(
+        "error: model step failed: stack mlp-staging-mlflow is not deployed"
+    )
+    assert mlflow_outputs(cloud)["ServiceImageDigest"] == cloud.digest_b
+    image, desired = service_image(cloud)
+    assert image.endswith("@" + cloud.digest_b) and desired == 2
+    assert len(migrations(cloud)) == 2
 
 
 def test_bad_input_is_one_line_and_touches_nothing(stack: Stack, tmp_path: Path) -> None:

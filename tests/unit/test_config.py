@@ -67,6 +67,10 @@ def test_mariadb_is_allowed(tmp_path: Path) -> None:
         ("[local.mlflow]\nworkers = 0\n", "local.mlflow.workers: Input should be greater than"),
         ("[local.mlflow]\nmin_tasks = 3\nmax_tasks = 2\n", "max_tasks must be >= min_tasks"),
         ('flavour = "x"\n', "local.flavour: unknown key"),
+        (
+            '[local.mlflow]\nservice_image_digest = "none"\n',
+            "local.mlflow: service_image_digest is set by `invoke deploy` (CDK context)",
+        ),
     ],
 )
 def test_bad_values_name_file_key_and_reason(tmp_path: Path, extra: str, expected: str) -> None:

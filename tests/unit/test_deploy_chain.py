@@ -18,7 +18,10 @@ from moto import mock_aws
 from moto.ecs import models as ecs_models
 from moto.moto_api import state_manager
 
+from mlplatform import aws, migration_task
+from mlplatform.config import load_environment
 from mlplatform.deploy_chain import STEPS, DeployError, DeployRequest, deploy, parse_steps
+from mlplatform.errors import PlatformError
 from mlplatform.paths import StatePaths
 from mlplatform.runtime.base import SilentReporter
 from tests.oci_images import write_layout
@@ -114,6 +117,7 @@ def prod(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         outputs = {
             "MlflowRepositoryUri": repo["repositoryUri"],
             "ClusterName": "mlp-prod-mlflow",
+            "ServiceName": "mlp-prod-mlflow",
             "MigrateTaskDefinitionArn": task,
             "TaskSecurityGroupId": group["GroupId"],
             "ImageDigest": DIGEST,
@@ -124,7 +128,7 @@ def prod(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             model_name="ecs::task", transition={"progression": "immediate"}
         )
         try:
-            yield {"clients": c, "outputs": outputs}
+            yield {"clients": c, "outputs": outputs, "repository": repo["repositoryUri"]}
         finally:
             state_manager.unset_transition("ecs::task")
 
@@ -180,6 +184,11 @@ def test_a_failed_migration_stops_the_chain_before_the_service(
     message = str(caught.value)
     assert message.startswith("migrate step failed: task ") and "exit code 3" in message
     assert "log group /mlp-prod/mlflow" in message
+    # Not recorded as migrated: the service step would refuse to roll.
+    tags = prod["clients"]["ecs"].list_tags_for_resource(
+        resourceArn=prod["outputs"]["MigrateTaskDefinitionArn"]
+    )["tags"]
+    assert tags == []
 
 
 def test_migrate_refuses_a_task_definition_of_another_image(
@@ -202,12 +211,89 @@ def test_image_is_pushed_once_and_found_by_digest(prod: dict[str, Any], tmp_path
     assert by_digest.changed is False and "already in mlp-prod-mlflow" in by_digest.detail
 
 
-def test_an_image_digest_missing_from_ecr_stops_with_what_to_do(
+def test_an_image_digest_missing_from_ecr_is_refused_before_any_step(
     prod: dict[str, Any], tmp_path: Path
 ) -> None:
     _mlflow_stack(prod)
-    with pytest.raises(DeployError, match=r"image step failed: sha256:1+… is not in .*--image"):
-        run(tmp_path, steps=("image", "migrate"), image_digest=DIGEST)
+    # infra is first: had it run, the CDK CLI would have been called (and failed otherwise).
+    with pytest.raises(DeployError) as caught:
+        run(tmp_path, steps=("infra", "image", "migrate"), image_digest=DIGEST)
+    assert str(caught.value) == (
+        f"{DIGEST[:19]}… is not in mlp-prod-mlflow; pass --image with the image "
+        "(OCI archive or local image) to push it"
+    )
+    assert _tasks(prod) == []
+
+
+def test_a_migration_is_recorded_and_not_run_again(prod: dict[str, Any], tmp_path: Path) -> None:
+    _mlflow_stack(prod)
+    run(tmp_path, steps=("migrate",), image_digest=DIGEST)
+    ecs = prod["clients"]["ecs"]
+    tags = ecs.list_tags_for_resource(resourceArn=prod["outputs"]["MigrateTaskDefinitionArn"])
+    assert {"key": "mlplatform:migrated-digest", "value": DIGEST} in tags["tags"]
+    (again,) = run(tmp_path, steps=("migrate",), image_digest=DIGEST)
+    assert again.changed is False and "was migrated for" in again.detail
+    assert len(_tasks(prod)) == 1
+
+
+def test_the_service_does_not_roll_before_its_migration(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    _mlflow_stack(prod)
+    with pytest.raises(
+        DeployError,
+        match=r"service step failed: the database has not been migrated for sha256:1+…; run "
+        "the migrate step first",
+    ):
+        run(tmp_path, steps=("service",), image_digest=DIGEST)
+
+
+def test_a_migration_still_running_is_joined_not_started_twice(
+    prod: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mlflow_stack(prod)
+    ecs = prod["clients"]["ecs"]
+    network = prod["clients"]["cloudformation"].describe_stacks(StackName="mlp-prod-network")
+    subnet = network["Stacks"][0]["Outputs"][0]["OutputValue"]
+    # An interrupted deploy left this one running; each DescribeTasks moves it one state on.
+    state_manager.set_transition(
+        model_name="ecs::task", transition={"progression": "manual", "times": 1}
+    )
+    monkeypatch.setattr(migration_task, "_WAIT", {"Delay": 0, "MaxAttempts": 10})
+    ecs.run_task(
+        cluster="mlp-prod-mlflow",
+        taskDefinition=prod["outputs"]["MigrateTaskDefinitionArn"],
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [subnet],
+                "securityGroups": [prod["outputs"]["TaskSecurityGroupId"]],
+            }
+        },
+    )
+    (result,) = run(tmp_path, steps=("migrate",), image_digest=DIGEST)
+    assert result.changed is True
+    assert len(_tasks(prod)) == 1
+
+
+def test_a_stack_without_the_service_digest_output_is_read_from_ecs(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    """Stacks deployed before the kit reported ServiceImageDigest: the service is not paused."""
+    ecs = prod["clients"]["ecs"]
+    definition = ecs.register_task_definition(
+        family="mlp-prod-mlflow",
+        containerDefinitions=[
+            {"name": "mlflow", "image": f"{prod['repository']}@{DIGEST}", "memory": 2048}
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(
+        cluster="mlp-prod-mlflow", serviceName="mlp-prod-mlflow", taskDefinition=definition
+    )
+    outputs = {k: v for k, v in prod["outputs"].items() if k != "ServiceImageDigest"}
+    _stack(prod["clients"]["cloudformation"], "mlp-prod-mlflow", outputs)
+    (result,) = run(tmp_path, steps=("migrate",), image_digest=DIGEST)
+    assert result.changed is False and "the service already runs" in result.detail
     assert _tasks(prod) == []
 
 
@@ -217,3 +303,17 @@ def test_an_environment_without_infra_is_one_error(prod: dict[str, Any], tmp_pat
         match=r"image step failed: stack mlp-prod-mlflow is not deployed; run the infra",
     ):
         run(tmp_path, steps=("image",), image_digest=DIGEST)
+
+
+@pytest.mark.parametrize("value", ["not json", '["a"]', '{"username": "u"}'])
+def test_a_malformed_login_secret_is_one_line(prod: dict[str, Any], value: str) -> None:
+    env = load_environment("prod")
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=env.client_secret_name, SecretString=value
+    )
+    with pytest.raises(PlatformError) as caught:
+        aws.json_secret(env, env.client_secret_name, "MLflow client")
+    assert str(caught.value) == (
+        f"prod's MLflow client secret {env.client_secret_name} is not a JSON object with "
+        "username, password"
+    )

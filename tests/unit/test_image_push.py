@@ -85,6 +85,26 @@ def test_what_is_not_an_image_is_one_clear_error(tmp_path: Path, make, message) 
     assert "\n" not in str(caught.value)
 
 
+def test_an_image_for_another_platform_is_refused(tmp_path: Path) -> None:
+    write_layout(tmp_path / "layout", APP, architecture="arm64")
+    with (
+        pytest.raises(ImageError, match=r"the image is for linux/arm64; the Fargate tasks run"),
+        open_image(tmp_path / "layout"),
+    ):
+        pass
+
+
+def test_uncompressed_layers_as_podman_saves_them_are_pushed(ecr, tmp_path: Path) -> None:
+    digest = write_archive(tmp_path / "image.tar", BASE, APP, compress=False)
+    with open_image(tmp_path / "image.tar") as image:
+        assert push_image(ecr, REPO, image, SilentReporter()) is True
+        manifest = json.loads(image.manifest)
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {
+        "application/vnd.oci.image.layer.v1.tar"
+    }
+    assert image_present(ecr, REPO, digest)
+
+
 def test_an_index_is_followed_to_its_linux_amd64_image(tmp_path: Path) -> None:
     layout = tmp_path / "layout"
     amd64 = write_layout(layout, APP)
