@@ -5,7 +5,9 @@
     with open_image(export_from_engine("mlplatform/mlflow-server:local", tmp)) as image: ...
 
 An image's registry digest is the sha256 of its manifest bytes, so it is known here, before any
-push, and a deploy can reference exactly the image that was tested. Every blob is checked against
+push, and a deploy can reference exactly the image that was tested. Plain tar layers (what
+`docker save` writes) are gzipped first, reproducibly, as `docker push` would send them; the
+digest is then the one of the image as pushed. Every blob is checked against
 its digest when the image is opened, so a truncated or altered archive fails before anything is
 pushed. `podman save --format oci-archive` and `docker save` (Docker 25 and later) write OCI
 layouts; an image index is followed to its linux/amd64 manifest, and an image for another
@@ -14,6 +16,7 @@ platform is refused (the task definitions ask Fargate for X86_64 Linux).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -36,6 +39,13 @@ _INDEX_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
 _PLATFORM = {"os": "linux", "architecture": "amd64"}
+# Plain tar layer media types and their gzip counterparts (OCI and Docker's).
+_PLAIN_LAYERS = {
+    "application/vnd.oci.image.layer.v1.tar": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": (
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    ),
+}
 
 
 class ImageError(PlatformError):
@@ -64,19 +74,20 @@ class OciImage:
 @contextmanager
 def open_image(source: Path) -> Iterator[OciImage]:
     """The image in an OCI layout directory or archive (tar); ImageError if it is not one."""
-    if source.is_dir():
-        yield _read_layout(source, source)
-        return
-    if not source.is_file():
+    if not source.exists():
         raise ImageError(f"{source}: no such image archive or OCI layout directory")
     with tempfile.TemporaryDirectory(prefix="mlp-image-") as tmp:
-        try:
-            with tarfile.open(source) as archive:
-                archive.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
-            raise ImageError(f"{source}: not a readable image archive ({first})") from None
-        yield _read_layout(Path(tmp), source)
+        work = Path(tmp)
+        root = source
+        if not source.is_dir():
+            root = work / "layout"
+            try:
+                with tarfile.open(source) as archive:
+                    archive.extractall(root, filter="data")
+            except (tarfile.TarError, OSError) as exc:
+                first = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
+                raise ImageError(f"{source}: not a readable image archive ({first})") from None
+        yield _compress_layers(_read_layout(root, source), work / "gzip")
 
 
 def export_from_engine(reference: str, directory: Path) -> Path:
@@ -134,6 +145,48 @@ def _read_layout(root: Path, source: Path) -> OciImage:
     return OciImage(manifest, media_type, blobs)
 
 
+def _compress_layers(image: OciImage, directory: Path) -> OciImage:
+    """The image with gzip layers where the archive has plain tar ones, as `docker push` sends.
+
+    `docker save` (Docker 25 and later) stores layers uncompressed; Podman 4.3's oci-archive
+    has gzip layers already. Registries, and the pulls Fargate makes, are built around gzip
+    layers. The manifest changes with the layers, so the digest is the one of the image as
+    pushed; gzip without a timestamp keeps it reproducible.
+    """
+    manifest = json.loads(image.manifest)
+    layers = manifest.get("layers", [])
+    if not any(layer.get("mediaType") in _PLAIN_LAYERS for layer in layers):
+        return image
+    directory.mkdir(exist_ok=True)
+    blobs = {manifest["config"]["digest"]: image.blobs[manifest["config"]["digest"]]}
+    for n, layer in enumerate(layers):
+        plain = image.blobs[layer["digest"]]
+        if layer.get("mediaType") in _PLAIN_LAYERS:
+            packed = directory / str(n)
+            with (
+                plain.open("rb") as raw,
+                packed.open("wb") as out,
+                gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz,
+            ):
+                shutil.copyfileobj(raw, gz, 1 << 20)
+            layer.update(
+                mediaType=_PLAIN_LAYERS[layer["mediaType"]],
+                digest="sha256:" + _sha256(packed),
+                size=packed.stat().st_size,
+            )
+            plain = packed
+        blobs[layer["digest"]] = plain
+    return OciImage(json.dumps(manifest).encode(), image.media_type, blobs)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _pick(descriptors: list[dict[str, Any]], source: Path) -> dict[str, Any]:
     if len(descriptors) == 1:
         return descriptors[0]
@@ -151,10 +204,6 @@ def _blob(root: Path, digest: str, source: Path) -> Path:
     path = root / "blobs" / algorithm / hexdigest
     if algorithm != "sha256" or not path.is_file():
         raise ImageError(f"{source}: blob {digest} is missing")
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != hexdigest:
+    if _sha256(path) != hexdigest:
         raise ImageError(f"{source}: blob {digest[:19]}… does not match its digest; not pushed")
     return path

@@ -3,9 +3,9 @@
     digest = write_layout(tmp / "layout", {"app/hello.txt": b"hi"})
     digest = write_archive(tmp / "image.tar", {"app/hello.txt": b"hi"})
 
-The layout is what `podman save --format oci-archive` writes (index.json, oci-layout,
-blobs/sha256/...; uncompressed layers with compress=False, as podman writes them; gzip layers,
-as a registry pull gives them, by default), only with a few bytes instead of a Python runtime.
+The layout is what `podman save --format oci-archive` and `docker save` write (index.json,
+oci-layout, blobs/sha256/...; gzip layers by default, as podman writes them; plain tar layers
+with compress=False, as docker writes them), only with a few bytes instead of a Python runtime.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from mlplatform.oci_image import open_image
 from mlplatform.registry import authenticated_client
 from tests.cli import kit
 from tests.emulator.process import patched_moto
@@ -58,11 +59,14 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         cert = acm.request_certificate(DomainName="mlflow.prod.internal")["CertificateArn"]
         archive = work / "mlflow.oci.tar"
         digest = write_archive(archive, {"opt/mlflow_server/__init__.py": b"# release 1\n"})
-        # The next release, saved as podman saves images (uncompressed layers).
+        # The next release, saved as `docker save` saves images (plain tar layers, gzipped on
+        # push: its digest is the pushed image's).
         archive_b = work / "mlflow-b.oci.tar"
-        digest_b = write_archive(
+        write_archive(
             archive_b, {"opt/mlflow_server/__init__.py": b"# release 2\n"}, compress=False
         )
+        with open_image(archive_b) as release_b:
+            digest_b = release_b.digest
         try:
             yield SimpleNamespace(
                 aws=aws,

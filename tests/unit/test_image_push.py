@@ -6,6 +6,7 @@ ECR; it is not a registry, so pulling the pushed image (what Fargate does) is no
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -94,15 +95,23 @@ def test_an_image_for_another_platform_is_refused(tmp_path: Path) -> None:
         pass
 
 
-def test_uncompressed_layers_as_podman_saves_them_are_pushed(ecr, tmp_path: Path) -> None:
-    digest = write_archive(tmp_path / "image.tar", BASE, APP, compress=False)
+def test_plain_tar_layers_as_docker_saves_them_are_pushed_gzipped(ecr, tmp_path: Path) -> None:
+    saved = write_archive(tmp_path / "image.tar", BASE, APP, compress=False)
     with open_image(tmp_path / "image.tar") as image:
+        assert image.digest != saved  # the manifest names the gzip layers now
         assert push_image(ecr, REPO, image, SilentReporter()) is True
         manifest = json.loads(image.manifest)
-    assert {layer["mediaType"] for layer in manifest["layers"]} == {
-        "application/vnd.oci.image.layer.v1.tar"
-    }
-    assert image_present(ecr, REPO, digest)
+        config = json.loads(image.blobs[manifest["config"]["digest"]].read_bytes())
+        for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"], strict=True):
+            assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+            packed = image.blobs[layer["digest"]].read_bytes()
+            assert layer["size"] == len(packed)
+            # The config's diff_ids name the uncompressed content, which is unchanged.
+            assert "sha256:" + hashlib.sha256(gzip.decompress(packed)).hexdigest() == diff_id
+        pushed = image.digest
+    assert image_present(ecr, REPO, pushed)
+    with open_image(tmp_path / "image.tar") as again:
+        assert again.digest == pushed  # reproducible: the same archive, the same digest
 
 
 def test_an_index_is_followed_to_its_linux_amd64_image(tmp_path: Path) -> None:
