@@ -179,7 +179,7 @@ def test_job_spec_carries_ids_and_urls_never_a_secret(tmp_path: Path) -> None:
 def test_sdk_process_gets_the_stack_keys_file_and_none_of_the_callers_aws(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALPROFILEKEY00")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "callers-profile-access-key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "real-secret")
     monkeypatch.setenv("AWS_PROFILE", "production")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "someone-elses")
