@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import kit, private_stack
+from common import EMULATED, kit, private_stack
 
 from tests.emulator.process import patched_moto
 from tests.oci_images import write_archive
@@ -60,7 +60,7 @@ def main() -> None:
         rows.append(("first release: infra, image, migrate, service", *timed(env, *infra, *common)))
         rows.append(("the same four steps again", *timed(env, *infra, *common)))
         kit(env, "emulate", "--env", "prod")
-        env["MLPLATFORM_MLFLOW_URL_PROD"] = "http://127.0.0.1:25100"
+        env["MLPLATFORM_MLFLOW_URL_PROD"] = f"http://127.0.0.1:{EMULATED['prod']}"
         kit(env, "data")
         kit(env, "train", "--set", "n_estimators=20")
         kit(env, "champion")

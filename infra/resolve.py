@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from mlplatform.config import Environment
+from mlplatform.config import DIGEST_PATTERN, Environment
 from mlplatform.errors import ConfigError
 
 __all__ = [
@@ -26,7 +26,7 @@ CONTEXT_CERTIFICATE_ARN = "certificate_arn"
 # The service digest of a first deploy: the service exists with no task until the migration ran.
 NO_SERVICE_IMAGE = "none"
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(DIGEST_PATTERN)
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 
 

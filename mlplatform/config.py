@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlplatform.errors import ConfigError
 
 __all__ = [
+    "DIGEST_PATTERN",
     "ArtifactsSettings",
     "DatabaseSettings",
     "Environment",
@@ -38,6 +39,8 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_NAMES = ("local", "staging", "prod")
+# An image digest as ECR and the task definitions name it.
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
 Port = Annotated[int, Field(ge=1024, le=65535)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -114,7 +117,7 @@ class MlflowSettings(_Strict):
     memory_mib: Annotated[int, Field(ge=512, le=30720)] = 2048
     min_tasks: Annotated[int, Field(ge=1, le=100)] = 1
     max_tasks: Annotated[int, Field(ge=1, le=100)] = 2
-    image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    image_digest: Annotated[str, Field(pattern=DIGEST_PATTERN)] | None = None
     # Cloud only, set by `invoke deploy` through infra.resolve (never from the file): the image the
     # service keeps running while the migrate task already has image_digest; "none" creates the
     # service with no task until the first migration ran. Unset: the service runs image_digest.
@@ -225,7 +228,7 @@ class TrainingSettings(_Strict):
     gate_metric: Literal["average_precision", "roc_auc", "f1"] = "average_precision"
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     max_runtime_seconds: Annotated[int, Field(ge=60, le=432000)] = 3600
-    training_image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    training_image_digest: Annotated[str, Field(pattern=DIGEST_PATTERN)] | None = None
 
 
 class Environment(_Strict):

@@ -39,7 +39,7 @@ import botocore.exceptions
 from mlflow.exceptions import MlflowException
 
 from mlplatform import aws
-from mlplatform.config import Environment, load_environment
+from mlplatform.config import DIGEST_PATTERN, Environment, load_environment
 from mlplatform.ecr_push import image_present, push_image
 from mlplatform.endpoints import STRATEGIES
 from mlplatform.errors import PlatformError
@@ -47,13 +47,14 @@ from mlplatform.migration_task import migrated_digest, run_migration
 from mlplatform.oci_image import OciImage, export_from_engine, open_image
 from mlplatform.paths import StatePaths
 from mlplatform.runtime.base import Reporter
+from mlplatform.stack_outputs import deployed_outputs
 
 __all__ = ["STEPS", "DeployError", "DeployRequest", "StepResult", "deploy", "parse_steps"]
 
 STEPS = ("infra", "image", "migrate", "service", "model", "endpoint")
 _IMAGE_STEPS = {"infra", "image", "migrate", "service"}
 _STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(DIGEST_PATTERN)
 # What a step may raise besides the kit's own errors: still one line, never a traceback.
 _FOREIGN_ERRORS = (
     botocore.exceptions.BotoCoreError,
@@ -182,14 +183,27 @@ class _Chain:
         outputs = self._outputs("mlflow")
         if outputs is None or "MlflowRepositoryUri" not in outputs:
             return  # a first deploy: the repository comes with the infra step
-        repository = outputs["MlflowRepositoryUri"].split("/", 1)[1]
+        repository = self._repository(outputs)
         if not image_present(self._client("ecr"), repository, self.digest):
-            raise DeployError(
-                f"{self.digest[:19]}… is not in {repository}; pass --image with the image "
-                "(OCI archive or local image) to push it"
-            )
+            raise self._not_in_ecr(repository)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    @property
+    def short(self) -> str:
+        """The release's digest as messages show it."""
+        return self.digest[:19] + "…"
+
+    def _not_in_ecr(self, repository: str) -> DeployError:
+        return DeployError(
+            f"{self.short} is not in {repository}; pass --image with the image "
+            "(OCI archive or local image) to push it"
+        )
+
+    @staticmethod
+    def _repository(outputs: dict[str, str]) -> str:
+        """The repository name in the MLflow stack's MlflowRepositoryUri (after the host)."""
+        return outputs["MlflowRepositoryUri"].split("/", 1)[1]
 
     def _client(self, service: str) -> Any:
         return aws.client(service, region=self.env.region)
@@ -199,15 +213,7 @@ class _Chain:
 
     def _outputs(self, part: str) -> dict[str, str] | None:
         """A stack's outputs, or None when it is not deployed."""
-        try:
-            found = self._client("cloudformation").describe_stacks(StackName=self._stack(part))
-        except botocore.exceptions.ClientError as exc:
-            if "does not exist" in str(exc):
-                return None
-            raise DeployError(f"cannot read stack {self._stack(part)}: {exc}") from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise DeployError(f"cannot reach CloudFormation: {exc}") from None
-        return {o["OutputKey"]: o["OutputValue"] for o in found["Stacks"][0].get("Outputs", [])}
+        return deployed_outputs(self._client("cloudformation"), self._stack(part), DeployError)
 
     def _required_outputs(self, part: str, *keys: str) -> dict[str, str]:
         outputs = self._outputs(part)
@@ -292,27 +298,24 @@ class _Chain:
         # The service stays on what it runs; with no stack yet (or no task yet), on no image.
         running = self._service_digest()
         changed = self._cdk_deploy(running or NO_SERVICE_IMAGE)
-        short = self.digest[:19] + "…"
         if not changed:
             return StepResult("infra", False, f"{len(_STACK_PARTS)} stacks up to date")
-        return StepResult("infra", True, f"deployed {', '.join(changed)} (migrate task on {short})")
+        return StepResult(
+            "infra", True, f"deployed {', '.join(changed)} (migrate task on {self.short})"
+        )
 
     def _image(self) -> StepResult:
         outputs = self._required_outputs("mlflow", "MlflowRepositoryUri")
-        repository = outputs["MlflowRepositoryUri"].split("/", 1)[1]
+        repository = self._repository(outputs)
         ecr = self._client("ecr")
-        short = self.digest[:19] + "…"
-        if self.image is None:
-            if not image_present(ecr, repository, self.digest):
-                raise DeployError(
-                    f"{short} is not in {repository}; pass --image with the "
-                    "image (OCI archive or local image) to push it"
-                )
-            return StepResult("image", False, f"{short} already in {repository}")
-        if not push_image(ecr, repository, self.image, self.reporter):
-            return StepResult("image", False, f"{short} already in {repository}")
-        size = self.image.size / 2**20
-        return StepResult("image", True, f"pushed {short} to {repository} ({size:.1f} MiB)")
+        if self.image is not None and push_image(ecr, repository, self.image, self.reporter):
+            size = self.image.size / 2**20
+            return StepResult(
+                "image", True, f"pushed {self.short} to {repository} ({size:.1f} MiB)"
+            )
+        if self.image is None and not image_present(ecr, repository, self.digest):
+            raise self._not_in_ecr(repository)
+        return StepResult("image", False, f"{self.short} already in {repository}")
 
     def _migration_outputs(self) -> dict[str, str]:
         outputs = self._required_outputs(
@@ -321,41 +324,39 @@ class _Chain:
         if outputs.get("ImageDigest") != self.digest:
             raise DeployError(
                 f"the migrate task runs {outputs.get('ImageDigest')}, not "
-                f"{self.digest[:19]}…; run the infra step for this image first"
+                f"{self.short}; run the infra step for this image first"
             )
         return outputs
 
     def _migrate(self) -> StepResult:
         from infra.cli_ops import migrate_run_task_request
 
-        short = self.digest[:19] + "…"
         if self._service_digest() == self.digest:
-            return StepResult("migrate", False, f"the service already runs {short}")
+            return StepResult("migrate", False, f"the service already runs {self.short}")
         outputs = self._migration_outputs()
         ecs = self._client("ecs")
         if migrated_digest(ecs, outputs["MigrateTaskDefinitionArn"]) == self.digest:
-            return StepResult("migrate", False, f"the database was migrated for {short}")
+            return StepResult("migrate", False, f"the database was migrated for {self.short}")
         outputs |= self._required_outputs("network", "PrivateSubnetIds")
         try:
             task = run_migration(ecs, migrate_run_task_request(outputs), self.digest, self.reporter)
         except PlatformError as exc:
             raise DeployError(f"{exc}; see log group /{self.env.name_prefix}/mlflow") from None
-        return StepResult("migrate", True, f"task {task} migrated the database for {short}")
+        return StepResult("migrate", True, f"task {task} migrated the database for {self.short}")
 
     def _service(self) -> StepResult:
-        short = self.digest[:19] + "…"
         if self._service_digest() == self.digest:
-            return StepResult("service", False, f"already runs {short}")
+            return StepResult("service", False, f"already runs {self.short}")
         outputs = self._migration_outputs()
         if migrated_digest(self._client("ecs"), outputs["MigrateTaskDefinitionArn"]) != self.digest:
             raise DeployError(
-                f"the database has not been migrated for {short}; run the migrate step first "
+                f"the database has not been migrated for {self.short}; run the migrate step first "
                 "(a server on an old schema fails, two migrating servers race)"
             )
         self._cdk_deploy(self.digest)
         if self._service_digest() != self.digest:
-            raise DeployError(f"the service does not report {short} after the deploy")
-        return StepResult("service", True, f"rolled {self._stack('mlflow')} to {short}")
+            raise DeployError(f"the service does not report {self.short} after the deploy")
+        return StepResult("service", True, f"rolled {self._stack('mlflow')} to {self.short}")
 
     def _model(self) -> StepResult:
         from mlplatform.model_release import release_champion

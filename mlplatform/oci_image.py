@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlplatform.archive import file_sha256
 from mlplatform.errors import PlatformError
 
 __all__ = ["ImageError", "OciImage", "export_from_engine", "open_image"]
@@ -171,20 +172,12 @@ def _compress_layers(image: OciImage, directory: Path) -> OciImage:
                 shutil.copyfileobj(raw, gz, 1 << 20)
             layer.update(
                 mediaType=_PLAIN_LAYERS[layer["mediaType"]],
-                digest="sha256:" + _sha256(packed),
+                digest="sha256:" + file_sha256(packed),
                 size=packed.stat().st_size,
             )
             plain = packed
         blobs[layer["digest"]] = plain
     return OciImage(json.dumps(manifest).encode(), image.media_type, blobs)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _pick(descriptors: list[dict[str, Any]], source: Path) -> dict[str, Any]:
@@ -204,6 +197,6 @@ def _blob(root: Path, digest: str, source: Path) -> Path:
     path = root / "blobs" / algorithm / hexdigest
     if algorithm != "sha256" or not path.is_file():
         raise ImageError(f"{source}: blob {digest} is missing")
-    if _sha256(path) != hexdigest:
+    if file_sha256(path) != hexdigest:
         raise ImageError(f"{source}: blob {digest[:19]}… does not match its digest; not pushed")
     return path

@@ -10,22 +10,31 @@ import botocore.exceptions
 from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
 
-__all__ = ["mlflow_url", "mlflow_url_variable", "stack_outputs", "subnet_ids"]
+__all__ = ["deployed_outputs", "mlflow_url", "mlflow_url_variable", "stack_outputs", "subnet_ids"]
+
+
+def deployed_outputs(
+    cfn: Any, stack: str, error: type[PlatformError] = PlatformError
+) -> dict[str, str] | None:
+    """Output key -> value of `stack`, None when it is not deployed; `error` if unreadable."""
+    try:
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    except botocore.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise error(f"cannot read stack {stack}: {exc}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise error(f"cannot reach CloudFormation for {stack}: {exc}") from None
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
 
 def stack_outputs(
     cfn: Any, stack: str, required: tuple[str, ...] = (), error: type[PlatformError] = PlatformError
 ) -> dict[str, str]:
     """Output key -> value of `stack`; `error` (one line) if it is missing or lacks a key."""
-    try:
-        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
-    except botocore.exceptions.ClientError as exc:
-        if "does not exist" in str(exc):
-            raise error(f"stack {stack} is not deployed; run `invoke deploy-infra` first") from None
-        raise error(f"cannot read stack {stack}: {exc}") from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise error(f"cannot reach CloudFormation for {stack}: {exc}") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    outputs = deployed_outputs(cfn, stack, error)
+    if outputs is None:
+        raise error(f"stack {stack} is not deployed; run `invoke deploy-infra` first")
     for key in required:
         if key not in outputs:
             raise error(f"stack {stack} has no output {key}; redeploy the infra")
