@@ -228,8 +228,12 @@ def champion(c, model=None, env="local", json_=False):
     }
 )
 def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
-    """Serve a registry version locally with SageMaker's contract (/ping, /invocations)."""
-    from mlplatform.serving import serve_local
+    """Serve a registry version locally with SageMaker's contract (/ping, /invocations).
+
+    Ctrl-C stops it (exit 0); SIGTERM or SIGHUP stop it the same way, server group and all, and
+    exit 128 + the signal (143, 129) so a process manager sees the signal ended it.
+    """
+    from mlplatform.serving import StopSignal, serve_local
 
     def ready(packaged, url):  # type: ignore[no-untyped-def]
         console.print(
@@ -250,6 +254,9 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
                 int(workers),
                 ready,
             )
+        except StopSignal as exc:
+            console.print(f"endpoint stopped ({exc})")
+            raise Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
             console.print("endpoint stopped")
 

@@ -47,7 +47,7 @@ from mlplatform.migration_task import migrated_digest, run_migration
 from mlplatform.oci_image import OciImage, export_from_engine, open_image
 from mlplatform.paths import StatePaths
 from mlplatform.runtime.base import Reporter
-from mlplatform.stack_outputs import deployed_outputs
+from mlplatform.stack_outputs import DeployedStack, describe_stack
 
 __all__ = ["STEPS", "DeployError", "DeployRequest", "StepResult", "deploy", "parse_steps"]
 
@@ -211,34 +211,44 @@ class _Chain:
     def _stack(self, part: str) -> str:
         return f"{self.env.name_prefix}-{part}"
 
+    def _described(self, part: str) -> DeployedStack | None:
+        """A stack's status and outputs, or None when it is not deployed."""
+        return describe_stack(self._client("cloudformation"), self._stack(part), DeployError)
+
     def _outputs(self, part: str) -> dict[str, str] | None:
         """A stack's outputs, or None when it is not deployed."""
-        return deployed_outputs(self._client("cloudformation"), self._stack(part), DeployError)
+        described = self._described(part)
+        return None if described is None else described.outputs
+
+    def _require(self, stack: DeployedStack, *keys: str) -> dict[str, str]:
+        """`stack`'s outputs, or one line naming its status, the missing keys and the fix."""
+        command = f"`invoke deploy --env {self.env.name} --steps infra`"
+        return stack.require(keys, DeployError, command)
 
     def _required_outputs(self, part: str, *keys: str) -> dict[str, str]:
-        outputs = self._outputs(part)
-        if outputs is None:
+        stack = self._described(part)
+        if stack is None:
             raise DeployError(
                 f"stack {self._stack(part)} is not deployed; run the infra step first "
                 "(invoke deploy --steps infra)"
             )
-        missing = [k for k in keys if k not in outputs]
-        if missing:
-            raise DeployError(f"stack {self._stack(part)} has no output {missing[0]}; run infra")
-        return outputs
+        return self._require(stack, *keys)
 
     def _service_digest(self) -> str | None:
         """The image the MLflow service runs now (None: no stack yet, or no task yet)."""
-        outputs = self._outputs("mlflow")
-        if outputs is None:
+        stack = self._described("mlflow")
+        # A stack whose first deploy never completed runs nothing: the infra step deploys over
+        # it as over no stack, and the later steps refuse it for its missing outputs.
+        if stack is None or stack.never_created:
             return None
-        value = outputs.get("ServiceImageDigest")
+        value = stack.outputs.get("ServiceImageDigest")
         if value is None:
             # A stack deployed before the kit reported it: what the running service uses.
-            return self._digest_from_ecs(outputs)
+            return self._digest_from_ecs(stack)
         return value if _DIGEST.match(value) else None
 
-    def _digest_from_ecs(self, outputs: dict[str, str]) -> str:
+    def _digest_from_ecs(self, stack: DeployedStack) -> str:
+        outputs = self._require(stack, "ClusterName", "ServiceName")
         ecs = self._client("ecs")
         service = ecs.describe_services(
             cluster=outputs["ClusterName"], services=[outputs["ServiceName"]]
@@ -292,9 +302,20 @@ class _Chain:
 
     # -- the steps -----------------------------------------------------------------------------
 
+    def _warn_never_created(self) -> None:
+        """Say which stacks a failed first deploy left behind: CDK deletes or replaces them."""
+        for part in _STACK_PARTS:
+            stack = self._described(part)
+            if stack is not None and stack.never_created:
+                self.reporter.warn(
+                    f"stack {stack.name} is in {stack.status} (its first deploy never "
+                    "completed); the CDK CLI re-creates it"
+                )
+
     def _infra(self) -> StepResult:
         from infra.resolve import NO_SERVICE_IMAGE
 
+        self._warn_never_created()
         # The service stays on what it runs; with no stack yet (or no task yet), on no image.
         running = self._service_digest()
         changed = self._cdk_deploy(running or NO_SERVICE_IMAGE)

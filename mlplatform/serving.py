@@ -5,6 +5,11 @@ model.tar.gz a SageMaker endpoint is given — unpacked and run by MLflow's own 
 (`mlflow models serve --env-manager local`), which already speaks /ping and /invocations and
 answers malformed input with 4xx. The kit resolves the alias, packages, checks the port and
 supervises the server's process group.
+
+Serving ends by Ctrl-C, SIGTERM (a process manager, `kill`) or SIGHUP (the terminal closed), all
+one way: SIGTERM and SIGHUP are raised as StopSignal, a KeyboardInterrupt, so the same `finally`
+blocks stop the server's whole group and remove the unpacked model before the caller sees it.
+StopSignal.exit_code is 128 + the signal's number (143 for SIGTERM), as a shell reports it.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -36,12 +43,84 @@ from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
 from mlplatform.registry import authenticated_client
 
 __all__ = [
+    "STOP_SIGNALS",
     "PackagedModel",
+    "StopSignal",
     "package_version",
     "resolve_version",
-    "scoring_server",
+    "serve_command",
     "serve_local",
+    "server_group",
+    "stop_signals_interrupt",
 ]
+
+# What a process manager (SIGTERM) or a closing terminal (SIGHUP) sends to end `invoke serve`.
+# The server runs in a session of its own, so neither reaches it: the kit must stop it.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the process is, so it unwinds exactly as Ctrl-C does.
+
+    A KeyboardInterrupt on purpose: every `finally` and `except KeyboardInterrupt` that cleans up
+    after Ctrl-C cleans up after it too, and `except Exception` does not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number (SIGTERM 143, SIGHUP 129), as a shell reports the signal."""
+        return 128 + self.signum
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # The first stop signal wins: later ones must not cut the cleanup it starts short.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise StopSignal(signum)
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise StopSignal; the previous handlers return after.
+
+        with stop_signals_interrupt():
+            serve()          # `kill PID` now unwinds serve() like Ctrl-C
+
+    A block inside another such block, or outside the main thread (where Python cannot set
+    handlers), changes nothing.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is _raise_stop
+    ):
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _stop_signals_ignored() -> Iterator[None]:
+    """SIGTERM and SIGHUP ignored in the block (main thread only), then as they were."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass(frozen=True)
@@ -87,57 +166,81 @@ def _unpack(archive: Path, target: Path) -> Path:
     return target
 
 
-@contextmanager
-def scoring_server(
-    packaged: PackagedModel, port: int, workers: int, log: Path, timeout: float = 120
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run MLflow's scoring server on the unpacked archive until the block ends.
+def _scoring_command(model_dir: Path, port: int, workers: int) -> list[str]:
+    """MLflow's scoring server on an unpacked model (for server_group)."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        str(model_dir),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        str(workers),
+        "--env-manager",
+        "local",
+    ]
 
-    The server runs in its own process group, which is terminated (then killed) on exit, so no
-    worker outlives an interrupted `invoke serve`.
+
+@contextmanager
+def server_group(
+    cmd: Sequence[str], port: int, log: Path, timeout: float = 120
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `cmd`, a server answering GET /ping on 127.0.0.1:`port`, until the block ends.
+
+    It runs in a process group (and session) of its own, with none of the caller's secrets in
+    its environment; the block starts once /ping answers. On exit the whole group is stopped
+    and waited for, so the port is free when the block is left.
     """
     if port_open(port):
         raise PortInUseError(f"port {port} is taken by another process; pass --port")
-    with tempfile.TemporaryDirectory(prefix="mlp-serve-") as tmp:
-        model_dir = _unpack(packaged.archive, Path(tmp) / "model")
-        # Nothing of the caller's shell (AWS keys, MLFLOW_* logins) reaches the server: it needs
-        # only the unpacked model. mlflow models serve starts its workers by name: the venv's
-        # bin must be on PATH.
-        env = inherited_environment()
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        cmd = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            str(model_dir),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-w",
-            str(workers),
-            "--env-manager",
-            "local",
-        ]
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            wait_until(
-                lambda: http_ok(f"http://127.0.0.1:{port}/ping"),
-                service="endpoint",
-                timeout=timeout,
-                log=log,
-                alive=lambda: proc.poll() is None,
-            )
-            yield proc
-        finally:
+    # Nothing of the caller's shell (AWS keys, MLFLOW_* logins) reaches the server: it needs
+    # only the unpacked model. mlflow models serve starts its workers by name: the venv's
+    # bin must be on PATH.
+    env = inherited_environment()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(cmd), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/ping"),
+            service="endpoint",
+            timeout=timeout,
+            log=log,
+            alive=lambda: proc.poll() is None,
+        )
+        yield proc
+    finally:
+        # Bounded (about 30 s at most); a stop signal arriving meanwhile, say after Ctrl-C,
+        # must not leave half the group running.
+        with _stop_signals_ignored():
             _stop_group(proc)
+
+
+def serve_command(
+    cmd: Sequence[str], port: int, log: Path, on_ready: Callable[[], None], timeout: float = 120
+) -> NoReturn:
+    """Serve with `cmd` (see server_group) until stopped; `on_ready` once /ping answers.
+
+    Ends only by an exception, raised once the server's whole group is gone: KeyboardInterrupt
+    for Ctrl-C, StopSignal for SIGTERM or SIGHUP, ServiceStartError when the server does not
+    start or exits by itself.
+    """
+    with stop_signals_interrupt(), server_group(cmd, port, log, timeout) as proc:
+        on_ready()
+        code = proc.wait()
+        # Only an interrupt should end serving; a server that exits on its own failed.
+        raise ServiceStartError(
+            f"the scoring server exited with code {code}; see {log}", log_tail(log)
+        )
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -172,22 +275,25 @@ def serve_local(
     workers: int,
     on_ready: Callable[[PackagedModel, str], None],
 ) -> None:
-    """Serve a version of the local registry on 127.0.0.1:port until interrupted."""
-    creds, endpoints = local_stack(env, paths, services=("mlflow",))
-    name = model or env.model_name
-    with tempfile.TemporaryDirectory(prefix="mlp-package-") as tmp:
-        # The client user reads the registry; its credentials leave os.environ before the
-        # scoring server (which inherits the environment) starts.
-        with authenticated_client(
-            endpoints.tracking_uri, creds.client_username, creds.client_password
-        ) as client:
-            number = resolve_version(client, name, alias, version)
-            packaged = package_version(endpoints.tracking_uri, name, number, Path(tmp))
-        log = paths.logs / "serving" / f"{name}-{number}.log"
-        with scoring_server(packaged, port, workers, log) as proc:
-            on_ready(packaged, f"http://127.0.0.1:{port}")
-            code = proc.wait()
-            # Only an interrupt should end serving; a server that exits on its own failed.
-            raise ServiceStartError(
-                f"the scoring server exited with code {code}; see {log}", log_tail(log)
-            )
+    """Serve a version of the local registry on 127.0.0.1:port until stopped (see serve_command)."""
+    # From the start: a stop signal while the model downloads removes the download too.
+    with stop_signals_interrupt():
+        creds, endpoints = local_stack(env, paths, services=("mlflow",))
+        name = model or env.model_name
+        with tempfile.TemporaryDirectory(prefix="mlp-package-") as tmp:
+            # The client user reads the registry; its credentials leave os.environ before the
+            # scoring server (which inherits the environment) starts.
+            with authenticated_client(
+                endpoints.tracking_uri, creds.client_username, creds.client_password
+            ) as client:
+                number = resolve_version(client, name, alias, version)
+                packaged = package_version(endpoints.tracking_uri, name, number, Path(tmp))
+            log = paths.logs / "serving" / f"{name}-{number}.log"
+            with tempfile.TemporaryDirectory(prefix="mlp-serve-") as serve_tmp:
+                model_dir = _unpack(packaged.archive, Path(serve_tmp) / "model")
+                serve_command(
+                    _scoring_command(model_dir, port, workers),
+                    port,
+                    log,
+                    lambda: on_ready(packaged, f"http://127.0.0.1:{port}"),
+                )

@@ -1,8 +1,20 @@
-"""Read a deployed stack's CloudFormation outputs (AWS, or an emulator via AWS_ENDPOINT_URL)."""
+"""Read a deployed stack's CloudFormation outputs (AWS, or an emulator via AWS_ENDPOINT_URL).
+
+    stack = describe_stack(cfn, "mlp-prod-mlflow")       # None when it is not deployed
+    url = stack_outputs(cfn, "mlp-prod-mlflow", ("MlflowUrl",))["MlflowUrl"]
+
+A stack whose first deploy never completed exists without outputs: REVIEW_IN_PROGRESS (its
+CREATE change set was never executed), ROLLBACK_COMPLETE or ROLLBACK_FAILED (the create failed and
+was rolled back, or failed to be). The CDK CLI deploys over such a stack (a CREATE change set; or
+delete, then create again), so the fix is to deploy the infra again; every reader here refuses it
+in one line that names the stack, its status and the missing outputs.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
@@ -10,13 +22,68 @@ import botocore.exceptions
 from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
 
-__all__ = ["deployed_outputs", "mlflow_url", "mlflow_url_variable", "stack_outputs", "subnet_ids"]
+__all__ = [
+    "NEVER_CREATED",
+    "DeployedStack",
+    "describe_stack",
+    "mlflow_url",
+    "mlflow_url_variable",
+    "stack_outputs",
+    "subnet_ids",
+]
+
+# The statuses CDK's deploy treats as "not created yet" (aws-cdk: StackStatus.isCreationFailure,
+# isReviewInProgress): it deploys over them, so the kit may too.
+NEVER_CREATED = frozenset({"REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED"})
+_DEPLOY_INFRA = "`invoke deploy-infra`"
 
 
-def deployed_outputs(
+@dataclass(frozen=True)
+class DeployedStack:
+    """A stack as DescribeStacks reports it: name, status and outputs (key -> value)."""
+
+    name: str
+    status: str
+    outputs: dict[str, str]
+
+    @property
+    def never_created(self) -> bool:
+        """True when its first deploy never completed: no outputs, and CDK replaces it."""
+        return self.status in NEVER_CREATED
+
+    def require(
+        self,
+        keys: Sequence[str],
+        error: type[PlatformError] = PlatformError,
+        deploy_infra: str = _DEPLOY_INFRA,
+    ) -> dict[str, str]:
+        """The outputs when all of `keys` are there, else `error` in one line.
+
+        The line names the stack, its status and the missing keys, and says to deploy the infra
+        with `deploy_infra` (the command as the caller's user runs it).
+        """
+        missing = [k for k in keys if k not in self.outputs]
+        if missing:
+            raise error(self._missing_message(missing, deploy_infra))
+        return self.outputs
+
+    def _missing_message(self, missing: Sequence[str], deploy_infra: str) -> str:
+        keys = f"output{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+        if self.never_created:
+            return (
+                f"stack {self.name} is in {self.status} (its first deploy never completed) "
+                f"and has no {keys}; deploy the infra again with {deploy_infra}: the CDK CLI "
+                "re-creates it"
+            )
+        return (
+            f"stack {self.name} ({self.status}) has no {keys}; deploy the infra with {deploy_infra}"
+        )
+
+
+def describe_stack(
     cfn: Any, stack: str, error: type[PlatformError] = PlatformError
-) -> dict[str, str] | None:
-    """Output key -> value of `stack`, None when it is not deployed; `error` if unreadable."""
+) -> DeployedStack | None:
+    """`stack` with its status and outputs, None when it is not deployed; `error` if unreadable."""
     try:
         described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
     except botocore.exceptions.ClientError as exc:
@@ -25,20 +92,18 @@ def deployed_outputs(
         raise error(f"cannot read stack {stack}: {exc}") from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise error(f"cannot reach CloudFormation for {stack}: {exc}") from None
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return DeployedStack(stack, str(described.get("StackStatus", "UNKNOWN")), outputs)
 
 
 def stack_outputs(
     cfn: Any, stack: str, required: tuple[str, ...] = (), error: type[PlatformError] = PlatformError
 ) -> dict[str, str]:
     """Output key -> value of `stack`; `error` (one line) if it is missing or lacks a key."""
-    outputs = deployed_outputs(cfn, stack, error)
-    if outputs is None:
+    described = describe_stack(cfn, stack, error)
+    if described is None:
         raise error(f"stack {stack} is not deployed; run `invoke deploy-infra` first")
-    for key in required:
-        if key not in outputs:
-            raise error(f"stack {stack} has no output {key}; redeploy the infra")
-    return outputs
+    return described.require(required, error)
 
 
 def mlflow_url_variable(env_name: str) -> str:

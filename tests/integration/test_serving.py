@@ -149,15 +149,15 @@ def test_unknown_alias_and_taken_port_are_one_line_errors(stack: Stack, endpoint
     assert result.stderr.strip() == f"error: port {PORT} is taken by another process; pass --port"
 
 
-def server_pids() -> list[int]:
-    """The scoring server's processes (`mlflow models serve` on PORT and its workers' parent)."""
+def server_pids(port: int = PORT) -> list[int]:
+    """The scoring server's processes (`mlflow models serve` on `port` and its workers' parent)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"models\x00serve" in cmd and f"{PORT}".encode() in cmd:
+        if b"models\x00serve" in cmd and f"{port}".encode() in cmd:
             found.append(int(pid))
     return found
 
@@ -182,3 +182,45 @@ def test_interrupt_stops_the_whole_server(endpoint) -> None:  # type: ignore[no-
     assert not any(group_alive(g) for g in groups)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", PORT)) != 0
+
+
+SIGTERM_PORT = 18082
+
+
+def test_sigterm_stops_the_whole_server_like_ctrl_c(stack: Stack, version: str) -> None:
+    """`./kit serve` ended by a process manager or `kill`: no server left, port free, exit 143."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    proc = subprocess.Popen(
+        [str(REPO / "kit"), "serve", "--version", version, "--port", str(SIGTERM_PORT)],
+        cwd=REPO,
+        env={**env, **stack.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    groups: set[int] = set()
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()  # the ready line comes once /ping answers
+        assert f"at http://127.0.0.1:{SIGTERM_PORT}" in line, (
+            line + proc.stderr.read() if proc.poll() is not None else line
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{SIGTERM_PORT}/ping", timeout=10) as ping:
+            assert ping.status == 200
+        groups = {os.getpgid(pid) for pid in server_pids(SIGTERM_PORT)}
+        # The server has a group of its own: SIGTERM to the kit does not reach it by itself.
+        assert groups and os.getpgid(proc.pid) not in groups
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 143, proc.stderr.read()
+        assert "endpoint stopped (SIGTERM)" in proc.stdout.read()
+        assert not any(group_alive(g) for g in groups)
+        assert server_pids(SIGTERM_PORT) == []
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", SIGTERM_PORT)) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        for group in groups:  # a failed run must not leave a server on the port
+            if group_alive(group):
+                os.killpg(group, signal.SIGKILL)
