@@ -12,6 +12,7 @@ each variant and taken off around an instance-type change, as SageMaker requires
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import botocore.exceptions
 from mlplatform.errors import PlatformError
 
 __all__ = [
+    "MODELS_PREFIX",
     "STRATEGIES",
     "DeployOutcome",
     "EndpointError",
@@ -36,6 +38,8 @@ __all__ = [
 ]
 
 STRATEGIES = ("all-at-once", "canary", "linear")
+# Key prefix of endpoint model archives in the artifact bucket; the endpoint role reads only here.
+MODELS_PREFIX = "endpoint-models"
 Strategy = Literal["all-at-once", "canary", "linear"]
 PREVIOUS_TAG = "mlp:previous-config"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -297,6 +301,7 @@ def deploy_endpoint(
         )
     if current is None:
         _call(sm.create_endpoint, EndpointName=target.endpoint_name, EndpointConfigName=name)
+        _wait_in_service(sm, target.endpoint_name, name)
         _register_scaling(aas, target, plans)
         return DeployOutcome(target.endpoint_name, name, None, True, True, strategy)
     guarded = _update(sm, aas, target.endpoint_name, previous, name, config)
@@ -342,7 +347,30 @@ def _update(
     if guarded:
         kwargs["DeploymentConfig"] = config
     _call(sm.update_endpoint, **kwargs)
+    _wait_in_service(sm, endpoint, new)
     return guarded
+
+
+def _wait_in_service(sm: Any, endpoint: str, config_name: str) -> None:
+    """Block until the endpoint settles; fail with SageMaker's reason unless it runs the config.
+
+    SageMaker accepts Create/UpdateEndpoint at once and fails later (an image or model archive
+    its role cannot read, a container that never answers /ping): a failed create ends Failed, a
+    failed update rolls back to the old config, both with a FailureReason.
+    """
+    # Blue/green rollouts bake for minutes: up to 2 hours of polling every 30 s.
+    with contextlib.suppress(botocore.exceptions.WaiterError):
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName=endpoint, WaiterConfig={"Delay": 30, "MaxAttempts": 240}
+        )
+    current = _call(sm.describe_endpoint, EndpointName=endpoint)
+    reason = current.get("FailureReason") or "no reason given"
+    if current.get("EndpointStatus") == "Failed":
+        raise EndpointError(f"endpoint {endpoint} failed: {reason}")
+    if current.get("EndpointStatus") != "InService":
+        raise EndpointError(f"endpoint {endpoint} is still {current.get('EndpointStatus')}")
+    if current["EndpointConfigName"] != config_name:
+        raise EndpointError(f"SageMaker rolled {endpoint} back from {config_name}: {reason}")
 
 
 def shift_traffic(sm: Any, endpoint: str, challenger_percent: float) -> dict[str, float]:

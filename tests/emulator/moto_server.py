@@ -11,6 +11,11 @@ moto 5.2 bugs and gaps worked around here, in the emulator, not in the stacks:
   second deploy of a stack waits for ever for its old change set to be gone; an update change
   set passes an SSM-typed parameter's resolved value where its name is needed;
 - SageMaker UpdateEndpoint is missing (tests/emulator/sagemaker_update_endpoint.py);
+- IAM is checked for no SageMaker, ECS or ECR call: tests/emulator/strict_iam.py decides the calls
+  AWS makes under the deployed roles and fails jobs, endpoints and tasks as AWS does;
+- a task definition created by CloudFormation loses its execution and task roles, network mode,
+  CPU and platform (moto registers family, containers, volumes and memory only), and a Fargate
+  task in a VPC without DNS host names fails on its network interface's DNS name;
 - RunTask fails on a Fargate task definition whose container has no memory of its own (the
   task-level memory is what Fargate needs, and what CDK writes);
 - a stack update that replaces a task definition registers the new revision with the template's
@@ -18,6 +23,8 @@ moto 5.2 bugs and gaps worked around here, in the emulator, not in the stacks:
   revision;
 - a CloudFormation ``Ref`` to AWS::RDS::DBParameterGroup returns the Python object instead of
   the group's name, so any DBInstance with a custom parameter group fails to create;
+- Fn::GetAtt of a log group's Arn lacks the ":*" CloudFormation gives it, so the log permissions
+  CDK grants on it would cover no log stream;
 - UpdateTerminationProtection is not implemented, which the CDK CLI calls for protected stacks;
 - a target group has no CloudFormation attributes (Fn::GetAtt TargetGroupFullName fails), which
   CloudWatch metrics on the target group need;
@@ -32,6 +39,7 @@ moto 5.2 bugs and gaps worked around here, in the emulator, not in the stacks:
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import sys
@@ -43,12 +51,15 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ecs.models import EC2ContainerServiceBackend, TaskDefinition, ecs_backends
 from moto.elbv2.models import FakeTargetGroup
+from moto.logs.models import LogGroup
 from moto.rds.models import DBParameterGroup
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main
 
+from tests.emulator import strict_iam
 from tests.emulator.sagemaker_update_endpoint import update_endpoint_supported
 
 
@@ -105,6 +116,35 @@ def _task_definition_update(
     # The create path, which maps the template's keys as the ECS API has them.
     return cls.create_from_cloudformation_json(
         new_resource_name, cloudformation_json, account_id, region_name
+    )
+
+
+def _task_definition_create(
+    cls: type[TaskDefinition],
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> TaskDefinition:
+    """Register a template's task definition with its roles, network mode and sizes.
+
+    moto's own create keeps only family, containers, volumes and memory: a task definition from
+    CloudFormation had no execution or task role, so no IAM check could see who pulls the image.
+    """
+    p = cloudformation_json["Properties"]
+    remap = functools.partial(remap_nested_keys, key_transform=pascal_to_camelcase)
+    return ecs_backends[account_id][region_name].register_task_definition(
+        family=p.get("Family") or resource_name,
+        container_definitions=remap(p.get("ContainerDefinitions", [])),
+        volumes=remap(p.get("Volumes", [])),
+        network_mode=p.get("NetworkMode"),
+        requires_compatibilities=p.get("RequiresCompatibilities"),
+        cpu=p.get("Cpu"),
+        memory=p.get("Memory"),
+        task_role_arn=p.get("TaskRoleArn"),
+        execution_role_arn=p.get("ExecutionRoleArn"),
+        runtime_platform=remap(p["RuntimePlatform"]) if "RuntimePlatform" in p else None,
     )
 
 
@@ -201,6 +241,17 @@ def _update_termination_protection(self: CloudFormationResponse) -> str:
         "</UpdateTerminationProtectionResult>"
         "</UpdateTerminationProtectionResponse>"
     )
+
+
+_log_group_attribute = LogGroup.get_cfn_attribute
+
+
+def _log_group_arn_with_streams(self: LogGroup, attribute_name: str) -> Any:
+    # CloudFormation's Fn::GetAtt LogGroup.Arn ends in ":*" (it covers the group's streams);
+    # moto's does not, so a policy granting CreateLogStream on it would cover no stream.
+    if attribute_name == "Arn":
+        return f"{self.arn}:*"
+    return _log_group_attribute(self, attribute_name)
 
 
 def _target_group_attribute(self: FakeTargetGroup, name: str) -> object:
@@ -356,8 +407,12 @@ class _CfnAlarm(_ResourceBase, CloudFormationModel):
         return cls(alarm.name, alarm.alarm_arn)
 
 
+# A Fargate task (awsvpc) gets an ENI, whose DNS name moto sets only in VPCs it thinks have DNS
+# host names; the task then reads an attribute that does not exist.
+NetworkInterface.private_dns_name = None  # type: ignore[attr-defined]
 DBParameterGroup.physical_resource_id = property(_physical_resource_id)  # type: ignore[attr-defined]
-FakeTargetGroup.get_cfn_attribute = _target_group_attribute  # type: ignore[attr-defined]
+FakeTargetGroup.get_cfn_attribute = _target_group_attribute
+LogGroup.get_cfn_attribute = _log_group_arn_with_streams  # type: ignore[method-assign]  # type: ignore[attr-defined]
 CloudFormationResponse.update_termination_protection = _update_termination_protection  # type: ignore[attr-defined]
 CloudFormationResponse.describe_change_set = _describe_change_set  # type: ignore[method-assign]
 CloudFormationResponse.delete_change_set = _delete_change_set  # type: ignore[method-assign]
@@ -365,10 +420,12 @@ CloudFormationResponse.execute_change_set = _execute_change_set_response  # type
 
 CloudFormationBackend.execute_change_set = _execute_change_set_with_outputs  # type: ignore[method-assign]
 TaskDefinition.update_from_cloudformation_json = classmethod(_task_definition_update)  # type: ignore[method-assign, assignment]
+TaskDefinition.create_from_cloudformation_json = classmethod(_task_definition_create)  # type: ignore[method-assign, assignment]
 EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(  # type: ignore[method-assign]
     _task_resources_with_task_memory
 )
 
 if __name__ == "__main__":
+    strict_iam.install()
     with update_endpoint_supported():
         sys.exit(main(sys.argv[1:]))

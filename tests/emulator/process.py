@@ -9,6 +9,7 @@ The kit reaches it only through AWS_ENDPOINT_URL and throwaway keys, exactly as 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -22,6 +23,8 @@ from typing import Any
 
 import boto3
 import requests
+
+from tests.emulator.strict_iam import AUTHORIZATIONS_VARIABLE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,6 +45,14 @@ class PatchedMoto:
     endpoint: str
     region: str
     variables: dict[str, str]
+    authorization_log: Path
+
+    def authorizations(self) -> list[dict[str, Any]]:
+        """Every IAM decision the strict emulator made so far (tests.emulator.strict_iam)."""
+        if not self.authorization_log.exists():
+            return []
+        lines = self.authorization_log.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     def client(self, service: str) -> Any:
         """A boto3 client of this emulator (throwaway keys, never a profile)."""
@@ -68,8 +79,12 @@ class PatchedMoto:
 
 @contextmanager
 def patched_moto(account: str, region: str, log: Path, cdk_home: Path) -> Iterator[PatchedMoto]:
-    """Run the patched moto server for `account` until the block ends."""
+    """Run the patched moto server for `account` until the block ends.
+
+    Its IAM decisions go to ``authorizations.jsonl`` beside `log`.
+    """
     port = free_port()
+    decisions = log.parent / "authorizations.jsonl"
     server = [sys.executable, "-m", "tests.emulator.moto_server", "-H", "127.0.0.1"]
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -77,7 +92,11 @@ def patched_moto(account: str, region: str, log: Path, cdk_home: Path) -> Iterat
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "MOTO_ACCOUNT_ID": account},
+            env={
+                **os.environ,
+                "MOTO_ACCOUNT_ID": account,
+                AUTHORIZATIONS_VARIABLE: str(decisions),
+            },
         )
     try:
         deadline = time.monotonic() + 30
@@ -95,7 +114,8 @@ def patched_moto(account: str, region: str, log: Path, cdk_home: Path) -> Iterat
         yield PatchedMoto(
             endpoint,
             region,
-            {
+            authorization_log=decisions,
+            variables={
                 "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ENDPOINT_URL_S3": endpoint,
                 "AWS_ACCESS_KEY_ID": "testing",

@@ -2,7 +2,9 @@
 
 This adds it to moto's SageMaker backend and response handler, as MLflow's own test suite does:
 the endpoint switches to the new config's variants at once and the request's DeploymentConfig is
-kept on the endpoint object so tests can check the rollout request SageMaker would act on. What it
+kept on the endpoint object so tests can check the rollout request SageMaker would act on. An
+update whose models the roles cannot pull or read (tests.emulator.strict_iam) fails as in AWS:
+the endpoint keeps its config and gets a FailureReason. What it
 cannot show: blue/green traffic shifting, baking, and alarm-triggered rollback, which happen
 inside SageMaker over minutes.
 """
@@ -16,6 +18,8 @@ from typing import Any
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
+from tests.emulator.strict_iam import strict_update_check
+
 __all__ = ["update_endpoint_supported"]
 
 
@@ -27,6 +31,13 @@ def _backend_update(
 ) -> Any:
     endpoint = self.endpoints[endpoint_name]
     config = self.describe_endpoint_config(endpoint_config_name)
+    refused = strict_update_check(self, endpoint_name, endpoint_config_name)
+    if refused is not None:
+        # As SageMaker does: the update fails, the endpoint keeps serving the old config.
+        endpoint.failure_reason = refused
+        endpoint.endpoint_status = "InService"
+        return endpoint
+    endpoint.failure_reason = None
     endpoint.endpoint_config_name = endpoint_config_name
     endpoint.production_variants = endpoint._process_production_variants(
         config["ProductionVariants"]

@@ -1,0 +1,276 @@
+"""Strict emulation: the patched moto server refuses what AWS refuses for lack of IAM permission.
+
+moto checks no IAM for SageMaker, ECS or ECR. Here, when a training job is created, an endpoint
+is created or updated, or an ECS task or service starts, the calls AWS would make under the roles
+involved (mlplatform.emulator.role_calls) are decided against the roles' deployed policies
+(mlplatform.emulator.policy_evaluation), read from moto's IAM, where CloudFormation created them.
+A refusal shows as AWS shows it: the training job or new endpoint Failed with a FailureReason, an
+endpoint update rolled back with a FailureReason, an ECS task STOPPED before its container ran.
+Every decision is appended as a JSON line to the file named by MLP_EMULATOR_AUTHORIZATIONS, which
+the tests read (a refusal fails them; grants no call used are reported).
+
+What it cannot show: resource policies (bucket, key and repository policies are not evaluated:
+moto's CloudFormation skips bucket policies), service control policies and permission boundaries,
+and the calls of code the kit does not describe (only the MLflow server's and the training
+code's own calls are modelled). ECS services start no task in moto: their decisions are recorded,
+not shown as failed deployments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from moto.ecs.models import EC2ContainerServiceBackend
+from moto.iam.models import iam_backends
+from moto.kms.models import kms_backends
+from moto.s3.models import s3_backends
+from moto.sagemaker.models import SageMakerModelBackend
+from moto.secretsmanager.models import secretsmanager_backends
+
+from mlplatform.emulator.policy_evaluation import (
+    Decision,
+    NamedPolicy,
+    evaluate,
+    service_may_assume,
+)
+from mlplatform.emulator.role_calls import RoleCalls, endpoint_calls, task_calls, training_job_calls
+
+__all__ = ["AUTHORIZATIONS_VARIABLE", "MotoAccount", "authorize", "install"]
+
+AUTHORIZATIONS_VARIABLE = "MLP_EMULATOR_AUTHORIZATIONS"
+
+
+class MotoAccount:
+    """Names in one emulated account resolved from moto's backends (role_calls.Account)."""
+
+    def __init__(self, account: str, region: str) -> None:
+        self.account, self.region = account, region
+
+    def bucket_key(self, bucket: str) -> str | None:
+        """The KMS key ARN of a bucket's default encryption, if it uses one."""
+        found = s3_backends[self.account]["aws"].buckets.get(bucket)
+        rule = ((found.encryption or {}).get("Rule") or {}) if found else {}
+        default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+        key = default.get("KMSMasterKeyID")
+        if not key:
+            return None
+        if key.startswith("arn:"):
+            return str(key)
+        kms = kms_backends[self.account][self.region]
+        return str(kms.describe_key(kms.any_id_to_key_id(key)).arn)
+
+    def secret_arn(self, secret_id: str) -> str:
+        """The ARN of a secret by name (an unknown name stays a name: no policy matches it)."""
+        try:
+            return str(
+                secretsmanager_backends[self.account][self.region].describe_secret(secret_id).arn
+            )
+        except Exception:  # moto raises its own not-found types per version
+            return secret_id
+
+
+def _policies(account: str, role_arn: str) -> tuple[dict[str, Any], list[NamedPolicy]] | None:
+    try:
+        role = iam_backends[account]["aws"].get_role_by_arn(role_arn)
+    except Exception:  # moto's IAMNotFoundException
+        return None
+    trust = role.assume_role_policy_document
+    policies = [
+        NamedPolicy(name, json.loads(doc) if isinstance(doc, str) else doc)
+        for name, doc in role.policies.items()
+    ]
+    for arn, managed in role.managed_policies.items():
+        version = next(v for v in managed.versions if v.is_default)
+        document = version.document
+        policies.append(
+            NamedPolicy(arn, json.loads(document) if isinstance(document, str) else document)
+        )
+    return (json.loads(trust) if isinstance(trust, str) else trust), policies
+
+
+def authorize(calls: RoleCalls, account: str) -> list[Decision]:
+    """Decide every call of one role; record the decisions; return them."""
+    found = _policies(account, calls.role_arn)
+    decisions: list[Decision] = []
+    for request in calls.requests:
+        if found is None:
+            decision = Decision(request, False, (), f"role {calls.role_arn!r} does not exist")
+        elif not service_may_assume(found[0], calls.service):
+            decision = Decision(
+                request, False, (), f"{calls.service} may not assume {calls.role_arn}"
+            )
+        else:
+            decision = evaluate(request, found[1])
+        decisions.append(decision)
+    _record(decisions)
+    return decisions
+
+
+def _record(decisions: Iterable[Decision]) -> None:
+    path = os.environ.get(AUTHORIZATIONS_VARIABLE)
+    if not path:
+        return
+    with Path(path).open("a", encoding="utf-8") as out:
+        for d in decisions:
+            r = d.request
+            line = {
+                "principal": r.principal,
+                "action": r.action,
+                "resource": r.resource,
+                "why": r.why,
+                "allowed": d.allowed,
+                "statements": list(d.statements),
+                "reason": d.reason,
+            }
+            out.write(json.dumps(line) + "\n")
+
+
+def _first_refusal(decisions: list[Decision]) -> Decision | None:
+    return next((d for d in decisions if not d.allowed), None)
+
+
+def _refusal_text(refused: Decision) -> str:
+    r = refused.request
+    return (
+        f"{r.why}: {refused.reason}"
+        if refused.reason.startswith(r.principal)
+        else (f"{r.why}: {r.principal} cannot {r.action} on {r.resource} ({refused.reason})")
+    )
+
+
+def _endpoint_refusal(backend: Any, endpoint: str, config_name: str) -> Decision | None:
+    config = backend.describe_endpoint_config(config_name)
+    acct = MotoAccount(backend.account_id, backend.region_name)
+    for variant in config["ProductionVariants"]:
+        model = backend.describe_model(variant["ModelName"]).response_object
+        calls = endpoint_calls(model, endpoint, variant["VariantName"], acct)
+        refused = _first_refusal(authorize(calls, backend.account_id))
+        if refused is not None:
+            return refused
+    return None
+
+
+_INSTALLED = False
+_create_endpoint = SageMakerModelBackend.create_endpoint
+_create_training_job = SageMakerModelBackend.create_training_job
+_run_task = EC2ContainerServiceBackend.run_task
+_create_service = EC2ContainerServiceBackend.create_service
+_update_service = EC2ContainerServiceBackend.update_service
+
+
+def _strict_create_endpoint(
+    self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any
+) -> Any:
+    endpoint = _create_endpoint(self, endpoint_name, endpoint_config_name, tags)
+    refused = _endpoint_refusal(self, endpoint_name, endpoint_config_name)
+    if refused is not None:
+        endpoint.endpoint_status = "Failed"
+        endpoint.failure_reason = _refusal_text(refused)
+    return endpoint
+
+
+def strict_update_check(backend: Any, endpoint_name: str, config_name: str) -> str | None:
+    """The reason an update of `endpoint_name` to `config_name` fails in AWS, if it does.
+
+    None until install() ran: in-process moto (unit tests) stays lax.
+    """
+    if not _INSTALLED:
+        return None
+    refused = _endpoint_refusal(backend, endpoint_name, config_name)
+    return None if refused is None else _refusal_text(refused)
+
+
+def _strict_create_training_job(
+    self: Any, training_job_name: str, *args: Any, **kwargs: Any
+) -> Any:
+    job = _create_training_job(self, training_job_name, *args, **kwargs)
+    request = {
+        "TrainingJobName": training_job_name,
+        "RoleArn": job.role_arn,
+        "AlgorithmSpecification": job.algorithm_specification,
+        "InputDataConfig": job.input_data_config,
+        "OutputDataConfig": job.output_data_config,
+        "VpcConfig": job.vpc_config,
+        "Environment": getattr(job, "environment", None)
+        or _ENVIRONMENTS.pop(training_job_name, {}),
+    }
+    acct = MotoAccount(self.account_id, self.region_name)
+    refused = _first_refusal(authorize(training_job_calls(request, acct), self.account_id))
+    if refused is not None:
+        job.training_job_status = job.secondary_status = "Failed"
+        job.failure_reason = "ClientError: " + _refusal_text(refused)
+    return job
+
+
+# moto drops a training job's Environment; the response handler keeps it here for the check.
+_ENVIRONMENTS: dict[str, dict[str, str]] = {}
+
+
+def _definition_refusal(backend: Any, definition_arn: str) -> Decision | None:
+    found = backend.describe_task_definition(definition_arn)
+    definition = {
+        "family": found.family,
+        "containerDefinitions": found.container_definitions,
+        "executionRoleArn": getattr(found, "execution_role_arn", None),
+        "taskRoleArn": getattr(found, "task_role_arn", None),
+    }
+    acct = MotoAccount(backend.account_id, backend.region_name)
+    for calls in task_calls(definition, acct):
+        refused = _first_refusal(authorize(calls, backend.account_id))
+        if refused is not None:
+            return refused
+    return None
+
+
+def _strict_run_task(
+    self: Any, cluster_str: str, task_definition_str: str, *args: Any, **kwargs: Any
+) -> Any:
+    tasks = _run_task(self, cluster_str, task_definition_str, *args, **kwargs)
+    if tasks:
+        refused = _definition_refusal(self, tasks[0].task_definition_arn)
+        if refused is not None:
+            for task in tasks:
+                task.status = "STOPPED"
+                task.desired_status = "STOPPED"
+                task.stopped_reason = "ResourceInitializationError: " + _refusal_text(refused)
+                for container in task.containers:
+                    container.exitCode = None
+    return tasks
+
+
+def _strict_create_service(self: Any, *args: Any, **kwargs: Any) -> Any:
+    service = _create_service(self, *args, **kwargs)
+    _definition_refusal(self, service.task_definition)
+    return service
+
+
+def _strict_update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+    service = _update_service(self, service_properties)
+    _definition_refusal(self, service.task_definition)
+    return service
+
+
+def install() -> None:
+    """Patch moto's SageMaker and ECS backends (the server process calls this once)."""
+    global _INSTALLED
+    _INSTALLED = True
+    from moto.sagemaker.responses import SageMakerResponse
+
+    create_job_response = SageMakerResponse.create_training_job
+
+    def keep_environment(response: Any) -> Any:
+        _ENVIRONMENTS[response._get_param("TrainingJobName")] = (
+            response._get_param("Environment") or {}
+        )
+        return create_job_response(response)
+
+    SageMakerResponse.create_training_job = keep_environment  # type: ignore[method-assign]
+    SageMakerModelBackend.create_endpoint = _strict_create_endpoint  # type: ignore[method-assign]
+    SageMakerModelBackend.create_training_job = _strict_create_training_job  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.run_task = _strict_run_task  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.create_service = _strict_create_service  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.update_service = _strict_update_service  # type: ignore[method-assign]
