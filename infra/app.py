@@ -76,6 +76,7 @@ class EnvironmentStacks:
             settings=settings,
             vpc=vpc,
             private_subnets=subnets,
+            endpoint_security_group=self.network.endpoint_security_group,
             # The stateful stack cannot be deleted by accident where the database cannot either.
             termination_protection=settings.database.deletion_protection,
             **common("data", "MLflow platform: RDS database and artifact bucket"),

@@ -40,7 +40,8 @@ def resolve(
     """Return ``env`` with the given overrides applied; ConfigError if it cannot be deployed.
 
     An override (from CDK context) wins over environments.toml. There is no placeholder digest:
-    a synth without one fails here, so a deploy can never run an image nobody chose.
+    a synth without one fails here, so a deploy can never run an image nobody chose; nor an
+    HTTPS listener without ``domain_name``, since no certificate covers the ALB's own name.
 
         >>> resolve(env, image_digest="sha256:" + "0" * 64).mlflow.image_digest  # doctest: +SKIP
     """
@@ -76,5 +77,12 @@ def resolve(
         raise ConfigError(
             f"{where} certificate_arn is not set: give an ACM certificate ARN (or pass -c "
             f"{CONTEXT_CERTIFICATE_ARN}=arn:...), or set allow_http = true for a sandbox"
+        )
+    # environments.toml already refuses a certificate without a name; a certificate handed in as
+    # context (`invoke deploy --certificate-arn`) bypasses that check, so it is repeated here.
+    if mlflow.certificate_arn is not None and mlflow.domain_name is None:
+        raise ConfigError(
+            f"{where} domain_name is not set: the certificate {mlflow.certificate_arn} covers a "
+            f"name, and clients must reach MLflow by it; set domain_name in {where}"
         )
     return env.model_copy(update={"mlflow": mlflow})

@@ -17,7 +17,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlplatform.errors import ConfigError
 
@@ -44,6 +52,16 @@ DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
 Port = Annotated[int, Field(ge=1024, le=65535)]
 PositiveInt = Annotated[int, Field(gt=0)]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# A lowercase DNS name of two labels or more (Route 53 zone names and TLS names compare
+# lowercase; a single label could not be a zone of its own).
+DomainName = Annotated[
+    str,
+    Field(
+        max_length=253,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    ),
+]
 
 # Versions the kit knows a pinned RDS minor for and a local server for; others are refused at
 # load so a typo cannot reach a CloudFormation deploy.
@@ -125,7 +143,10 @@ class MlflowSettings(_Strict):
         None
     )
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
-    domain_name: str | None = None
+    # The name clients use and the certificate covers: the MLflow stack creates a private hosted
+    # zone of exactly this name with an alias to the ALB. Required wherever certificate_arn is
+    # (validated here; a certificate from CDK context is checked by infra.resolve).
+    domain_name: Annotated[DomainName | None, Field(validate_default=True)] = None
     allow_http: bool = False
     internal: bool = True
     log_retention_days: PositiveInt = 30
@@ -143,20 +164,66 @@ class MlflowSettings(_Strict):
             )
         return data
 
+    @field_validator("domain_name")
+    @classmethod
+    def _named_where_certified(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Without it clients reach the ALB by its own DNS name, which no certificate covers,
+        # so HTTPS could never validate.
+        if value is None and info.data.get("certificate_arn") is not None:
+            raise ValueError(
+                "required where certificate_arn is set: set domain_name to the name the "
+                'certificate covers (e.g. "mlflow.prod.internal")'
+            )
+        return value
+
     @model_validator(mode="after")
     def _scaling(self) -> MlflowSettings:
         if self.max_tasks < self.min_tasks:
             raise ValueError("max_tasks must be >= min_tasks")
         return self
 
+    @property
+    def server_hosts(self) -> list[str]:
+        """Host names the cloud server accepts besides the ALB's own: domain_name, allowed_hosts.
+
+        domain_name is derived into the list rather than required in allowed_hosts, so it cannot
+        be forgotten there, and the local server (which reads allowed_hosts) keeps its loopback
+        names only.
+        """
+        named = [self.domain_name] if self.domain_name else []
+        return named + [h for h in self.allowed_hosts if h != self.domain_name]
+
 
 class NetworkSettings(_Strict):
-    """The VPC: address range, zones and NAT (0 NAT gateways means isolated subnets + endpoints)."""
+    """The VPC: address range, zones, NAT gateways (0: isolated subnets) and interface endpoints."""
 
     cidr: Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")] = "10.40.0.0/16"
     max_azs: Annotated[int, Field(ge=2, le=3)] = 2
     nat_gateways: Annotated[int, Field(ge=0, le=3)] = 0
+    # Interface endpoints keep the AWS API calls (ECR, Logs, Secrets Manager, STS, KMS, SageMaker)
+    # inside the VPC. Cost in most regions: USD 0.01 per hour per endpoint and zone plus USD 0.01
+    # per GB, so the 8 endpoints over 2 zones are about USD 117 a month; a NAT gateway is about
+    # USD 0.045 per hour (USD 33 a month) plus USD 0.045 per GB. Unset: on exactly when
+    # nat_gateways = 0, where nothing else reaches the APIs (so false is refused there).
+    interface_endpoints: bool | None = None
     flow_log_retention_days: PositiveInt = 30
+
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _apis_reachable(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value is False and info.data.get("nat_gateways") == 0:
+            raise ValueError(
+                "false with nat_gateways = 0: nothing in the private subnets could reach ECR, "
+                "Logs or Secrets Manager; set interface_endpoints = true or nat_gateways >= 1"
+            )
+        return value
+
+    @property
+    def has_interface_endpoints(self) -> bool:
+        """Whether the VPC gets the interface endpoints: the setting, else exactly without NAT."""
+        if self.interface_endpoints is None:
+            return self.nat_gateways == 0
+        return self.interface_endpoints
 
 
 class ArtifactsSettings(_Strict):
@@ -167,15 +234,32 @@ class ArtifactsSettings(_Strict):
 
 
 class MonitoringSettings(_Strict):
-    """Alarm destination and thresholds."""
+    """Alarm subscribers and thresholds. prod must name a subscriber (see Environment)."""
 
-    alarm_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    # Each address gets an SNS e-mail subscription (confirmed by a link AWS mails to it).
+    alarm_emails: Annotated[list[Email], Field(max_length=20)] = []
     cpu_alarm_percent: Annotated[int, Field(ge=1, le=100)] = 80
     memory_alarm_percent: Annotated[int, Field(ge=1, le=100)] = 85
     # 5xx responses (ALB + targets) per 5 minutes before the alarm fires.
     http_5xx_alarm_count: Annotated[int, Field(ge=1)] = 10
     database_connections_alarm: Annotated[int, Field(ge=1)] = 100
     database_free_storage_alarm_gib: Annotated[int, Field(ge=1)] = 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "alarm_email" in data:
+            raise ValueError(
+                f'alarm_email is now alarm_emails, a list: alarm_emails = ["{data["alarm_email"]}"]'
+            )
+        return data
+
+    @field_validator("alarm_emails")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("alarm_emails lists an address twice")
+        return value
 
 
 class SageMakerSettings(_Strict):
@@ -244,9 +328,25 @@ class Environment(_Strict):
     mlflow: MlflowSettings = MlflowSettings()
     network: NetworkSettings = NetworkSettings()
     artifacts: ArtifactsSettings = ArtifactsSettings()
-    monitoring: MonitoringSettings = MonitoringSettings()
+    # Validated even when the table is absent: prod must not pass by leaving it out.
+    monitoring: Annotated[MonitoringSettings, Field(validate_default=True)] = MonitoringSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     training: TrainingSettings = TrainingSettings()
+
+    @field_validator("monitoring")
+    @classmethod
+    def _prod_alarms_reach_someone(
+        cls, value: MonitoringSettings, info: ValidationInfo
+    ) -> MonitoringSettings:
+        # prod is recognised by its table name: the names are a closed set (local, staging,
+        # prod), so no flag exists that could be switched off by mistake.
+        if info.data.get("name") == "prod" and not value.alarm_emails:
+            raise ValueError(
+                "alarm_emails is empty: prod alarms would reach nobody; set "
+                'alarm_emails = ["ml-oncall@example.com"] (the on-call addresses) in '
+                "[prod.monitoring]"
+            )
+        return value
 
     @property
     def bucket_name(self) -> str:

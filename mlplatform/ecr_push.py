@@ -6,8 +6,9 @@ The ECR API (BatchCheckLayerAvailability, InitiateLayerUpload, UploadLayerPart,
 CompleteLayerUpload, PutImage) is what `docker push` drives underneath, minus the registry
 protocol: so the push needs no engine, no `docker login` (no registry password in a config file
 or on a command line) and runs against an emulator through AWS_ENDPOINT_URL like every other AWS
-call of the kit. Layers ECR already holds are not sent again; the image is stored by digest only
-(the kit's repositories have immutable tags, and deploys reference digests).
+call of the kit. Layers ECR already holds are not sent again; the image is stored by digest
+and under an immutable release tag (`release-<digest>`): deploys reference digests, and the
+repositories' lifecycle rule expires only the oldest tagged releases beyond a count.
 """
 
 from __future__ import annotations
@@ -19,45 +20,73 @@ import botocore.exceptions
 from mlplatform.oci_image import ImageError, OciImage
 from mlplatform.runtime.base import Reporter
 
-__all__ = ["image_present", "push_image"]
+__all__ = ["RELEASE_TAG_PREFIX", "image_present", "push_image", "release_tag"]
+
+# The repositories' lifecycle rule counts images with tags of this prefix (infra/stacks).
+RELEASE_TAG_PREFIX = "release-"
+
+
+def release_tag(digest: str) -> str:
+    """The immutable tag every pushed image carries: ``release-<first 20 hex digits>``.
+
+    Derived from the digest, so pushing the same bytes again is a no-op.
+    """
+    return RELEASE_TAG_PREFIX + digest.removeprefix("sha256:")[:20]
+
+
+def _details(ecr: Any, repository: str, digest: str) -> dict[str, Any] | None:
+    try:
+        found = ecr.describe_images(repositoryName=repository, imageIds=[{"imageDigest": digest}])
+    except ecr.exceptions.ImageNotFoundException:
+        return None
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise ImageError(f"cannot read ECR repository {repository}: {exc}") from None
+    details = found.get("imageDetails") or [{}]
+    return dict(details[0])
 
 
 def image_present(ecr: Any, repository: str, digest: str) -> bool:
     """Whether `repository` holds an image with manifest digest `digest`."""
-    try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageDigest": digest}])
-    except ecr.exceptions.ImageNotFoundException:
-        return False
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise ImageError(f"cannot read ECR repository {repository}: {exc}") from None
-    return True
+    return _details(ecr, repository, digest) is not None
 
 
 def push_image(ecr: Any, repository: str, image: OciImage, reporter: Reporter) -> bool:
-    """Upload the blobs ECR lacks, then the manifest; True if the image was not there before."""
-    if image_present(ecr, repository, image.digest):
+    """Upload the blobs ECR lacks, then the manifest under its release tag.
+
+    True if anything changed. An image already there without its release tag (pushed by digest
+    only) gets the tag, so the lifecycle rule that counts releases never treats it as untagged.
+    """
+    tag = release_tag(image.digest)
+    details = _details(ecr, repository, image.digest)
+    if details is not None and tag in details.get("imageTags", []):
         return False
     try:
-        missing = _missing_blobs(ecr, repository, list(image.blobs))
-        sent = 0
-        for digest in missing:
-            reporter.step(f"uploading layer {digest[:19]}… to {repository}")
-            sent += _upload_blob(ecr, repository, digest, image.blobs[digest])
-        if missing:
-            reporter.done(
-                f"uploaded {len(missing)} of {len(image.blobs)} blobs ({sent / 2**20:.1f} MiB)"
-            )
+        if details is None:
+            _upload_missing(ecr, repository, image, reporter)
         ecr.put_image(
             repositoryName=repository,
             imageManifest=image.manifest.decode(),
             imageManifestMediaType=image.media_type,
             imageDigest=image.digest,
+            imageTag=tag,
         )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise ImageError(f"pushing {image.digest[:19]}… to {repository} failed: {exc}") from None
     if not image_present(ecr, repository, image.digest):
         raise ImageError(f"ECR stored the manifest under another digest than {image.digest}")
     return True
+
+
+def _upload_missing(ecr: Any, repository: str, image: OciImage, reporter: Reporter) -> None:
+    missing = _missing_blobs(ecr, repository, list(image.blobs))
+    sent = 0
+    for digest in missing:
+        reporter.step(f"uploading layer {digest[:19]}… to {repository}")
+        sent += _upload_blob(ecr, repository, digest, image.blobs[digest])
+    if missing:
+        reporter.done(
+            f"uploaded {len(missing)} of {len(image.blobs)} blobs ({sent / 2**20:.1f} MiB)"
+        )
 
 
 def _missing_blobs(ecr: Any, repository: str, digests: list[str]) -> list[str]:

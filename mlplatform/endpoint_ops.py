@@ -17,6 +17,7 @@ import botocore.exceptions
 from mlplatform import aws
 from mlplatform.config import Environment, load_environment
 from mlplatform.endpoints import (
+    MODELS_PREFIX,
     DeployOutcome,
     EndpointError,
     EndpointTarget,
@@ -54,7 +55,7 @@ def _client(env: Environment, service: str) -> Any:
 
 
 def _upload(env: Environment, packaged: PackagedModel) -> str:
-    key = f"endpoint-models/{packaged.name}/{packaged.version}/{packaged.sha256[:12]}/model.tar.gz"
+    key = f"{MODELS_PREFIX}/{packaged.name}/{packaged.version}/{packaged.sha256[:12]}/model.tar.gz"
     s3 = _client(env, "s3")
     try:
         s3.head_object(Bucket=env.bucket_name, Key=key)
@@ -100,7 +101,7 @@ def deploy(
         )
     cfn = _client(env, "cloudformation")
     role = stack_outputs(
-        cfn, f"{env.name_prefix}-sagemaker", ("ExecutionRoleArn", "SecurityGroupId"), EndpointError
+        cfn, f"{env.name_prefix}-sagemaker", ("EndpointRoleArn", "SecurityGroupId"), EndpointError
     )
     network = stack_outputs(cfn, f"{env.name_prefix}-network", ("PrivateSubnetIds",), EndpointError)
     vpc = {
@@ -144,7 +145,7 @@ def deploy(
                 sm_cfg.endpoint_min_instances,
                 sm_cfg.endpoint_max_instances,
             )
-            ensure_model(sm, plan, image, url, role["ExecutionRoleArn"], packaged.sha256, vpc)
+            ensure_model(sm, plan, image, url, role["EndpointRoleArn"], packaged.sha256, vpc)
             plans.append(plan)
             reporter.done(f"{variant}: {name} version {version} at {url}")
     reporter.step(f"deploying {endpoint_name(env)} ({strategy})")

@@ -26,15 +26,28 @@ class MlflowSecrets:
     admin: secretsmanager.ISecret  # JSON {username, password}
     flask_key: secretsmanager.ISecret  # plain string
 
-    def as_container_secrets(self) -> dict[str, ecs.Secret]:
-        """ECS ``secrets`` entries, resolved at task start with the execution role."""
-        return {
+    def as_container_secrets(self, command: str) -> dict[str, ecs.Secret]:
+        """ECS ``secrets`` entries of ``command``, resolved at task start by the execution role.
+
+        ``serve`` gets every credential; ``migrate`` reads the database's only
+        (mlflow_server.settings.read_settings with need_server=False) and gets nothing else, since
+        each entry also grants the task's execution role read access to that secret.
+        """
+        found = {
             "MLFLOW_DB_USERNAME": ecs.Secret.from_secrets_manager(self.database, "username"),
             "MLFLOW_DB_PASSWORD": ecs.Secret.from_secrets_manager(self.database, "password"),
-            "MLFLOW_AUTH_ADMIN_USERNAME": ecs.Secret.from_secrets_manager(self.admin, "username"),
-            "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(self.admin, "password"),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": ecs.Secret.from_secrets_manager(self.flask_key),
         }
+        if command == "serve":
+            found |= {
+                "MLFLOW_AUTH_ADMIN_USERNAME": ecs.Secret.from_secrets_manager(
+                    self.admin, "username"
+                ),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(
+                    self.admin, "password"
+                ),
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": ecs.Secret.from_secrets_manager(self.flask_key),
+            }
+        return found
 
 
 class MlflowTask(Construct):
@@ -77,7 +90,7 @@ class MlflowTask(Construct):
             image=ecs.ContainerImage.from_ecr_repository(repository, image_digest),
             command=[command],
             environment=dict(environment),
-            secrets=secrets.as_container_secrets(),
+            secrets=secrets.as_container_secrets(command),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=command, log_group=log_group),
             essential=True,
             stop_timeout=cdk.Duration.seconds(30),

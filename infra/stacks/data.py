@@ -39,7 +39,10 @@ class DataStack(cdk.Stack):
     """The stateful half of the platform.
 
     Exposes ``database`` (rds.DatabaseInstance, credentials in ``database.secret``),
-    ``bucket`` and ``key`` (the customer-managed KMS key of the bucket).
+    ``bucket``, ``key`` (the customer-managed KMS key of the bucket) and
+    ``rotation_security_group`` (the rotation function's: the database and Secrets Manager only;
+    hand it to any further rotation so it does not get a group open to everything). The
+    ``endpoint_security_group`` argument is the interface endpoints' group, None without them.
     """
 
     def __init__(
@@ -50,10 +53,12 @@ class DataStack(cdk.Stack):
         settings: Environment,
         vpc: ec2.IVpc,
         private_subnets: ec2.SubnetSelection,
+        endpoint_security_group: ec2.ISecurityGroup | None,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self._settings = settings
+        self.rotation_security_group = self._rotation_security_group(vpc, endpoint_security_group)
         self.key = kms.Key(
             self,
             "ArtifactsKey",
@@ -158,13 +163,35 @@ class DataStack(cdk.Stack):
         )
         for group in log_groups:
             instance.node.add_dependency(group)
+        _no_egress(instance.connections.security_groups[0])
+        # The rotation construct opens the database's port from this group (both directions).
         instance.add_rotation_single_user(
             automatically_after=cdk.Duration.days(db.rotation_days),
             vpc_subnets=subnets,
+            security_group=self.rotation_security_group,
             exclude_characters=" %+~`#$&*()|[]{}:;<>?!'/@\"\\^=,",
         )
         self._acknowledge_database(instance)
         return instance
+
+    def _rotation_security_group(
+        self, vpc: ec2.IVpc, endpoints: ec2.ISecurityGroup | None
+    ) -> ec2.SecurityGroup:
+        # The rotation function calls Secrets Manager (through its interface endpoint where there
+        # is one, else through NAT) and logs in to the database; it needs nothing else. Its code
+        # and logs travel through the Lambda service, not this group.
+        group = ec2.SecurityGroup(
+            self,
+            "RotationSecurityGroup",
+            vpc=vpc,
+            description="Database secret rotation: the database and Secrets Manager only",
+            allow_all_outbound=False,
+        )
+        if endpoints is not None:
+            group.add_egress_rule(endpoints, ec2.Port.tcp(443), "Secrets Manager endpoint")
+        else:
+            group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager via NAT")
+        return group
 
     def _acknowledge_database(self, instance: rds.DatabaseInstance) -> None:
         db = self._settings.database
@@ -196,3 +223,27 @@ class DataStack(cdk.Stack):
                 f"[{name}.database] deletion_protection = false so `invoke destroy --env {name}` "
                 "can remove it; the removal still takes a final snapshot.",
             )
+
+
+# The rule CDK writes for a group made with allow_all_outbound=False and no egress rule: it
+# matches nothing, and its presence stops EC2 adding the default allow-all rule.
+_MATCH_NO_TRAFFIC = {
+    "CidrIp": "255.255.255.255/32",
+    "Description": "Disallow all traffic",
+    "IpProtocol": "icmp",
+    "FromPort": 252,
+    "ToPort": 86,
+}
+
+
+def _no_egress(group: ec2.ISecurityGroup) -> None:
+    """Leave ``group`` with no outbound rule: the database answers connections and opens none.
+
+    RDS makes the instance's group with all outbound allowed and offers no switch. A group of our
+    own (allow_all_outbound=False) would get a new logical id, so the export the MLflow stack
+    imports for its database rule would be renamed, and CloudFormation refuses to drop an export
+    in use: the data stack's next update would fail. Overriding the rendered rules keeps the group.
+    """
+    cfn = group.node.default_child
+    assert isinstance(cfn, ec2.CfnSecurityGroup)
+    cfn.add_property_override("SecurityGroupEgress", [_MATCH_NO_TRAFFIC])

@@ -1,6 +1,7 @@
 """MLflow service stack: ECR, ECS cluster, Fargate service behind an ALB, migrate task.
 
-Also the MLflow secrets (admin, Flask key, SageMaker client) and target-tracking autoscaling.
+Also the MLflow secrets (admin, Flask key, SageMaker client), target-tracking autoscaling, and
+the private DNS name (``mlflow.domain_name``) that clients and the certificate use.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from constructs import Construct
 
 from infra.components.load_balancer import MlflowLoadBalancer
 from infra.components.mlflow_task import MlflowSecrets, MlflowTask
+from infra.components.private_domain import PrivateDomain
 from infra.nag import acknowledge, iam5_resource, rendered_object_arn
 from infra.naming import (
     ARTIFACTS_PREFIX,
@@ -33,15 +35,19 @@ from infra.resolve import NO_SERVICE_IMAGE
 from infra.retention import retention_days
 from infra.stacks.data import DB_PORT
 from mlplatform.config import Environment
+from mlplatform.ecr_push import RELEASE_TAG_PREFIX
 
-__all__ = ["MlflowServiceStack"]
+__all__ = ["RELEASES_KEPT", "MlflowServiceStack"]
+
+# Releases an ECR repository keeps: a rollback or scale-out can pull any of them.
+RELEASES_KEPT = 50
 
 
 class MlflowServiceStack(cdk.Stack):
     """Runs the MLflow image by digest on Fargate.
 
-    Exposes ``repositories`` ({"mlflow", "training"}), ``cluster``, ``service``, ``balancer``
-    (MlflowLoadBalancer), ``migrate_task`` and ``client_secret`` for the SageMaker and
+    Exposes ``repositories`` ({"mlflow", "training", "serving"}), ``cluster``, ``service``,
+    ``balancer`` (MlflowLoadBalancer), ``migrate_task`` and ``client_secret`` for the SageMaker and
     monitoring stacks. ``settings.mlflow.image_digest`` must be set (infra.resolve does it).
     """
 
@@ -65,7 +71,7 @@ class MlflowServiceStack(cdk.Stack):
         prefix = settings.name_prefix
 
         self.repositories = {
-            name: self._repository(settings, name) for name in ("mlflow", "training")
+            name: self._repository(settings, name) for name in ("mlflow", "training", "serving")
         }
         secrets = self._secrets(settings, database)
 
@@ -93,11 +99,14 @@ class MlflowServiceStack(cdk.Stack):
             vpc_cidr=settings.network.cidr,
             private_subnets=private_subnets,
         )
+        if mlflow.domain_name:
+            # The name the certificate covers, resolvable in the VPC (required with HTTPS).
+            PrivateDomain(
+                self, "Domain", domain_name=mlflow.domain_name, vpc=vpc, alb=self.balancer.alb
+            )
         # MLflow answers 403 to any Host it was not told about: the ALB's own name, the
-        # configured domain, and the extra names from environments.toml.
-        hosts = [self.balancer.alb.load_balancer_dns_name]
-        hosts += [mlflow.domain_name] if mlflow.domain_name else []
-        hosts += [h for h in mlflow.allowed_hosts if h != mlflow.domain_name]
+        # configured domain (derived into server_hosts), and the names from environments.toml.
+        hosts = [self.balancer.alb.load_balancer_dns_name, *mlflow.server_hosts]
         environment = {
             "MLFLOW_DB_ENGINE": settings.database.engine,
             "MLFLOW_DB_HOST": database.db_instance_endpoint_address,
@@ -152,6 +161,7 @@ class MlflowServiceStack(cdk.Stack):
             task_definition=serve.task_definition,
             desired_count=0 if paused else mlflow.min_tasks,
             vpc_subnets=private_subnets,
+            security_groups=[self._task_security_group(vpc, database)],
             assign_public_ip=False,
             min_healthy_percent=100,
             max_healthy_percent=200,
@@ -185,6 +195,28 @@ class MlflowServiceStack(cdk.Stack):
             scale_out_cooldown=cdk.Duration.minutes(1),
         )
         self._outputs(settings)
+
+    def _task_security_group(
+        self, vpc: ec2.IVpc, database: rds.DatabaseInstance
+    ) -> ec2.SecurityGroup:
+        # Serve and migrate tasks (the migrate RunTask uses TaskSecurityGroupId) reach the
+        # database and HTTPS, nothing else. HTTPS goes to 0.0.0.0/0 because S3 (artifacts and
+        # ECR image layers) is reached through the gateway endpoint at S3's public addresses,
+        # which only the region's S3 prefix list names, and its id needs a lookup at synth. The
+        # route table sends S3 to the endpoint, whose policy admits only the kit's buckets; the
+        # other AWS APIs resolve to the interface endpoints where they exist, else go via NAT.
+        group = ec2.SecurityGroup(
+            self,
+            "ServiceSecurityGroup",
+            vpc=vpc,
+            description="MLflow serve and migrate tasks: the database and HTTPS to AWS APIs",
+            allow_all_outbound=False,
+        )
+        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
+        group.add_egress_rule(
+            database.connections.security_groups[0], ec2.Port.tcp(DB_PORT), "MLflow database"
+        )
+        return group
 
     def _grant_artifacts(
         self, settings: Environment, role: iam.IRole, bucket: s3.IBucket, key: kms.IKey
@@ -238,11 +270,15 @@ class MlflowServiceStack(cdk.Stack):
             image_scan_on_push=True,
             # Immutable tags: a tag can never be re-pointed at other bytes after it was tested.
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            # Every push carries an immutable release tag (mlplatform.ecr_push), and only the
+            # oldest releases beyond a generous count expire: an age rule on untagged images
+            # would delete what a service or endpoint still runs (each pulls by digest).
             lifecycle_rules=[
                 ecr.LifecycleRule(
-                    description="drop untagged layers of superseded pushes",
-                    tag_status=ecr.TagStatus.UNTAGGED,
-                    max_image_age=cdk.Duration.days(14),
+                    description=f"keep the newest {RELEASES_KEPT} releases",
+                    tag_status=ecr.TagStatus.TAGGED,
+                    tag_prefix_list=[RELEASE_TAG_PREFIX],
+                    max_image_count=RELEASES_KEPT,
                 )
             ],
             # Images referenced by a running service or an endpoint must outlive a stack delete.
@@ -251,7 +287,11 @@ class MlflowServiceStack(cdk.Stack):
 
     def _secrets(self, settings: Environment, database: rds.DatabaseInstance) -> MlflowSecrets:
         def generated(
-            construct_id: str, name: str, description: str, username: str | None
+            construct_id: str,
+            name: str,
+            description: str,
+            username: str | None,
+            not_rotated: str,
         ) -> secretsmanager.Secret:
             template = (
                 secretsmanager.SecretStringGenerator(
@@ -271,14 +311,12 @@ class MlflowServiceStack(cdk.Stack):
                 secret_name=name,
                 description=description,
                 generate_secret_string=template,
+                # The users these passwords belong to live in the database, which outlives the
+                # stack (snapshot, deletion protection): deleting the secrets would lock the kit
+                # out of its own MLflow. A re-created stack must import them (`cdk import`).
+                removal_policy=cdk.RemovalPolicy.RETAIN,
             )
-            acknowledge(
-                secret,
-                "AwsSolutions-SMG4",
-                f"{name} is an MLflow application credential, not a database one: rotating it "
-                "needs a function that also updates MLflow's user table (not built yet); it is "
-                "replaced by re-creating the secret and restarting the service.",
-            )
+            acknowledge(secret, "AwsSolutions-SMG4", f"{name}: {not_rotated}")
             return secret
 
         prefix = settings.name_prefix
@@ -287,15 +325,28 @@ class MlflowServiceStack(cdk.Stack):
             settings.admin_secret_name,
             f"{prefix}: MLflow admin user",
             settings.mlflow.admin_username,
+            "MLflow reads admin_password only when it creates the admin user (first start on an "
+            "empty database) and ignores it afterwards, so a rotated value would stop matching "
+            "the real password; rotation has to change it through MLflow's users/update-password "
+            "API, which no rotation function here does yet.",
         )
         flask_key = generated(
-            "FlaskSecret", settings.flask_secret_name, f"{prefix}: MLflow session key", None
+            "FlaskSecret",
+            settings.flask_secret_name,
+            f"{prefix}: MLflow session key",
+            None,
+            "the Flask key that signs UI sessions is read once at task start: a new value only "
+            "takes effect (and signs everyone out) after the service is redeployed, which a "
+            "rotation function does not trigger.",
         )
         self.client_secret = generated(
             "ClientSecret",
             settings.client_secret_name,
             f"{prefix}: MLflow user of SageMaker jobs",
             settings.mlflow.client_username,
+            "the SageMaker client user's password lives in MLflow's user table; a new value "
+            "holds only after `invoke deploy` sets it through MLflow's users/update-password API "
+            "(mlplatform.mlflow_users), so a scheduled rotation would lock jobs out until then.",
         )
         assert database.secret is not None  # from_generated_secret always creates one
         return MlflowSecrets(database=database.secret, admin=admin, flask_key=flask_key)

@@ -1,6 +1,7 @@
 """Monitoring stack: alarms on the ALB, MLflow service and database, and a dashboard.
 
-Every alarm notifies one KMS-encrypted SNS topic (and an e-mail address when configured).
+Every alarm notifies one KMS-encrypted SNS topic, to which each configured address subscribes
+(``monitoring.alarm_emails``; mlplatform.config requires one for prod).
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ class MonitoringStack(cdk.Stack):
         self.topic = sns.Topic(
             self, "Alarms", topic_name=f"{prefix}-alarms", master_key=key, enforce_ssl=True
         )
-        if mon.alarm_email:
-            self.topic.add_subscription(subs.EmailSubscription(mon.alarm_email))
+        # A topic nobody subscribes to turns every alarm into silence; AWS mails each address a
+        # confirmation link, and the subscription delivers once it is followed.
+        for email in mon.alarm_emails:
+            self.topic.add_subscription(subs.EmailSubscription(email))
 
         lb_metrics = alb.metrics
         tg_metrics = target_group.metrics

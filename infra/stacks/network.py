@@ -1,9 +1,14 @@
-"""Network stack: a VPC over the configured zones, flow logs, and endpoints when there is no NAT."""
+"""Network stack: the VPC, flow logs, the S3 gateway endpoint and its policy, interface endpoints.
+
+Interface endpoints exist where ``network.has_interface_endpoints`` (``interface_endpoints`` in
+environments.toml, by default exactly where there is no NAT gateway).
+"""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -12,12 +17,14 @@ from infra.naming import availability_zones
 from infra.retention import retention_days
 from mlplatform.config import Environment
 
-__all__ = ["INTERFACE_ENDPOINTS", "NetworkStack"]
+__all__ = ["INTERFACE_ENDPOINTS", "S3_BUCKET_ACTIONS", "S3_OBJECT_ACTIONS", "NetworkStack"]
 
-# What the private subnets must reach when they have no route to the internet: ECR api + dkr and
-# S3 (image layers) for Fargate and SageMaker pulls, Logs for awslogs, Secrets Manager for the
-# injected secrets and the rotation function, STS for SDK credential calls, KMS because the
-# artifact bucket is encrypted with a customer key, SageMaker API/runtime for jobs and endpoints.
+# What the private subnets must reach without a route to the internet (with NAT, the switch sends
+# these calls here instead; each costs about USD 0.01 an hour per zone, see NetworkSettings): ECR
+# api + dkr and S3 (image layers) for Fargate and SageMaker pulls, Logs for awslogs, Secrets
+# Manager for the injected secrets and the rotation function, STS for SDK credential calls, KMS
+# because the artifact bucket is encrypted with a customer key, SageMaker API/runtime for jobs
+# and endpoints.
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
@@ -30,12 +37,23 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 }
 
 
+# What the kit's roles do in the artifact bucket through the S3 gateway endpoint (the MLflow task
+# role, the SageMaker training and endpoint roles; each role's own policy narrows it to prefixes).
+# The endpoint policy is checked on every call through it: a role that gains an S3 action must
+# gain it here too, which test_s3_endpoint_admits_every_s3_action_the_roles_are_granted enforces.
+S3_BUCKET_ACTIONS = ["s3:ListBucket"]
+S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+
+
 class NetworkStack(cdk.Stack):
     """The VPC every other stack lives in.
 
     With ``network.nat_gateways = 0`` the private subnets are isolated and interface endpoints
-    carry all AWS traffic; with NAT gateways they are private-with-egress. The S3 gateway endpoint
-    exists in both cases because it is free and keeps artifact traffic off the NAT.
+    carry all AWS traffic; with NAT gateways they are private-with-egress, and the interface
+    endpoints exist where ``network.interface_endpoints = true``. The S3 gateway endpoint exists in
+    both cases because it is free and keeps artifact traffic off the NAT; its policy admits only
+    the kit's buckets. Exposes ``vpc``, ``private_subnets`` and ``endpoint_security_group`` (the
+    interface endpoints' group, None without them) for the stacks whose groups reach them.
     """
 
     def __init__(
@@ -104,12 +122,15 @@ class NetworkStack(cdk.Stack):
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
-        self.vpc.add_gateway_endpoint(
+        s3_endpoint = self.vpc.add_gateway_endpoint(
             "S3Endpoint",
             service=ec2.GatewayVpcEndpointAwsService.S3,
             subnets=[self.private_subnets],
         )
-        if isolated:
+        for statement in self._s3_endpoint_statements(settings):
+            s3_endpoint.add_to_policy(statement)
+        self.endpoint_security_group: ec2.ISecurityGroup | None = None
+        if net.has_interface_endpoints:
             # One security group for all interface endpoints: HTTPS from inside the VPC only.
             endpoint_sg = ec2.SecurityGroup(
                 self,
@@ -125,6 +146,7 @@ class NetworkStack(cdk.Stack):
                 ec2.Port.tcp(443),
                 "HTTPS from the VPC",
             )
+            self.endpoint_security_group = endpoint_sg
             for name, service in INTERFACE_ENDPOINTS.items():
                 self.vpc.add_interface_endpoint(
                     f"{name}Endpoint",
@@ -134,6 +156,40 @@ class NetworkStack(cdk.Stack):
                     private_dns_enabled=True,
                     open=False,
                 )
+
+    def _s3_endpoint_statements(self, settings: Environment) -> list[iam.PolicyStatement]:
+        """What the S3 gateway endpoint admits: the kit's artifact bucket and ECR's layer bucket.
+
+        Not the access-log buckets (S3 and ELB log delivery write them from outside the VPC) nor
+        the CDK assets bucket (deploys run outside the VPC). Exfiltration to any other bucket
+        through the endpoint is refused, whatever a principal's own policy allows.
+        """
+        bucket = f"arn:{self.partition}:s3:::{settings.bucket_name}"
+        # Fargate and SageMaker download ECR image layers from this AWS-owned bucket through the
+        # endpoint (documented by ECR for gateway endpoints).
+        layers = f"arn:{self.partition}:s3:::prod-{settings.region}-starport-layer-bucket/*"
+        # Whoever calls through the endpoint; each caller's own IAM policy must still allow it.
+        anyone = [iam.AnyPrincipal()]
+        return [
+            iam.PolicyStatement(
+                sid="ArtifactBucket",
+                principals=anyone,
+                actions=S3_BUCKET_ACTIONS,
+                resources=[bucket],
+            ),
+            iam.PolicyStatement(
+                sid="ArtifactObjects",
+                principals=anyone,
+                actions=S3_OBJECT_ACTIONS,
+                resources=[f"{bucket}/*"],
+            ),
+            iam.PolicyStatement(
+                sid="EcrImageLayers",
+                principals=anyone,
+                actions=["s3:GetObject"],
+                resources=[layers],
+            ),
+        ]
 
     @property
     def availability_zones(self) -> list[str]:

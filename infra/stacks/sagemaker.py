@@ -1,7 +1,9 @@
-"""SageMaker stack: the execution role of training jobs and endpoints, and their network.
+"""SageMaker stack: the roles of training jobs and of endpoints, and their network.
 
-The role is least privilege (two bucket prefixes, our ECR repositories, its own log groups, the
-MLflow client secret, the bucket key); the security group lets jobs reach the MLflow ALB.
+Both roles are least privilege. The training role: two bucket prefixes, the training image's
+repository, its log group, the MLflow client secret, the bucket key. The endpoint role: the model
+archives' prefix, the serving image's repository, its log groups, the bucket key. The security
+group lets jobs and endpoints reach the MLflow ALB.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from constructs import Construct
 from infra.nag import acknowledge, iam5_resource, rendered_object_arn
 from infra.naming import object_arn
 from mlplatform.config import Environment
+from mlplatform.emulator.role_calls import ecr_repository_arn
+from mlplatform.endpoints import MODELS_PREFIX
 
 __all__ = ["SageMakerStack"]
 
 
 class SageMakerStack(cdk.Stack):
-    """Exposes ``role`` (the execution role) and ``security_group`` (for jobs and endpoints).
+    """Exposes ``role`` (training jobs), ``endpoint_role`` and ``security_group`` (both).
 
     Jobs and endpoints are named ``<name_prefix>-...``; their log permissions are scoped to
     those names, so a job with another name cannot write logs with this role.
@@ -84,17 +88,14 @@ class SageMakerStack(cdk.Stack):
             "ExecutionRole",
             role_name=f"{prefix}-sagemaker-execution",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"{prefix}: SageMaker training jobs and endpoints",
+            description=f"{prefix}: SageMaker training jobs",
             max_session_duration=cdk.Duration.hours(12),
         )
         # The prefixes the training code uses ([<env>.training] in environments.toml): jobs
-        # read their channels under dataset_prefix and write model archives under output_prefix,
-        # which endpoints then read.
+        # read their channels under dataset_prefix and write model archives under output_prefix.
         data_prefix, output_prefix = training.dataset_prefix, training.output_prefix
         data, output = f"{data_prefix}/*", f"{output_prefix}/*"
-        data_objects = object_arn(self, settings, data)
-        output_objects = object_arn(self, settings, output)
-        statements = [
+        training_statements = [
             iam.PolicyStatement(
                 sid="ListOwnPrefixes",
                 actions=["s3:ListBucket"],
@@ -104,58 +105,110 @@ class SageMakerStack(cdk.Stack):
                 },
             ),
             iam.PolicyStatement(
-                sid="ReadDataAndModels",
+                sid="ReadData",
                 actions=["s3:GetObject"],
-                resources=[data_objects, output_objects],
+                resources=[object_arn(self, settings, data)],
             ),
             iam.PolicyStatement(
                 sid="WriteOutput",
                 actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[output_objects],
+                resources=[object_arn(self, settings, output)],
             ),
+            self._pull("PullOwnImages", [repositories["training"].repository_arn]),
+            self._logs("/aws/sagemaker/TrainingJobs:*"),
+            iam.PolicyStatement(
+                sid="MlflowClientSecret",
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[client_secret.secret_arn],
+            ),
+            *self._common(key),
+        ]
+        policy = iam.Policy(
+            self, "ExecutionPolicy", statements=training_statements, roles=[self.role]
+        )
+        self._acknowledge(policy, settings, "/aws/sagemaker/TrainingJobs:*", "training")
+
+        # Endpoints run with a role of their own: SageMaker reads the model archive and pulls the
+        # serving image with it, and the container needs nothing else (no data, no secrets).
+        self.endpoint_role = iam.Role(
+            self,
+            "EndpointRole",
+            role_name=f"{prefix}-sagemaker-endpoint",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{prefix}: SageMaker endpoints (model archives, serving image)",
+        )
+        serving = [repositories["serving"].repository_arn]
+        configured = settings.sagemaker.serving_image
+        other = ecr_repository_arn(configured) if configured else None
+        serving += [other] if other and not other.endswith(f":repository/{prefix}/serving") else []
+        endpoint_policy = iam.Policy(
+            self,
+            "EndpointPolicy",
+            roles=[self.endpoint_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadModels",
+                    actions=["s3:GetObject"],
+                    resources=[object_arn(self, settings, f"{MODELS_PREFIX}/*")],
+                ),
+                self._pull("PullServingImage", serving),
+                self._logs("/aws/sagemaker/Endpoints/*"),
+                *self._common(key),
+            ],
+        )
+        self._acknowledge(endpoint_policy, settings, "/aws/sagemaker/Endpoints/*", "endpoint")
+
+        cdk.CfnOutput(self, "ExecutionRoleArn", value=self.role.role_arn)
+        cdk.CfnOutput(self, "EndpointRoleArn", value=self.endpoint_role.role_arn)
+        cdk.CfnOutput(self, "SecurityGroupId", value=self.security_group.security_group_id)
+
+    @staticmethod
+    def _pull(sid: str, repositories: list[str]) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            sid=sid,
+            actions=[
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchCheckLayerAvailability",
+            ],
+            resources=repositories,
+        )
+
+    def _logs(self, group: str) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            sid="OwnLogs",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"],
+            resources=[
+                self.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=group,
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+
+    @staticmethod
+    def _common(key: kms.IKey) -> list[iam.PolicyStatement]:
+        """What jobs and endpoints both need: the bucket key, ECR login, metrics, their ENIs."""
+        return [
             iam.PolicyStatement(
                 sid="BucketKey",
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=[key.key_arn],
             ),
-            iam.PolicyStatement(
-                sid="PullOwnImages",
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=[repo.repository_arn for repo in repositories.values()],
-            ),
             # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
             iam.PolicyStatement(
                 sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
             ),
-            iam.PolicyStatement(
-                sid="OwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"],
-                resources=[
-                    self.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/TrainingJobs:*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    ),
-                    self.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/Endpoints/*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    ),
-                ],
-            ),
+            # SageMaker publishes job and endpoint metrics with the role; no resource ARN exists.
             iam.PolicyStatement(
                 sid="SageMakerMetrics",
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
             ),
-            # Jobs and endpoints with a VpcConfig create their ENIs through this role; these
+            # Jobs and endpoints with a VpcConfig create their ENIs through their role; these
             # EC2 actions do not support resource-level scoping at creation time.
             iam.PolicyStatement(
                 sid="VpcNetworkInterfaces",
@@ -172,42 +225,36 @@ class SageMakerStack(cdk.Stack):
                 ],
                 resources=["*"],
             ),
-            iam.PolicyStatement(
-                sid="MlflowClientSecret",
-                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                resources=[client_secret.secret_arn],
-            ),
         ]
-        policy = iam.Policy(self, "ExecutionPolicy", statements=statements, roles=[self.role])
-        self._acknowledge(policy, settings)
 
-        cdk.CfnOutput(self, "ExecutionRoleArn", value=self.role.role_arn)
-        cdk.CfnOutput(self, "SecurityGroupId", value=self.security_group.security_group_id)
-
-    def _acknowledge(self, policy: iam.Policy, settings: Environment) -> None:
+    def _acknowledge(self, policy: iam.Policy, settings: Environment, group: str, who: str) -> None:
         training = settings.training
         logs_arn = f"arn:<AWS::Partition>:logs:{settings.region}:{settings.account}:log-group:"
         reasons = {
             "AwsSolutions-IAM5[Resource::*]": (
-                "SageMaker execution role: ecr:GetAuthorizationToken, the VPC ENI actions and "
+                f"SageMaker {who} role: ecr:GetAuthorizationToken, the VPC ENI actions and "
                 "cloudwatch:PutMetricData (only /aws/sagemaker/* namespaces) take no resource ARN."
             ),
-            iam5_resource(f"{logs_arn}/aws/sagemaker/TrainingJobs:*"): (
-                "SageMaker execution role: streams of the one log group SageMaker writes training "
-                "job logs to; stream names are the job names, chosen at submission."
-            ),
-            iam5_resource(f"{logs_arn}/aws/sagemaker/Endpoints/*"): (
-                "SageMaker execution role: the per-endpoint log groups SageMaker creates under "
-                "/aws/sagemaker/Endpoints/, named after endpoints that do not exist yet."
-            ),
-            iam5_resource(rendered_object_arn(settings, f"{training.dataset_prefix}/*")): (
-                f"SageMaker execution role: read-only on the training channels under "
-                f"{training.dataset_prefix}/ (training.dataset_prefix in environments.toml)."
-            ),
-            iam5_resource(rendered_object_arn(settings, f"{training.output_prefix}/*")): (
-                f"SageMaker execution role: model archives under {training.output_prefix}/ "
-                "(training.output_prefix); SageMaker names each after its job."
+            iam5_resource(f"{logs_arn}{group}"): (
+                f"SageMaker {who} role: streams of the log group(s) SageMaker writes {who} logs "
+                "to, named after jobs or endpoints that do not exist yet."
             ),
         }
+        if who == "training":
+            reasons[
+                iam5_resource(rendered_object_arn(settings, f"{training.dataset_prefix}/*"))
+            ] = (
+                f"SageMaker training role: read-only on the training channels under "
+                f"{training.dataset_prefix}/ (training.dataset_prefix in environments.toml)."
+            )
+            reasons[iam5_resource(rendered_object_arn(settings, f"{training.output_prefix}/*"))] = (
+                f"SageMaker training role: model archives under {training.output_prefix}/ "
+                "(training.output_prefix); SageMaker names each after its job."
+            )
+        else:
+            reasons[iam5_resource(rendered_object_arn(settings, f"{MODELS_PREFIX}/*"))] = (
+                f"SageMaker endpoint role: read-only on the model archives under {MODELS_PREFIX}/,"
+                " one per registry version and content hash."
+            )
         for rule_id, reason in reasons.items():
             acknowledge(policy, rule_id, reason)

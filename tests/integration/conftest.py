@@ -113,6 +113,7 @@ def prod(stack: Stack) -> dict[str, str]:
 PROD_OUTPUTS = {
     "sagemaker": {
         "ExecutionRoleArn": "arn:aws:iam::222222222222:role/sm",
+        "EndpointRoleArn": "arn:aws:iam::222222222222:role/sm-endpoint",
         "SecurityGroupId": "sg-1",
     },
     "network": {"PrivateSubnetIds": "subnet-1,subnet-2"},

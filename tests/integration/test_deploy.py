@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from mlplatform.ecr_push import release_tag
 from mlplatform.oci_image import open_image
 from mlplatform.registry import authenticated_client
 from tests.cli import kit
@@ -37,7 +38,8 @@ from tests.oci_images import write_archive
 pytestmark = pytest.mark.integration
 ACCOUNT, REGION = "222222222222", "eu-west-1"
 MODEL = "fraud-classifier"
-SERVING_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlflow-pyfunc@sha256:" + "f" * 64
+# In the kit's serving repository: the endpoint role may pull from it and nowhere else.
+SERVING_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlp-prod/serving@sha256:" + "f" * 64
 
 
 def steps(result: Any) -> list[dict[str, Any]]:
@@ -127,6 +129,8 @@ def test_first_release_builds_the_platform_in_order(cloud: SimpleNamespace) -> N
     ecr = cloud.aws.client("ecr")
     (image,) = ecr.describe_images(repositoryName=repository)["imageDetails"]
     assert image["imageDigest"] == cloud.digest
+    # Tagged, so ECR's lifecycle rule (which counts tagged releases) never expires it as untagged.
+    assert image["imageTags"] == [release_tag(cloud.digest)]
     # One migration ran, with the task definition that names the release's image.
     ecs = cloud.aws.client("ecs")
     (task,) = migrations(cloud)
@@ -298,3 +302,17 @@ def test_bad_input_is_one_line_and_touches_nothing(stack: Stack, tmp_path: Path)
         result = stack.kit("deploy", *args, check=False)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 1 and lines == [expected], (args, result.stderr)
+
+
+def test_every_call_aws_makes_under_a_deployed_role_was_allowed(cloud: SimpleNamespace) -> None:
+    """The strict emulator decided each call ECS and SageMaker make under the stacks' roles in the
+    releases above (tests/emulator/strict_iam.py); a refusal fails here as the release would in
+    AWS (docs/strict-emulation.md)."""
+    decisions = cloud.aws.authorizations()
+    callers = {d["why"].split(":")[0] for d in decisions}
+    assert {"task mlp-prod-mlflow-migrate (ECS agent)", "task mlp-prod-mlflow (container)"} <= (
+        callers
+    )
+    assert any(c.startswith("endpoint mlp-prod-fraud-classifier variant champion") for c in callers)
+    refused = [d for d in decisions if not d["allowed"]]
+    assert refused == []

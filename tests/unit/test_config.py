@@ -18,6 +18,17 @@ model_name = "m"
 """
 
 
+CERTIFICATE = "arn:aws:acm:eu-west-1:222222222222:certificate/11111111-2222-3333-4444-555555555555"
+
+PROD = """
+[prod]
+region = "eu-west-1"
+account = "222222222222"
+name_prefix = "mlp-prod"
+model_name = "m"
+"""
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "environments.toml"
     path.write_text(text, encoding="utf-8")
@@ -41,6 +52,39 @@ def test_repository_file_defines_three_valid_environments() -> None:
         (e.database.engine, e.database.version) == (prod.database.engine, prod.database.version)
         for e in envs.values()
     )
+
+
+def test_repository_file_gives_cloud_environments_a_name_and_prod_a_subscriber() -> None:
+    envs = load_environments()
+    for name in ("staging", "prod"):
+        mlflow = envs[name].mlflow
+        assert mlflow.domain_name == f"mlflow.{name}.internal"
+        assert mlflow.domain_name in mlflow.allowed_hosts
+    assert envs["prod"].monitoring.alarm_emails
+    assert all(a.endswith("@example.com") for a in envs["prod"].monitoring.alarm_emails)
+
+
+def test_prod_without_an_alarm_subscriber_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, PROD)
+    with pytest.raises(ConfigError) as err:
+        load_environments(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: prod.monitoring: alarm_emails is empty")
+    assert 'alarm_emails = ["' in message
+    assert "\n" not in message
+    subscribed = PROD + '[prod.monitoring]\nalarm_emails = ["ml-oncall@example.com"]\n'
+    assert load_environment("prod", write(tmp_path, subscribed)).monitoring.alarm_emails == [
+        "ml-oncall@example.com"
+    ]
+
+
+def test_domain_name_is_added_to_the_allowed_hosts(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        f'[local.mlflow]\ncertificate_arn = "{CERTIFICATE}"\ndomain_name = "mlflow.x.internal"\n'
+    )
+    mlflow = load_environment("local", write(tmp_path, text)).mlflow
+    assert mlflow.allowed_hosts == ["localhost", "127.0.0.1"]
+    assert mlflow.server_hosts == ["mlflow.x.internal", "localhost", "127.0.0.1"]
 
 
 def test_defaults_fill_missing_tables(tmp_path: Path) -> None:
@@ -71,6 +115,16 @@ def test_mariadb_is_allowed(tmp_path: Path) -> None:
             '[local.mlflow]\nservice_image_digest = "none"\n',
             "local.mlflow: service_image_digest is set by `invoke deploy` (CDK context)",
         ),
+        (
+            f'[local.mlflow]\ncertificate_arn = "{CERTIFICATE}"\n',
+            "local.mlflow.domain_name: required where certificate_arn is set",
+        ),
+        ('[local.mlflow]\ndomain_name = "Mlflow_Prod"\n', "local.mlflow.domain_name: String"),
+        (
+            '[local.monitoring]\nalarm_email = "a@example.com"\n',
+            "local.monitoring: alarm_email is now alarm_emails, a list",
+        ),
+        ('[local.monitoring]\nalarm_emails = ["not-an-address"]\n', "alarm_emails.0: String"),
     ],
 )
 def test_bad_values_name_file_key_and_reason(tmp_path: Path, extra: str, expected: str) -> None:

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlplatform.ecr_push import image_present, push_image
+from mlplatform.ecr_push import image_present, push_image, release_tag
 from mlplatform.oci_image import ImageError, open_image
 from mlplatform.runtime.base import SilentReporter
 from tests.oci_images import write_archive, write_layout
@@ -148,6 +148,10 @@ def test_push_stores_the_image_under_its_local_digest_and_is_idempotent(
         assert push_image(ecr, REPO, image, SilentReporter()) is True
         (described,) = ecr.describe_images(repositoryName=REPO)["imageDetails"]
         assert described["imageDigest"] == digest
+        # An immutable release tag: the lifecycle rule counts tagged releases and never
+        # expires an image for being untagged (issue 10: ECR deleted running images).
+        assert described["imageTags"] == [release_tag(digest)]
+        assert release_tag(digest) == "release-" + digest[7:27]
         (stored,) = ecr.batch_get_image(repositoryName=REPO, imageIds=[{"imageDigest": digest}])[
             "images"
         ]
@@ -156,6 +160,25 @@ def test_push_stores_the_image_under_its_local_digest_and_is_idempotent(
         ecr.calls.clear()
         assert push_image(ecr, REPO, image, SilentReporter()) is False
         assert "UploadLayerPart" not in ecr.calls and "PutImage" not in ecr.calls
+
+
+def test_an_image_pushed_by_digest_only_gets_its_release_tag(ecr, tmp_path: Path) -> None:
+    digest = write_layout(tmp_path / "layout", APP)
+    with open_image(tmp_path / "layout") as image:
+        push_image(ecr, REPO, image, SilentReporter())
+        # As an older kit pushed it: the same image without a tag.
+        ecr.batch_delete_image(repositoryName=REPO, imageIds=[{"imageTag": release_tag(digest)}])
+        ecr.put_image(
+            repositoryName=REPO,
+            imageManifest=image.manifest.decode(),
+            imageManifestMediaType=image.media_type,
+            imageDigest=digest,
+        )
+        ecr.calls.clear()
+        assert push_image(ecr, REPO, image, SilentReporter()) is True
+    assert "UploadLayerPart" not in ecr.calls
+    (described,) = ecr.describe_images(repositoryName=REPO)["imageDetails"]
+    assert described["imageTags"] == [release_tag(digest)]
 
 
 def test_layers_the_repository_holds_are_not_sent_again(ecr, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Every environment of the repository's environments.toml is synthesized once (wit
 CDK's own validation on; staging through the pinned CDK CLI, the others in-process through
 build_app, which is the same code the CLI runs), plus one "sandbox" variant that
 switches the optional features the real environments leave off (plain HTTP, internet-facing
-ALB, MariaDB, a NAT gateway, an alarm e-mail).
+ALB, MariaDB, a NAT gateway, two alarm e-mails).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def sandbox_environment() -> Environment:
     )
     base["database"].update(engine="mariadb", version="10.11")
     base["network"].update(nat_gateways=1)
-    base["monitoring"].update(alarm_email="ml-oncall@example.com")
+    base["monitoring"].update(alarm_emails=["ml-oncall@example.com", "ml-platform@example.com"])
     return Environment.model_validate(base)
 
 
@@ -166,7 +166,7 @@ def each_variant(request: pytest.FixtureRequest, synthesized: _Cache) -> Synthes
 
 @pytest.fixture
 def sandbox(synthesized: _Cache) -> Synthesized:
-    """The sandbox variant (HTTP only, internet-facing, MariaDB, NAT, alarm e-mail)."""
+    """The sandbox variant (HTTP only, internet-facing, MariaDB, NAT, two alarm e-mails)."""
     return synthesized.get("sandbox")
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
+from sg_rules import NO_TRAFFIC, destination, egress, group_of
 
-from infra.stacks.data import ENGINE_VERSIONS
+from infra.stacks.data import DB_PORT, ENGINE_VERSIONS
 
 
 def _db(synth) -> dict:
@@ -127,3 +128,44 @@ def test_kms_key_rotates_and_outlives_the_stack(each_env):
     (key,) = keys.values()
     assert key["Properties"]["EnableKeyRotation"] is True
     assert key["DeletionPolicy"] == "Retain"
+
+
+def _database_group(synth) -> str:
+    (reference,) = _db(synth)["Properties"]["VPCSecurityGroups"]
+    return group_of(reference)
+
+
+def test_database_security_group_has_no_outbound_rule(each_variant):
+    # The database answers connections and opens none.
+    assert egress(each_variant, "data", _database_group(each_variant)) == [NO_TRAFFIC]
+
+
+def test_rotation_reaches_only_the_database_and_secrets_manager(each_variant):
+    # Each rotation function (Secrets Manager's MySQL rotation from the Serverless Application
+    # Repository) calls Secrets Manager over HTTPS and logs in to the database, nothing else.
+    resources = each_variant.template_json("data")["Resources"]
+    apps = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Application"]
+    assert apps
+    database = _database_group(each_variant)
+    admitted = [
+        destination(r["Properties"]["SourceSecurityGroupId"])
+        for r in resources.values()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and r["Properties"]["GroupId"] == {"Fn::GetAtt": [database, "GroupId"]}
+    ]
+    for app in apps:
+        rotation = group_of(app["Properties"]["Parameters"]["vpcSecurityGroupIds"])
+        assert f"ref:{rotation}" in admitted  # the database lets the rotation log in
+        rules = egress(each_variant, "data", rotation)
+        to_database = [r for r in rules if r[3] == f"ref:{database}"]
+        # The rotation construct opens the database's own port, which CDK writes as a token.
+        assert [r[:3] for r in to_database] in (
+            [("tcp", DB_PORT, DB_PORT)],
+            [("tcp", "token", "token")],
+        ), rules
+        https = [r for r in rules if r not in to_database]
+        if each_variant.settings.network.has_interface_endpoints:
+            assert [r[:3] for r in https] == [("tcp", 443, 443)], rules
+            assert https[0][3].startswith("import:") and "EndpointSecurityGroup" in https[0][3]
+        else:  # Secrets Manager through the NAT gateways
+            assert https == [("tcp", 443, 443, "0.0.0.0/0")], rules

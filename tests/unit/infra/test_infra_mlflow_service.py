@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import json
 
+import aws_cdk as cdk
+import pytest
 from aws_cdk.assertions import Match
-from conftest import TEST_DIGEST, synthesize
+from conftest import REPO_ROOT, TEST_DIGEST, synthesize, test_certificate_arn
+from sg_rules import egress, group_of
 
+from infra.app import build_app
 from infra.naming import ARTIFACTS_PREFIX, MLFLOW_PORT
-from infra.resolve import CONTEXT_SERVICE_IMAGE_DIGEST, NO_SERVICE_IMAGE
+from infra.resolve import (
+    CONTEXT_CERTIFICATE_ARN,
+    CONTEXT_IMAGE_DIGEST,
+    CONTEXT_SERVICE_IMAGE_DIGEST,
+    NO_SERVICE_IMAGE,
+    resolve,
+)
+from infra.stacks.mlflow_service import RELEASES_KEPT
+from mlplatform.config import load_environments
+from mlplatform.ecr_push import RELEASE_TAG_PREFIX, release_tag
+from mlplatform.errors import ConfigError
 
-SECRET_VARIABLES = {
-    "MLFLOW_DB_USERNAME",
-    "MLFLOW_DB_PASSWORD",
+DATABASE_VARIABLES = {"MLFLOW_DB_USERNAME", "MLFLOW_DB_PASSWORD"}
+SECRET_VARIABLES = DATABASE_VARIABLES | {
     "MLFLOW_AUTH_ADMIN_USERNAME",
     "MLFLOW_AUTH_ADMIN_PASSWORD",
     "MLFLOW_FLASK_SERVER_SECRET_KEY",
@@ -41,10 +54,26 @@ def test_repositories_scan_on_push_with_immutable_tags(each_env):
     repos = t.find_resources("AWS::ECR::Repository")
     names = {r["Properties"]["RepositoryName"] for r in repos.values()}
     prefix = each_env.settings.name_prefix
-    assert names == {f"{prefix}/mlflow", f"{prefix}/training"}
+    assert names == {f"{prefix}/mlflow", f"{prefix}/training", f"{prefix}/serving"}
     for repo in repos.values():
         assert repo["Properties"]["ImageScanningConfiguration"] == {"ScanOnPush": True}
         assert repo["Properties"]["ImageTagMutability"] == "IMMUTABLE"
+
+
+def test_lifecycle_expires_only_old_tagged_releases(each_env):
+    """Issue 10: an age rule on untagged images deleted what services and endpoints ran (the kit
+    pushed by digest only). Every push is tagged release-…; only a count of those expires."""
+    for repo in each_env.template("mlflow").find_resources("AWS::ECR::Repository").values():
+        policy = json.loads(repo["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"])
+        (rule,) = policy["rules"]
+        assert rule["selection"] == {
+            "tagStatus": "tagged",
+            "tagPrefixList": [RELEASE_TAG_PREFIX],
+            "countType": "imageCountMoreThan",
+            "countNumber": RELEASES_KEPT,
+        }
+        assert RELEASES_KEPT >= 20
+        assert release_tag("sha256:" + "a" * 64).startswith(RELEASE_TAG_PREFIX)
 
 
 def test_cluster_has_container_insights(each_env):
@@ -114,9 +143,14 @@ def test_first_deploy_creates_the_service_with_no_task_until_migrated(prod, tmp_
 
 
 def test_credentials_are_injected_from_secrets_manager_never_plain(each_variant):
-    for container in _containers(each_variant).values():
+    prefix = each_variant.settings.name_prefix
+    expected = {
+        f"{prefix}-mlflow": SECRET_VARIABLES,
+        f"{prefix}-mlflow-migrate": DATABASE_VARIABLES,
+    }
+    for family, container in _containers(each_variant).items():
         secrets = {s["Name"]: json.dumps(s["ValueFrom"]) for s in container["Secrets"]}
-        assert set(secrets) == SECRET_VARIABLES
+        assert set(secrets) == expected[family]
         assert secrets["MLFLOW_DB_USERNAME"].endswith(':username::"]]}')
         assert secrets["MLFLOW_DB_PASSWORD"].endswith(':password::"]]}')
         plain = _env(container)
@@ -333,3 +367,172 @@ def test_task_role_touches_only_the_artifact_prefix(each_env):
     assert '"s3:*"' not in text and "s3:GetObject*" not in text
     # The migrate task's role has no artifact access at all.
     assert "Migrate" not in json.dumps(policy["Properties"]["Roles"])
+
+
+def _logical_id(template, resource_type: str, construct_path_part: str) -> str:
+    """The logical id of the one resource of ``resource_type`` whose id contains the part."""
+    (found,) = [rid for rid in template.find_resources(resource_type) if construct_path_part in rid]
+    return found
+
+
+def _role_ids(task_definition: dict) -> set[str]:
+    props = task_definition["Properties"]
+    return {props[k]["Fn::GetAtt"][0] for k in ("ExecutionRoleArn", "TaskRoleArn") if k in props}
+
+
+def test_migrate_task_gets_the_database_secret_only(each_variant):
+    """`python -m mlflow_server migrate` reads only the database (read_settings(need_server=False)).
+
+    Neither its container nor any policy of its task or execution role names the admin, Flask or
+    client secret; the serve task keeps all of them.
+    """
+    t = each_variant.template("mlflow")
+    template = each_variant.template_json("mlflow")
+    prefix = each_variant.settings.name_prefix
+    (migrate,) = t.find_resources(
+        "AWS::ECS::TaskDefinition", {"Properties": {"Family": f"{prefix}-mlflow-migrate"}}
+    ).values()
+    (container,) = migrate["Properties"]["ContainerDefinitions"]
+    assert {s["Name"] for s in container["Secrets"]} == DATABASE_VARIABLES
+    app_secrets = {_logical_id(t, "AWS::SecretsManager::Secret", n) for n in ("Admin", "Flask")}
+    app_secrets.add(_logical_id(t, "AWS::SecretsManager::Secret", "Client"))
+    roles = _role_ids(migrate)
+    policies = [
+        p["Properties"]
+        for p in template["Resources"].values()
+        if p["Type"] == "AWS::IAM::Policy"
+        and roles & {r["Ref"] for r in p["Properties"]["Roles"] if "Ref" in r}
+    ]
+    text = json.dumps(policies) + json.dumps(container)
+    assert policies and "secretsmanager:GetSecretValue" in text
+    assert not [s for s in app_secrets if s in text]
+    assert "DatabaseSecret" in text  # the one secret it reads, imported from the data stack
+
+
+def test_app_secrets_are_retained_like_the_database(each_env):
+    """A stack delete must not take the MLflow users' credentials while their table survives."""
+    t = each_env.template("mlflow")
+    env = each_env.settings
+    names = (env.admin_secret_name, env.flask_secret_name, env.client_secret_name)
+    for name in names:
+        t.has_resource(
+            "AWS::SecretsManager::Secret",
+            {
+                "Properties": Match.object_like({"Name": name}),
+                "DeletionPolicy": "Retain",
+                "UpdateReplacePolicy": "Retain",
+            },
+        )
+    t.resource_count_is("AWS::SecretsManager::Secret", len(names))
+
+
+def _smg4_reasons(synth) -> dict[str, str]:
+    meta = json.loads(
+        (synth.outdir / f"{synth.settings.name_prefix}-mlflow.metadata.json").read_text()
+    )
+    return {
+        path: reason
+        for path, entries in meta.items()
+        for entry in entries
+        if entry["type"] == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule, reason in entry["data"].items()
+        if rule == "AwsSolutions::AwsSolutions-SMG4"
+    }
+
+
+def test_unrotated_secret_reasons_say_what_a_new_value_would_do(prod):
+    """Each SMG4 reason states the truth for its secret (MLflow reads admin_password only once)."""
+    reasons = _smg4_reasons(prod)
+    by_secret = {
+        part: [r for p, r in reasons.items() if f"/{part}" in p]
+        for part in ("AdminSecret", "FlaskSecret", "ClientSecret")
+    }
+    assert all(len(r) == 1 for r in by_secret.values()), reasons
+    (admin,), (flask,), (client,) = by_secret.values()
+    assert "only when it creates the admin user" in admin
+    assert "update-password" in admin and "update-password" in client
+    assert "session" in flask
+    assert not any("re-creating the secret" in r for r in reasons.values())
+
+
+def test_domain_gets_a_private_zone_and_an_alias_to_the_alb(each_variant):
+    env = each_variant.settings
+    domain = env.mlflow.domain_name
+    assert domain, "every environment of the suite names its domain"
+    t = each_variant.template("mlflow")
+    t.resource_count_is("AWS::Route53::HostedZone", 1)
+    t.has_resource_properties(
+        "AWS::Route53::HostedZone",
+        {"Name": f"{domain}.", "VPCs": [{"VPCId": Match.any_value(), "VPCRegion": env.region}]},
+    )
+    zone = _logical_id(t, "AWS::Route53::HostedZone", "")
+    alb = _logical_id(t, "AWS::ElasticLoadBalancingV2::LoadBalancer", "")
+    t.has_resource_properties(
+        "AWS::Route53::RecordSet",
+        {
+            "Name": f"{domain}.",
+            "Type": "A",
+            "HostedZoneId": {"Ref": zone},
+            "AliasTarget": {
+                "DNSName": Match.any_value(),
+                "HostedZoneId": {"Fn::GetAtt": [alb, "CanonicalHostedZoneID"]},
+            },
+        },
+    )
+    outputs = each_variant.template_json("mlflow")["Outputs"]
+    scheme = "http" if env.mlflow.certificate_arn is None and env.mlflow.allow_http else "https"
+    assert outputs["MlflowUrl"]["Value"] == f"{scheme}://{domain}"
+
+
+@pytest.mark.parametrize("name", ["local", "staging", "prod"])
+def test_certificate_without_domain_fails_in_one_line(name):
+    """A certificate from context (`invoke deploy --certificate-arn`) needs the name it covers."""
+    env = load_environments(REPO_ROOT / "environments.toml")[name]
+    nameless = env.model_copy(
+        update={"mlflow": env.mlflow.model_copy(update={"domain_name": None})}
+    )
+    with pytest.raises(ConfigError) as err:
+        resolve(nameless, image_digest=TEST_DIGEST, certificate_arn=test_certificate_arn(env))
+    message = str(err.value)
+    assert message.startswith(f"[{name}.mlflow] domain_name is not set")
+    assert "certificate" in message and "\n" not in message
+    app = cdk.App(
+        context={
+            CONTEXT_IMAGE_DIGEST: TEST_DIGEST,
+            CONTEXT_CERTIFICATE_ARN: test_certificate_arn(env),
+        }
+    )
+    with pytest.raises(ConfigError, match=rf"^\[{name}\.mlflow\] domain_name is not set"):
+        build_app({name: nameless}, app)
+
+
+def _task_group(synth) -> str:
+    (service,) = synth.template("mlflow").find_resources("AWS::ECS::Service").values()
+    (group,) = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"][
+        "SecurityGroups"
+    ]
+    return group_of(group)
+
+
+def test_tasks_reach_only_the_database_and_https(each_variant):
+    # Serve and migrate tasks share the group (the migrate RunTask uses TaskSecurityGroupId).
+    group = _task_group(each_variant)
+    outputs = each_variant.template_json("mlflow")["Outputs"]
+    assert outputs["TaskSecurityGroupId"]["Value"] == {"Fn::GetAtt": [group, "GroupId"]}
+    rules = egress(each_variant, "mlflow", group)
+    assert not [r for r in rules if r[0] == "-1"], rules
+    database = [r for r in rules if "DatabaseSecurityGroup" in r[3]]
+    assert [r[:3] for r in database] == [("tcp", 3306, 3306)], rules
+    assert database[0][3].startswith("import:")
+    # 443 anywhere: S3 (artifacts, ECR layers) through the gateway endpoint has no address a
+    # rule could name without a lookup; the interface endpoints and, in prod, NAT take the rest.
+    assert [r for r in rules if r not in database] == [("tcp", 443, 443, "0.0.0.0/0")]
+
+
+def test_alb_reaches_only_the_tasks_on_the_mlflow_port(each_variant):
+    (alb,) = each_variant.template("mlflow").find_resources(
+        "AWS::EC2::SecurityGroup",
+        {"Properties": {"GroupDescription": Match.string_like_regexp("MLflow ALB")}},
+    )
+    rules = egress(each_variant, "mlflow", alb)
+    assert rules == [("tcp", MLFLOW_PORT, MLFLOW_PORT, f"ref:{_task_group(each_variant)}")]

@@ -67,10 +67,22 @@ def test_topic_is_encrypted_and_ssl_only(each_env):
     )
 
 
-def test_alarm_email_subscribes_when_configured(each_variant):
-    email = each_variant.settings.monitoring.alarm_email
+def test_every_configured_address_subscribes(each_variant):
+    emails = each_variant.settings.monitoring.alarm_emails
     subs = each_variant.template("monitoring").find_resources("AWS::SNS::Subscription")
-    assert [s["Properties"]["Endpoint"] for s in subs.values()] == ([email] if email else [])
+    assert sorted(s["Properties"]["Endpoint"] for s in subs.values()) == sorted(emails)
+
+
+def test_prod_alarms_reach_a_subscriber(prod):
+    """Config validation requires one for prod; the template must then carry it."""
+    t = prod.template("monitoring")
+    (topic_id,) = t.find_resources("AWS::SNS::Topic")
+    t.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {"Protocol": "email", "Endpoint": Match.any_value(), "TopicArn": {"Ref": topic_id}},
+    )
+    subs = t.find_resources("AWS::SNS::Subscription").values()
+    assert {s["Properties"]["Endpoint"] for s in subs} == set(prod.settings.monitoring.alarm_emails)
 
 
 def test_dashboard_shows_the_alarms(each_env):

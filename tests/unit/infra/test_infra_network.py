@@ -1,12 +1,16 @@
-"""Network stack: VPC shape, NAT per environment, endpoints when isolated, flow logs."""
+"""Network stack: VPC shape, NAT per environment, endpoints and their policy, flow logs."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from aws_cdk.assertions import Match
+from conftest import REPO_ROOT
 
 from infra.naming import availability_zones
+from mlplatform.config import load_environments
+from mlplatform.errors import ConfigError
 
 INTERFACE_SERVICES = (
     "ecr.api",
@@ -68,16 +72,85 @@ def test_without_nat_private_subnets_have_no_default_route(each_variant):
     assert all("GatewayId" in r["Properties"] for r in routes.values())
 
 
-def test_endpoints_carry_the_traffic_when_isolated(each_variant):
-    isolated = each_variant.settings.network.nat_gateways == 0
-    services = _interface_services(each_variant)
-    assert services == (set(INTERFACE_SERVICES) if isolated else set())
-    gateways = each_variant.template("network").find_resources(
+def test_interface_endpoints_follow_the_switch(each_variant):
+    # On where the environment says so (prod keeps NAT and has them), else exactly without NAT.
+    net = each_variant.settings.network
+    expected = set(INTERFACE_SERVICES) if net.has_interface_endpoints else set()
+    assert _interface_services(each_variant) == expected
+    if each_variant.settings.name == "prod":
+        assert net.nat_gateways and net.has_interface_endpoints
+
+
+def _text(value) -> str:
+    """A template string, with Fn::Join and the partition pseudo parameter rendered."""
+    if isinstance(value, str):
+        return value
+    if value == {"Ref": "AWS::Partition"}:
+        return "aws"
+    separator, parts = value["Fn::Join"]
+    return separator.join(_text(part) for part in parts)
+
+
+def _s3_endpoint_statements(synth) -> list[dict]:
+    gateways = synth.template("network").find_resources(
         "AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Gateway"}}
     )
-    assert [".s3" in json.dumps(g["Properties"]["ServiceName"]) for g in gateways.values()] == [
-        True
-    ]
+    (endpoint,) = gateways.values()
+    assert ".s3" in json.dumps(endpoint["Properties"]["ServiceName"])
+    return endpoint["Properties"]["PolicyDocument"]["Statement"]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_s3_gateway_endpoint_admits_only_the_kits_buckets(each_variant):
+    env = each_variant.settings
+    bucket = f"arn:aws:s3:::{env.bucket_name}"
+    granted: dict[str, set[str]] = {}
+    for statement in _s3_endpoint_statements(each_variant):
+        assert statement["Effect"] == "Allow" and statement["Principal"] == {"AWS": "*"}
+        assert "Condition" not in statement
+        for resource in _as_list(statement["Resource"]):
+            granted.setdefault(_text(resource), set()).update(_as_list(statement["Action"]))
+    # The artifact bucket and the bucket ECR serves image layers from; not the access-log
+    # buckets (only the S3 and ELB log delivery services write them, from outside the VPC).
+    assert granted == {
+        bucket: {"s3:ListBucket"},
+        f"{bucket}/*": {
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+        },
+        f"arn:aws:s3:::prod-{env.region}-starport-layer-bucket/*": {"s3:GetObject"},
+    }
+
+
+def test_s3_endpoint_admits_every_s3_action_the_roles_are_granted(each_env):
+    # A role gaining an S3 action the endpoint does not admit would work in the emulator and
+    # be refused in AWS (the endpoint policy is evaluated on every call through it).
+    admitted = {a for s in _s3_endpoint_statements(each_env) for a in _as_list(s["Action"])}
+    granted = set()
+    for part in ("mlflow", "sagemaker"):
+        for policy in each_env.template(part).find_resources("AWS::IAM::Policy").values():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                granted |= {a for a in _as_list(statement["Action"]) if a.startswith("s3:")}
+    assert granted and granted <= admitted, granted - admitted
+
+
+def test_interface_endpoints_cannot_be_off_without_nat(tmp_path):
+    table = (REPO_ROOT / "environments.toml").read_text()
+    staging = "[staging.network]\nnat_gateways = 0\n"
+    assert staging in table
+    path = tmp_path / "environments.toml"
+    path.write_text(table.replace(staging, staging + "interface_endpoints = false\n"))
+    with pytest.raises(ConfigError) as caught:
+        load_environments(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: staging.network.interface_endpoints: false with ")
+    assert "set interface_endpoints = true or nat_gateways >= 1" in message
 
 
 def test_endpoint_security_group_admits_only_https_from_the_vpc(staging):

@@ -12,6 +12,7 @@ from aws_cdk import aws_ec2 as ec2
 from cfnlint.config import ConfigMixIn
 from cfnlint.runner import Runner
 from conftest import STACK_PARTS, synthesize
+from sg_rules import egress
 
 from mlplatform.config import load_environments
 
@@ -139,3 +140,16 @@ def test_stacks_carry_the_environment_tags(each_env):
             "mlplatform:environment": env.name,
             "mlplatform:prefix": env.name_prefix,
         }
+
+
+def test_no_security_group_allows_all_outbound(each_variant):
+    """Every group carries egress rules of its own, and none reaches every address on any port."""
+    for part in STACK_PARTS:
+        for logical_id, res in each_variant.template_json(part)["Resources"].items():
+            if res["Type"] != "AWS::EC2::SecurityGroup":
+                continue
+            rules = egress(each_variant, part, logical_id)
+            # A group without any egress rule keeps EC2's default rule: all traffic anywhere.
+            assert rules, f"{part}/{logical_id} has no egress rule"
+            open_ended = [r for r in rules if r[0] == "-1" and "/" in r[3]]
+            assert not open_ended, f"{part}/{logical_id}: {open_ended}"

@@ -1,24 +1,32 @@
-"""SageMaker stack: least-privilege execution role and the jobs' security group."""
+"""SageMaker stack: least-privilege training and endpoint roles and the jobs' security group."""
 
 from __future__ import annotations
 
 import json
 
+from sg_rules import egress
 
-def _statements(synth) -> dict[str, dict]:
-    (policy,) = synth.template("sagemaker").find_resources("AWS::IAM::Policy").values()
-    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+def _statements(synth, policy: str = "ExecutionPolicy") -> dict[str, dict]:
+    policies = synth.template("sagemaker").find_resources("AWS::IAM::Policy")
+    (found,) = [p for logical, p in policies.items() if logical.startswith(policy)]
+    return {s["Sid"]: s for s in found["Properties"]["PolicyDocument"]["Statement"]}
 
 
 def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def test_role_is_assumed_by_sagemaker_only(each_env):
-    (role,) = each_env.template("sagemaker").find_resources("AWS::IAM::Role").values()
-    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    assert "ManagedPolicyArns" not in role["Properties"]
+def test_roles_are_assumed_by_sagemaker_only(each_env):
+    roles = each_env.template("sagemaker").find_resources("AWS::IAM::Role")
+    assert sorted(r["Properties"]["RoleName"] for r in roles.values()) == [
+        f"{each_env.settings.name_prefix}-sagemaker-endpoint",
+        f"{each_env.settings.name_prefix}-sagemaker-execution",
+    ]
+    for role in roles.values():
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+        assert "ManagedPolicyArns" not in role["Properties"]
 
 
 def test_s3_access_is_limited_to_the_two_prefixes(each_variant):
@@ -34,6 +42,7 @@ def test_s3_access_is_limited_to_the_two_prefixes(each_variant):
     assert "mlflow-artifacts" not in resources
     assert training.dataset_prefix not in json.dumps(statements["WriteOutput"]["Resource"])
     assert statements["ListOwnPrefixes"]["Condition"]["StringLike"]["s3:prefix"]
+    assert training.output_prefix not in json.dumps(statements["ReadData"]["Resource"])
     for s in s3_statements:
         assert all(
             a in {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
@@ -41,24 +50,49 @@ def test_s3_access_is_limited_to_the_two_prefixes(each_variant):
         )
 
 
-def test_ecr_pull_only_from_our_repositories(each_env):
-    statements = _statements(each_env)
-    pull = statements["PullOwnImages"]
-    assert set(_as_list(pull["Action"])) == {
-        "ecr:BatchGetImage",
-        "ecr:GetDownloadUrlForLayer",
-        "ecr:BatchCheckLayerAvailability",
+def test_ecr_pull_only_from_each_roles_own_repository(each_env):
+    for policy, sid, repository in (
+        ("ExecutionPolicy", "PullOwnImages", "TrainingRepository"),
+        ("EndpointPolicy", "PullServingImage", "ServingRepository"),
+    ):
+        statements = _statements(each_env, policy)
+        pull = statements[sid]
+        assert set(_as_list(pull["Action"])) == {
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchCheckLayerAvailability",
+        }
+        resources = json.dumps(pull["Resource"])
+        assert resources.count("Repository") == 1 and repository in resources, resources
+        assert statements["EcrLogin"]["Action"] == "ecr:GetAuthorizationToken"
+
+
+def test_logs_only_in_each_roles_sagemaker_log_group(each_env):
+    training = json.dumps(_statements(each_env)["OwnLogs"]["Resource"])
+    endpoint = json.dumps(_statements(each_env, "EndpointPolicy")["OwnLogs"]["Resource"])
+    assert training.count("log-group:") == endpoint.count("log-group:") == 1
+    assert "log-group:/aws/sagemaker/TrainingJobs:*" in training
+    assert "log-group:/aws/sagemaker/Endpoints/*" in endpoint
+
+
+def test_endpoint_role_reads_only_model_archives(each_env):
+    """Issue 10: endpoints ran with the training role, which could not read endpoint-models/."""
+    env = each_env.settings
+    statements = _statements(each_env, "EndpointPolicy")
+    assert set(statements) == {
+        "ReadModels",
+        "PullServingImage",
+        "OwnLogs",
+        "BucketKey",
+        "EcrLogin",
+        "SageMakerMetrics",
+        "VpcNetworkInterfaces",
     }
-    resources = json.dumps(pull["Resource"])
-    assert "MlflowRepository" in resources and "TrainingRepository" in resources
-    assert statements["EcrLogin"]["Action"] == "ecr:GetAuthorizationToken"
-
-
-def test_logs_only_in_sagemaker_log_groups(each_env):
-    resources = json.dumps(_statements(each_env)["OwnLogs"]["Resource"])
-    assert resources.count("log-group:/aws/sagemaker/") == 2
-    assert "log-group:/aws/sagemaker/TrainingJobs:*" in resources
-    assert "log-group:/aws/sagemaker/Endpoints/*" in resources
+    assert statements["ReadModels"]["Action"] == "s3:GetObject"
+    assert f"{env.bucket_name}/endpoint-models/*" in json.dumps(
+        statements["ReadModels"]["Resource"]
+    )
+    each_env.template("sagemaker").has_output("EndpointRoleArn", {})
 
 
 def test_job_uses_what_the_training_code_reads(each_env):
@@ -68,7 +102,7 @@ def test_job_uses_what_the_training_code_reads(each_env):
         part: set(each_env.template_json(part).get("Outputs", {}))
         for part in ("sagemaker", "network", "data", "mlflow")
     }
-    assert {"ExecutionRoleArn", "SecurityGroupId"} <= outputs["sagemaker"]
+    assert {"ExecutionRoleArn", "EndpointRoleArn", "SecurityGroupId"} <= outputs["sagemaker"]
     assert "PrivateSubnetIds" in outputs["network"]
     assert "BucketName" in outputs["data"]
     assert {"MlflowUrl", "TrainingRepositoryUri"} <= outputs["mlflow"]
@@ -91,18 +125,22 @@ def test_reads_only_the_mlflow_client_secret(each_env):
 
 
 def test_kms_only_the_artifact_key(each_env):
-    statements = _statements(each_env)
-    kms = [
-        s for s in statements.values() if any(a.startswith("kms:") for a in _as_list(s["Action"]))
-    ]
-    assert len(kms) == 1
-    assert "ArtifactsKey" in json.dumps(kms[0]["Resource"])
+    for policy in ("ExecutionPolicy", "EndpointPolicy"):
+        statements = _statements(each_env, policy)
+        kms = [
+            s
+            for s in statements.values()
+            if any(a.startswith("kms:") for a in _as_list(s["Action"]))
+        ]
+        assert len(kms) == 1
+        assert "ArtifactsKey" in json.dumps(kms[0]["Resource"])
 
 
 def test_no_statement_grants_a_service_wildcard(each_env):
-    for statement in _statements(each_env).values():
-        for action in _as_list(statement["Action"]):
-            assert not action.endswith(":*") and action != "*", action
+    for policy in ("ExecutionPolicy", "EndpointPolicy"):
+        for statement in _statements(each_env, policy).values():
+            for action in _as_list(statement["Action"]):
+                assert not action.endswith(":*") and action != "*", action
 
 
 def test_jobs_security_group_reaches_the_alb(each_variant):
@@ -129,3 +167,17 @@ def test_jobs_security_group_reaches_the_alb(each_variant):
         "ToPort": 443,
     } in egress
     assert not any(rule.get("IpProtocol") == "-1" and rule.get("CidrIp") for rule in egress)
+
+
+def test_jobs_egress_is_https_the_alb_and_the_jobs_own_peers(each_variant):
+    t = each_variant.template("sagemaker")
+    (group,) = t.find_resources("AWS::EC2::SecurityGroup")
+    rules = egress(each_variant, "sagemaker", group)
+    mlflow = each_variant.settings.mlflow
+    alb = [r for r in rules if r[3].startswith("import:")]
+    # HTTPS to the ALB is inside the 443 rule; a plain-HTTP listener needs its own.
+    assert [r[:3] for r in alb] == ([("tcp", 80, 80)] if mlflow.allow_http else [])
+    assert all("LoadBalancerSecurityGroup" in r[3] for r in alb)
+    assert sorted(r for r in rules if r not in alb) == sorted(
+        [("tcp", 443, 443, "0.0.0.0/0"), ("-1", None, None, f"ref:{group}")]
+    )
