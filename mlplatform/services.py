@@ -15,6 +15,7 @@ from mlplatform.config import Environment
 
 __all__ = [
     "ARTIFACT_PREFIX",
+    "CONTAINER_AUTH_CONFIG_DIR",
     "DATABASE_SERVER_FLAGS",
     "SERVICES",
     "Endpoints",
@@ -60,6 +61,10 @@ def s3_server_flags(data_dir: str, ip: str, bind: str, port: int, config: str) -
         "-admin.ui=false",
         "-webdav=false",
     ]
+
+
+# Inside a container (compose, ECS): a folder of the container's own /tmp, private to it.
+CONTAINER_AUTH_CONFIG_DIR = "/tmp/mlflow-auth"  # noqa: S108
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class Endpoints:
     aws_url: str
     bind_host: str
     credentials_file: str
+    auth_config_dir: str | None = None
 
 
 def native_endpoints(env: Environment, credentials_file: str) -> Endpoints:
@@ -158,6 +164,7 @@ def compose_endpoints() -> Endpoints:
         aws_url=f"http://aws:{ports['aws']}",
         bind_host="0.0.0.0",
         credentials_file="/run/secrets/aws_credentials",
+        auth_config_dir=CONTAINER_AUTH_CONFIG_DIR,
     )
 
 
@@ -176,6 +183,9 @@ def mlflow_environment(env: Environment, where: Endpoints) -> dict[str, str]:
         "MLFLOW_WORKERS": str(env.mlflow.workers),
         "MLFLOW_AUTH_CACHE_TTL_SECONDS": str(env.mlflow.auth_cache_ttl_seconds),
         "MLFLOW_HOST": where.bind_host,
+        # `serve` writes its auth ini here; `health` reads the server's login from it. The native
+        # runtime puts it in its state folder instead (runtime/native.py).
+        **({"MLFLOW_AUTH_CONFIG_DIR": where.auth_config_dir} if where.auth_config_dir else {}),
         "MLFLOW_PORT": "5000" if where.bind_host == "0.0.0.0" else str(env.ports.mlflow),
         # Locally S3 is SeaweedFS and Secrets Manager is moto; in AWS both variables are absent.
         "MLFLOW_S3_ENDPOINT_URL": where.s3_url,

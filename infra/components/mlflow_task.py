@@ -15,7 +15,18 @@ from constructs import Construct
 from infra.nag import acknowledge
 from infra.naming import MLFLOW_PORT
 
-__all__ = ["MlflowSecrets", "MlflowTask"]
+__all__ = ["HEALTH_CHECK", "MlflowSecrets", "MlflowTask"]
+
+# The ALB's /health never touches the database: a task whose injected password was rotated away
+# would stay in service. This check logs in as the server did (mlflow_server/health.py); an
+# essential container that fails it is replaced by ECS, and the new task gets the current secret.
+HEALTH_CHECK = ecs.HealthCheck(
+    command=["CMD", "python", "-m", "mlflow_server", "health"],
+    interval=cdk.Duration.seconds(30),
+    timeout=cdk.Duration.seconds(10),
+    retries=3,
+    start_period=cdk.Duration.seconds(120),
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,7 @@ class MlflowTask(Construct):
             logging=ecs.LogDrivers.aws_logs(stream_prefix=command, log_group=log_group),
             essential=True,
             stop_timeout=cdk.Duration.seconds(30),
+            health_check=HEALTH_CHECK if command == "serve" else None,
         )
         if command == "serve":
             self.container.add_port_mappings(

@@ -36,6 +36,7 @@ from infra.retention import retention_days
 from infra.stacks.data import DB_PORT
 from mlplatform.config import Environment
 from mlplatform.ecr_push import RELEASE_TAG_PREFIX
+from mlplatform.services import CONTAINER_AUTH_CONFIG_DIR
 
 __all__ = ["RELEASES_KEPT", "MlflowServiceStack"]
 
@@ -117,6 +118,8 @@ class MlflowServiceStack(cdk.Stack):
             "MLFLOW_WORKERS": str(mlflow.workers),
             "MLFLOW_AUTH_CACHE_TTL_SECONDS": str(mlflow.auth_cache_ttl_seconds),
             "MLFLOW_HOST": "0.0.0.0",  # inside the task's own network namespace only
+            # Where `serve` writes its 0600 auth ini, which the health check reads its login from.
+            "MLFLOW_AUTH_CONFIG_DIR": CONTAINER_AUTH_CONFIG_DIR,
             "MLFLOW_PORT": str(MLFLOW_PORT),
             "AWS_DEFAULT_REGION": settings.region,
         }

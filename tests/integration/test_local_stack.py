@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -15,6 +18,7 @@ import boto3
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.cli import REPO
 from tests.integration.conftest import Stack, group_alive, write_config
 
 pytestmark = pytest.mark.integration
@@ -207,3 +211,44 @@ def test_taken_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path) -> 
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
     assert not (tmp_path / "state" / "run" / "supervisor.sock").exists()
     assert kit("down", env=env).returncode == 0
+
+
+def health_check(stack: Stack, auth_config_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m mlflow_server health` as the runtimes run it, for the stack's MLflow."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    env = {
+        **clean,
+        "MLFLOW_PORT": str(stack.ports["mlflow"]),
+        "MLFLOW_AUTH_CONFIG_DIR": str(auth_config_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "mlflow_server", "health"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_health_logs_in_to_the_database_as_the_server_did(stack: Stack, tmp_path: Path) -> None:
+    """The check ECS and compose run: healthy with the server's login; with that login's password
+    rotated away (simulated on a copy of its 0600 auth ini), one line and exit 1, so the task is
+    replaced. MariaDB answers for real both times."""
+    run = stack.home / "state" / "run"
+    result = health_check(stack, run)
+    assert (result.returncode, result.stderr) == (0, "")
+
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(run / "basic_auth.ini")
+    uri = ini["mlflow"]["database_uri"]
+    scheme, _, rest = uri.partition("://")
+    login, _, where = rest.rpartition("@")
+    user = login.split(":", 1)[0]
+    rotated = f"{scheme}://{user}:rotated-away@{where}"
+    (tmp_path / "basic_auth.ini").write_text(f"[mlflow]\ndatabase_uri = {rotated}\n")
+    stale = health_check(stack, tmp_path)
+    assert stale.returncode == 1, stale.stderr
+    (line,) = stale.stderr.splitlines()
+    assert "Access denied for user" in line and "rotated-away" not in line

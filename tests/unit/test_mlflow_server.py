@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import configparser
+import http.server
 import json
 import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -19,6 +24,8 @@ from mlflow_server.settings import (
     read_settings,
     redact_uri,
 )
+from tests.cli import REPO
+from tests.emulator.process import free_port
 
 BASE = {
     "MLFLOW_ARTIFACTS_DESTINATION": "s3://bucket/mlflow-artifacts",
@@ -171,3 +178,75 @@ def test_allowed_hosts_match_with_any_port() -> None:
 def test_redact_uri() -> None:
     assert redact_uri("mysql+pymysql://u:secret@h:3306/db") == "mysql+pymysql://u:***@h:3306/db"
     assert redact_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def answering() -> Iterator[int]:
+    """A stand-in server answering GET /health on a free loopback port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+def health(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m mlflow_server health` as ECS and compose run it (no AWS or MLflow variables)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "mlflow_server", "health"],
+        cwd=REPO,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_health_passes_when_the_server_answers_and_its_login_works(
+    answering: int, tmp_path: Path
+) -> None:
+    result = health({"MLFLOW_PORT": str(answering), "MLFLOW_DB_URI": f"sqlite:///{tmp_path}/x.db"})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_health_fails_when_the_servers_own_login_no_longer_works(
+    answering: int, tmp_path: Path
+) -> None:
+    """A password rotated away: the server's login (its auth ini) fails while the current
+    settings would work. /health alone says OK; this check must not (issue 10, defect 3)."""
+    closed = free_port()
+    stale = f"mysql+pymysql://mlflow:{DB_PASSWORD.replace('%', '%%')}@127.0.0.1:{closed}/mlflow"
+    (tmp_path / "basic_auth.ini").write_text(f"[mlflow]\ndatabase_uri = {stale}\n")
+    result = health(
+        {
+            "MLFLOW_PORT": str(answering),
+            "MLFLOW_AUTH_CONFIG_DIR": str(tmp_path),
+            "MLFLOW_DB_URI": f"sqlite:///{tmp_path}/current.db",
+        }
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"mlflow_server: unhealthy: database 127.0.0.1:{closed}/mlflow: ")
+    assert DB_PASSWORD not in line and "Traceback" not in result.stderr
+
+
+def test_health_fails_when_the_server_does_not_answer(tmp_path: Path) -> None:
+    port = free_port()
+    result = health({"MLFLOW_PORT": str(port), "MLFLOW_DB_URI": f"sqlite:///{tmp_path}/x.db"})
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"mlflow_server: unhealthy: http://127.0.0.1:{port}/health did not answer"
+    )

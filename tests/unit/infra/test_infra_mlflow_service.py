@@ -76,6 +76,23 @@ def test_lifecycle_expires_only_old_tagged_releases(each_env):
         assert release_tag("sha256:" + "a" * 64).startswith(RELEASE_TAG_PREFIX)
 
 
+def test_serve_is_replaced_when_its_database_login_fails(each_env):
+    """Issue 10: /health answers without the database, so a task whose injected password was
+    rotated away stayed in service. ECS now runs the server's own login check."""
+    containers = _containers(each_env)
+    serve = _serve(each_env)
+    assert serve["HealthCheck"] == {
+        "Command": ["CMD", "python", "-m", "mlflow_server", "health"],
+        "Interval": 30,
+        "Timeout": 10,
+        "Retries": 3,
+        "StartPeriod": 120,
+    }
+    assert {"Name": "MLFLOW_AUTH_CONFIG_DIR", "Value": "/tmp/mlflow-auth"} in serve["Environment"]
+    migrate = containers[f"{each_env.settings.name_prefix}-mlflow-migrate"]
+    assert "HealthCheck" not in migrate  # a one-off task: its exit code is its health
+
+
 def test_cluster_has_container_insights(each_env):
     each_env.template("mlflow").has_resource_properties(
         "AWS::ECS::Cluster",
