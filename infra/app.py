@@ -88,6 +88,7 @@ class EnvironmentStacks:
             vpc=vpc,
             private_subnets=subnets,
             database=self.data.database,
+            database_login=self.data.mlflow_login,
             bucket=self.data.bucket,
             key=self.data.key,
             **common("mlflow", "MLflow platform: MLflow tracking server on Fargate"),

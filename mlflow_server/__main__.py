@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from mlflow_server.settings import SettingsError, read_settings
+from mlflow_server.settings import SettingsError, app_login, read_settings
 
 log = logging.getLogger("mlflow_server")
 
@@ -46,8 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     log.info("settings %r", settings)
 
     if args.command == "migrate" or args.migrate:
-        from mlflow_server.database import migrate
+        from mlflow_server.database import ensure_login, migrate
 
+        try:
+            login = app_login()
+        except SettingsError as exc:
+            print(f"mlflow_server: {exc}", file=sys.stderr)
+            return 2
+        if login is not None:
+            log.info("migrate: %s", ensure_login(settings.database_uri, *login))
         for step in migrate(settings.database_uri):
             log.info("migrate: %s", step)
         if args.command == "migrate":

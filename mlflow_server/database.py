@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["migrate"]
+__all__ = ["ensure_login", "migrate"]
 
 
 def _precreate_auth_tables(engine: sa.Engine) -> bool:
@@ -67,3 +67,30 @@ def migrate(database_uri: str) -> list[str]:
     finally:
         engine.dispose()
     return done
+
+
+def ensure_login(database_uri: str, username: str, password: str) -> str:
+    """Create MLflow's own user (as the master of `database_uri`) with rights on its schema only.
+
+    Idempotent, and the password is set to the secret's each time: after a restore from a
+    snapshot, or a user made by hand, the secret stays the truth. With multi-user rotation the
+    secret names whichever of the two users is current; the rotation function made the other.
+    """
+    url = sa.engine.make_url(database_uri)
+    schema = url.database
+    if not schema or "`" in schema:
+        raise ValueError("the database URI must name MLflow's schema")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            who = {"user": username, "password": password}
+            connection.execute(
+                sa.text("CREATE USER IF NOT EXISTS :user@'%' IDENTIFIED BY :password"), who
+            )
+            connection.execute(sa.text("ALTER USER :user@'%' IDENTIFIED BY :password"), who)
+            connection.execute(
+                sa.text(f"GRANT ALL PRIVILEGES ON `{schema}`.* TO :user@'%'"), {"user": username}
+            )
+    finally:
+        engine.dispose()
+    return f"user {username} has all privileges on {schema} and nothing else"

@@ -133,6 +133,20 @@ def database_uri(env: Mapping[str, str]) -> str:
     return f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{name}"
 
 
+def app_login(env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """MLflow's own database login for `migrate` to create, when it runs as the master.
+
+    From MLFLOW_APP_DB_SECRET_ID or MLFLOW_APP_DB_USERNAME/PASSWORD (ECS injects these into the
+    cloud's migrate task); None when neither is set (locally the kit creates the user itself).
+    """
+    env = os.environ if env is None else env
+    if not (env.get("MLFLOW_APP_DB_SECRET_ID") or env.get("MLFLOW_APP_DB_USERNAME")):
+        return None
+    return _credentials(
+        env, "MLFLOW_APP_DB_SECRET_ID", "MLFLOW_APP_DB_USERNAME", "MLFLOW_APP_DB_PASSWORD"
+    )
+
+
 def read_settings(
     env: Mapping[str, str] | None = None, *, need_server: bool = True
 ) -> ServerSettings:

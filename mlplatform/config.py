@@ -355,8 +355,17 @@ class Environment(_Strict):
 
     @property
     def database_secret_name(self) -> str:
-        """Secrets Manager name of the database credentials (JSON with username, password, ...)."""
-        return f"{self.name_prefix}/database"
+        """Secrets Manager name of MLflow's database login (JSON with username, password, ...).
+
+        A user with rights on MLflow's schema only: locally the kit's MLflow user; in the cloud
+        one the migrate task creates and Secrets Manager rotates by alternating users.
+        """
+        return f"{self.name_prefix}/mlflow-database"
+
+    @property
+    def database_master_secret_name(self) -> str:
+        """Secrets Manager name of the RDS master login (cloud: migrations and rotation only)."""
+        return f"{self.name_prefix}/database-master"
 
     @property
     def admin_secret_name(self) -> str:

@@ -33,32 +33,33 @@ HEALTH_CHECK = ecs.HealthCheck(
 class MlflowSecrets:
     """The secrets the container contract injects (never plain environment values)."""
 
-    database: secretsmanager.ISecret  # RDS-shaped JSON {username, password, ...}
+    database: secretsmanager.ISecret  # MLflow's login, RDS-shaped JSON {username, password, ...}
+    master: secretsmanager.ISecret  # the RDS master login: the migrate task's only
     admin: secretsmanager.ISecret  # JSON {username, password}
     flask_key: secretsmanager.ISecret  # plain string
 
     def as_container_secrets(self, command: str) -> dict[str, ecs.Secret]:
         """ECS ``secrets`` entries of ``command``, resolved at task start by the execution role.
 
-        ``serve`` gets every credential; ``migrate`` reads the database's only
-        (mlflow_server.settings.read_settings with need_server=False) and gets nothing else, since
-        each entry also grants the task's execution role read access to that secret.
+        ``serve`` logs in to the database as MLflow's own user and gets the MLflow credentials;
+        ``migrate`` logs in as the master, to create MLflow's user (MLFLOW_APP_DB_*) and migrate,
+        and gets nothing else. Each entry also grants the task's execution role read access to
+        that secret, so neither task's role can read the other's.
         """
-        found = {
-            "MLFLOW_DB_USERNAME": ecs.Secret.from_secrets_manager(self.database, "username"),
-            "MLFLOW_DB_PASSWORD": ecs.Secret.from_secrets_manager(self.database, "password"),
-        }
-        if command == "serve":
-            found |= {
-                "MLFLOW_AUTH_ADMIN_USERNAME": ecs.Secret.from_secrets_manager(
-                    self.admin, "username"
-                ),
-                "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(
-                    self.admin, "password"
-                ),
-                "MLFLOW_FLASK_SERVER_SECRET_KEY": ecs.Secret.from_secrets_manager(self.flask_key),
+
+        def login(secret: secretsmanager.ISecret, prefix: str) -> dict[str, ecs.Secret]:
+            return {
+                f"{prefix}_USERNAME": ecs.Secret.from_secrets_manager(secret, "username"),
+                f"{prefix}_PASSWORD": ecs.Secret.from_secrets_manager(secret, "password"),
             }
-        return found
+
+        if command == "migrate":
+            return login(self.master, "MLFLOW_DB") | login(self.database, "MLFLOW_APP_DB")
+        return login(self.database, "MLFLOW_DB") | {
+            "MLFLOW_AUTH_ADMIN_USERNAME": ecs.Secret.from_secrets_manager(self.admin, "username"),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(self.admin, "password"),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": ecs.Secret.from_secrets_manager(self.flask_key),
+        }
 
 
 class MlflowTask(Construct):

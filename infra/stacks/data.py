@@ -8,15 +8,29 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.components.log_bucket import LogBucket
 from infra.nag import acknowledge
 from mlplatform.config import Environment
 
-__all__ = ["DB_PORT", "ENGINE_VERSIONS", "DataStack", "engine_for"]
+__all__ = [
+    "DB_PORT",
+    "ENGINE_VERSIONS",
+    "EXCLUDED_CHARACTERS",
+    "MASTER_USER",
+    "MLFLOW_USER",
+    "DataStack",
+    "engine_for",
+]
 
 DB_PORT = 3306
+# The RDS master (migrations, rotation) and MLflow's own login (its schema only).
+MASTER_USER = "mlflow"
+MLFLOW_USER = "mlflow_app"
+# Characters that break URLs, shells or configparser never enter a generated password.
+EXCLUDED_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\^=,"
 
 # The exact RDS minor per (engine, major) the kit deploys. Pinned so every environment runs the
 # same server the tests ran against; bump it here, in one reviewed change.
@@ -38,7 +52,8 @@ def engine_for(engine: str, version: str) -> rds.IInstanceEngine:
 class DataStack(cdk.Stack):
     """The stateful half of the platform.
 
-    Exposes ``database`` (rds.DatabaseInstance, credentials in ``database.secret``),
+    Exposes ``database`` (rds.DatabaseInstance, master login in ``database.secret``),
+    ``mlflow_login`` (MLflow's own database login, rotated by alternating users),
     ``bucket``, ``key`` (the customer-managed KMS key of the bucket) and
     ``rotation_security_group`` (the rotation function's: the database and Secrets Manager only;
     hand it to any further rotation so it does not get a group open to everything). The
@@ -72,7 +87,8 @@ class DataStack(cdk.Stack):
         self.database = self._database(vpc, private_subnets)
 
         cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
-        cdk.CfnOutput(self, "DatabaseSecretArn", value=self.database.secret.secret_arn)  # type: ignore[union-attr]
+        cdk.CfnOutput(self, "DatabaseSecretArn", value=self.mlflow_login.secret_arn)
+        cdk.CfnOutput(self, "DatabaseMasterSecretArn", value=self.database.secret.secret_arn)  # type: ignore[union-attr]
         cdk.CfnOutput(self, "DatabaseEndpoint", value=self.database.db_instance_endpoint_address)
 
     def _artifact_bucket(self) -> s3.Bucket:
@@ -141,10 +157,9 @@ class DataStack(cdk.Stack):
             port=DB_PORT,
             database_name=db.name,
             credentials=rds.Credentials.from_generated_secret(
-                "mlflow",
-                secret_name=env.database_secret_name,
-                # Characters that break URLs, shells or configparser never enter the password.
-                exclude_characters=" %+~`#$&*()|[]{}:;<>?!'/@\"\\^=,",
+                MASTER_USER,
+                secret_name=env.database_master_secret_name,
+                exclude_characters=EXCLUDED_CHARACTERS,
             ),
             parameter_group=parameters,
             allocated_storage=db.allocated_storage_gib,
@@ -164,15 +179,48 @@ class DataStack(cdk.Stack):
         for group in log_groups:
             instance.node.add_dependency(group)
         _no_egress(instance.connections.security_groups[0])
-        # The rotation construct opens the database's port from this group (both directions).
+        # The rotation constructs open the database's port from this group (both directions).
+        # The master login is read fresh by its only users (migrate task, rotation): one user.
         instance.add_rotation_single_user(
             automatically_after=cdk.Duration.days(db.rotation_days),
             vpc_subnets=subnets,
             security_group=self.rotation_security_group,
-            exclude_characters=" %+~`#$&*()|[]{}:;<>?!'/@\"\\^=,",
+            exclude_characters=EXCLUDED_CHARACTERS,
         )
+        self.mlflow_login = self._mlflow_login(instance, subnets)
         self._acknowledge_database(instance)
         return instance
+
+    def _mlflow_login(
+        self, instance: rds.DatabaseInstance, subnets: ec2.SubnetSelection
+    ) -> secretsmanager.ISecret:
+        """MLflow's own login, rights on its schema only (the migrate task creates the user).
+
+        Rotated by alternating two users (the SAR multi-user function clones the user with the
+        master login): the password a running task was given stays valid until the rotation
+        after next, so a rotation never cuts tasks off; the health check replaces any task that
+        lives that long. Not retained: after a restore the migrate task sets the user's password
+        to whatever the secret holds.
+        """
+        env, db = self._settings, self._settings.database
+        secret = rds.DatabaseSecret(
+            self,
+            "MlflowDatabaseSecret",
+            username=MLFLOW_USER,
+            secret_name=env.database_secret_name,
+            master_secret=instance.secret,
+            exclude_characters=EXCLUDED_CHARACTERS,
+        )
+        attached = secret.attach(instance)
+        instance.add_rotation_multi_user(
+            "MlflowLoginRotation",
+            secret=attached,
+            automatically_after=cdk.Duration.days(db.rotation_days),
+            vpc_subnets=subnets,
+            security_group=self.rotation_security_group,
+            exclude_characters=EXCLUDED_CHARACTERS,
+        )
+        return attached
 
     def _rotation_security_group(
         self, vpc: ec2.IVpc, endpoints: ec2.ISecurityGroup | None
@@ -206,8 +254,8 @@ class DataStack(cdk.Stack):
             instance,
             "AwsSolutions-RDS6",
             f"{instance.node.id} of {name}: MLflow's SQLAlchemy/pymysql pool cannot refresh "
-            "15-minute IAM tokens; it uses the Secrets Manager password, which rotates on a "
-            "schedule.",
+            "15-minute IAM tokens; it logs in as its own user with a Secrets Manager password "
+            "rotated by alternating users, so running tasks keep a valid one.",
         )
         if not db.multi_az:
             acknowledge(

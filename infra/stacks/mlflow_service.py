@@ -61,6 +61,7 @@ class MlflowServiceStack(cdk.Stack):
         vpc: ec2.IVpc,
         private_subnets: ec2.SubnetSelection,
         database: rds.DatabaseInstance,
+        database_login: secretsmanager.ISecret,
         bucket: s3.IBucket,
         key: kms.IKey,
         **kwargs: object,
@@ -74,7 +75,7 @@ class MlflowServiceStack(cdk.Stack):
         self.repositories = {
             name: self._repository(settings, name) for name in ("mlflow", "training", "serving")
         }
-        secrets = self._secrets(settings, database)
+        secrets = self._secrets(settings, database, database_login)
 
         self.cluster = ecs.Cluster(
             self,
@@ -288,7 +289,12 @@ class MlflowServiceStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
-    def _secrets(self, settings: Environment, database: rds.DatabaseInstance) -> MlflowSecrets:
+    def _secrets(
+        self,
+        settings: Environment,
+        database: rds.DatabaseInstance,
+        database_login: secretsmanager.ISecret,
+    ) -> MlflowSecrets:
         def generated(
             construct_id: str,
             name: str,
@@ -352,7 +358,9 @@ class MlflowServiceStack(cdk.Stack):
             "(mlplatform.mlflow_users), so a scheduled rotation would lock jobs out until then.",
         )
         assert database.secret is not None  # from_generated_secret always creates one
-        return MlflowSecrets(database=database.secret, admin=admin, flask_key=flask_key)
+        return MlflowSecrets(
+            database=database_login, master=database.secret, admin=admin, flask_key=flask_key
+        )
 
     def _outputs(self, settings: Environment) -> None:
         # What `invoke` needs to run the migrate task and to reach MLflow, by stable names.

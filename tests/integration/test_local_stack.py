@@ -15,9 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import pymysql
 import pytest
 from mlflow.tracking import MlflowClient
 
+from mlplatform.database_admin import root_connection
 from tests.cli import REPO
 from tests.integration.conftest import Stack, group_alive, write_config
 
@@ -252,3 +254,53 @@ def test_health_logs_in_to_the_database_as_the_server_did(stack: Stack, tmp_path
     assert stale.returncode == 1, stale.stderr
     (line,) = stale.stderr.splitlines()
     assert "Access denied for user" in line and "rotated-away" not in line
+
+
+def test_migrate_as_master_creates_mlflows_own_login_on_its_schema_only(stack: Stack) -> None:
+    """The cloud's migrate task (issue 10, defect 5): logged in as the master, it creates MLflow's
+    user from MLFLOW_APP_DB_*, with every right on MLflow's schema and none elsewhere, then
+    migrates. Run twice, it changes nothing. Real MariaDB; the master here is a test user."""
+    schema, master, app = "mlp_login_test", "mlp_test_master", "mlp_test_app"
+    socket_path = stack.home / "state" / "run" / "mysqld.sock"
+    with root_connection(socket_path) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
+        cur.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY 'master-pw-1'", (master,))
+        cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (master,))
+        conn.commit()
+    port = stack.ports["database"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    env = {
+        **clean,
+        "MLFLOW_DB_URI": f"mysql+pymysql://{master}:master-pw-1@127.0.0.1:{port}/{schema}",
+        "MLFLOW_APP_DB_USERNAME": app,
+        "MLFLOW_APP_DB_PASSWORD": "app-pw-1",
+    }
+    try:
+        for _ in range(2):
+            result = subprocess.run(
+                [sys.executable, "-m", "mlflow_server", "migrate"],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr[-2000:]
+            assert f"user {app} has all privileges on {schema} and nothing else" in result.stderr
+            assert "app-pw-1" not in result.stderr and "master-pw-1" not in result.stderr
+        login = pymysql.connect(
+            host="127.0.0.1", port=port, user=app, password="app-pw-1", database=schema
+        )
+        with login, login.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM experiments")
+            cur.execute("SHOW DATABASES")
+            assert {row[0] for row in cur.fetchall()} == {"information_schema", schema}
+            with pytest.raises(pymysql.err.OperationalError):
+                cur.execute("SELECT user FROM mysql.user")
+    finally:
+        with root_connection(socket_path) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{schema}`")
+            for user in (master, app):
+                cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+            conn.commit()

@@ -91,7 +91,8 @@ def test_defaults_fill_missing_tables(tmp_path: Path) -> None:
     env = load_environment("local", write(tmp_path, MINIMAL))
     assert env.mlflow.workers == 2
     assert env.bucket_name == "mlp-local-artifacts-123456789012-us-east-1"
-    assert env.database_secret_name == "mlp-local/database"
+    assert env.database_secret_name == "mlp-local/mlflow-database"
+    assert env.database_master_secret_name == "mlp-local/database-master"
 
 
 def test_mariadb_is_allowed(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from mlflow_server.__main__ import main
 from mlflow_server.settings import (
     PUBLIC_DEFAULT_ADMIN_PASSWORD,
     SettingsError,
+    app_login,
     read_settings,
     redact_uri,
 )
@@ -250,3 +251,23 @@ def test_health_fails_when_the_server_does_not_answer(tmp_path: Path) -> None:
     assert result.stderr.startswith(
         f"mlflow_server: unhealthy: http://127.0.0.1:{port}/health did not answer"
     )
+
+
+def test_app_login_is_read_only_when_migrate_is_given_one() -> None:
+    assert app_login({"MLFLOW_DB_USERNAME": "master"}) is None
+    assert app_login({"MLFLOW_APP_DB_USERNAME": "app", "MLFLOW_APP_DB_PASSWORD": "pw"}) == (
+        "app",
+        "pw",
+    )
+    with pytest.raises(SettingsError, match="MLFLOW_APP_DB_PASSWORD is not set"):
+        app_login({"MLFLOW_APP_DB_USERNAME": "app"})
+
+
+def test_migrate_with_half_an_app_login_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MLFLOW_DB_URI", f"sqlite:///{tmp_path}/x.db")
+    monkeypatch.setenv("MLFLOW_APP_DB_USERNAME", "mlflow_app")
+    monkeypatch.delenv("MLFLOW_APP_DB_PASSWORD", raising=False)
+    assert main(["migrate"]) == 2
+    assert capsys.readouterr().err == "mlflow_server: MLFLOW_APP_DB_PASSWORD is not set\n"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match
 from sg_rules import NO_TRAFFIC, destination, egress, group_of
 
-from infra.stacks.data import DB_PORT, ENGINE_VERSIONS
+from infra.stacks.data import DB_PORT, ENGINE_VERSIONS, MASTER_USER, MLFLOW_USER
 
 
 def _db(synth) -> dict:
@@ -51,23 +53,54 @@ def test_parameter_group_lets_migrations_create_triggers(each_variant):
 
 def test_credentials_are_generated_into_secrets_manager_and_rotated(each_env):
     t = each_env.template("data")
+    env = each_env.settings
     t.has_resource_properties(
         "AWS::SecretsManager::Secret",
         {
-            "Name": each_env.settings.database_secret_name,
+            "Name": env.database_master_secret_name,
             "GenerateSecretString": Match.object_like({"GenerateStringKey": "password"}),
         },
     )
-    t.has_resource_properties(
+    t.resource_properties_count_is(
         "AWS::SecretsManager::RotationSchedule",
-        {
-            "RotationRules": {
-                "ScheduleExpression": f"rate({each_env.settings.database.rotation_days} days)"
-            }
-        },
+        {"RotationRules": {"ScheduleExpression": f"rate({env.database.rotation_days} days)"}},
+        2,
     )
     (db,) = t.find_resources("AWS::RDS::DBInstance").values()
     assert "{{resolve:secretsmanager:" in str(db["Properties"]["MasterUserPassword"])
+    assert db["Properties"]["MasterUsername"] == MASTER_USER
+
+
+def test_mlflow_has_its_own_login_rotated_by_alternating_users(each_env):
+    """Issue 10 (defects 3 and 5): MLflow connected as the RDS master, whose single-user rotation
+    cut running tasks off. Its own login names the master secret (the multi-user rotation clones
+    the user with it) and is rotated by the multi-user function."""
+    t = each_env.template("data")
+    template = each_env.template_json("data")
+    env = each_env.settings
+    (login_id,) = t.find_resources(
+        "AWS::SecretsManager::Secret", {"Properties": {"Name": env.database_secret_name}}
+    )
+    login = template["Resources"][login_id]["Properties"]["GenerateSecretString"]
+    assert MLFLOW_USER in json.dumps(login["SecretStringTemplate"])
+    assert "masterarn" in json.dumps(login["SecretStringTemplate"])
+    apps = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Application"
+    ]
+    mappings = template["Mappings"]
+    functions = sorted(
+        mappings[a["Properties"]["Location"]["ApplicationId"]["Fn::FindInMap"][0]]["aws"][
+            "applicationId"
+        ].rsplit("/", 1)[-1]
+        for a in apps
+    )
+    assert functions == [
+        "SecretsManagerRDSMySQLRotationMultiUser",
+        "SecretsManagerRDSMySQLRotationSingleUser",
+    ]
+    outputs = template["Outputs"]
+    assert "MlflowDatabaseSecret" in json.dumps(outputs["DatabaseSecretArn"])
+    assert "DatabaseMasterSecretArn" in outputs
 
 
 def _artifact_bucket(synth) -> dict:

@@ -25,6 +25,8 @@ from mlplatform.ecr_push import RELEASE_TAG_PREFIX, release_tag
 from mlplatform.errors import ConfigError
 
 DATABASE_VARIABLES = {"MLFLOW_DB_USERNAME", "MLFLOW_DB_PASSWORD"}
+# What the migrate task creates MLflow's own database user from (it logs in as the master).
+APP_LOGIN_VARIABLES = {"MLFLOW_APP_DB_USERNAME", "MLFLOW_APP_DB_PASSWORD"}
 SECRET_VARIABLES = DATABASE_VARIABLES | {
     "MLFLOW_AUTH_ADMIN_USERNAME",
     "MLFLOW_AUTH_ADMIN_PASSWORD",
@@ -163,7 +165,7 @@ def test_credentials_are_injected_from_secrets_manager_never_plain(each_variant)
     prefix = each_variant.settings.name_prefix
     expected = {
         f"{prefix}-mlflow": SECRET_VARIABLES,
-        f"{prefix}-mlflow-migrate": DATABASE_VARIABLES,
+        f"{prefix}-mlflow-migrate": DATABASE_VARIABLES | APP_LOGIN_VARIABLES,
     }
     for family, container in _containers(each_variant).items():
         secrets = {s["Name"]: json.dumps(s["ValueFrom"]) for s in container["Secrets"]}
@@ -397,20 +399,27 @@ def _role_ids(task_definition: dict) -> set[str]:
     return {props[k]["Fn::GetAtt"][0] for k in ("ExecutionRoleArn", "TaskRoleArn") if k in props}
 
 
-def test_migrate_task_gets_the_database_secret_only(each_variant):
-    """`python -m mlflow_server migrate` reads only the database (read_settings(need_server=False)).
+def test_migrate_task_gets_the_database_logins_only(each_variant):
+    """`python -m mlflow_server migrate` logs in as the master and creates MLflow's own user.
 
-    Neither its container nor any policy of its task or execution role names the admin, Flask or
-    client secret; the serve task keeps all of them.
+    It gets those two database logins and nothing else: neither its container nor any policy of
+    its task or execution role names the admin, Flask or client secret; the serve task gets
+    MLflow's own login (never the master's) and the MLflow credentials.
     """
     t = each_variant.template("mlflow")
     template = each_variant.template_json("mlflow")
     prefix = each_variant.settings.name_prefix
+    containers = _containers(each_variant)
+    container = containers[f"{prefix}-mlflow-migrate"]
+    secrets = {s["Name"]: json.dumps(s["ValueFrom"]) for s in container["Secrets"]}
+    assert set(secrets) == DATABASE_VARIABLES | APP_LOGIN_VARIABLES
+    assert "DatabaseSecret" in secrets["MLFLOW_DB_PASSWORD"]  # the RDS master (data stack)
+    assert "MlflowDatabaseSecret" in secrets["MLFLOW_APP_DB_PASSWORD"]
+    serve = {s["Name"]: json.dumps(s["ValueFrom"]) for s in _serve(each_variant)["Secrets"]}
+    assert "MlflowDatabaseSecret" in serve["MLFLOW_DB_PASSWORD"]
     (migrate,) = t.find_resources(
         "AWS::ECS::TaskDefinition", {"Properties": {"Family": f"{prefix}-mlflow-migrate"}}
     ).values()
-    (container,) = migrate["Properties"]["ContainerDefinitions"]
-    assert {s["Name"] for s in container["Secrets"]} == DATABASE_VARIABLES
     app_secrets = {_logical_id(t, "AWS::SecretsManager::Secret", n) for n in ("Admin", "Flask")}
     app_secrets.add(_logical_id(t, "AWS::SecretsManager::Secret", "Client"))
     roles = _role_ids(migrate)
@@ -423,7 +432,6 @@ def test_migrate_task_gets_the_database_secret_only(each_variant):
     text = json.dumps(policies) + json.dumps(container)
     assert policies and "secretsmanager:GetSecretValue" in text
     assert not [s for s in app_secrets if s in text]
-    assert "DatabaseSecret" in text  # the one secret it reads, imported from the data stack
 
 
 def test_app_secrets_are_retained_like_the_database(each_env):
