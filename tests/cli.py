@@ -1,4 +1,5 @@
-"""Run the kit's tasks the way a user does: `invoke <task>` in a subprocess."""
+"""Run the kit's tasks the way a user does: `invoke <task>` in a subprocess; and the server
+image's entrypoint (`python -m mlflow_server <command>`) the way ECS and compose run it."""
 
 from __future__ import annotations
 
@@ -39,3 +40,19 @@ def kit(
             f"{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def entrypoint(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`python -m mlflow_server ARGS` with only `env` of the AWS and MLflow variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "mlflow_server", *args],
+        cwd=REPO,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlplatform.database_admin import root_connection
-from tests.cli import REPO
+from tests.cli import entrypoint
 from tests.integration.conftest import Stack, group_alive, write_config
 
 pytestmark = pytest.mark.integration
@@ -110,7 +110,6 @@ def test_secrets_are_files_0600_and_never_on_a_command_line(stack: Stack) -> Non
 
 def test_env_output_is_sourceable_by_a_shell(stack: Stack) -> None:
     import subprocess
-    import sys
 
     script = (
         f'eval "$({sys.executable} -m invoke env)"; echo "$MLFLOW_TRACKING_URI $AWS_DEFAULT_REGION"'
@@ -217,20 +216,12 @@ def test_taken_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path) -> 
 
 def health_check(stack: Stack, auth_config_dir: Path) -> subprocess.CompletedProcess[str]:
     """`python -m mlflow_server health` as the runtimes run it, for the stack's MLflow."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-    env = {
-        **clean,
-        "MLFLOW_PORT": str(stack.ports["mlflow"]),
-        "MLFLOW_AUTH_CONFIG_DIR": str(auth_config_dir),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "mlflow_server", "health"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return entrypoint(
+        "health",
+        env={
+            "MLFLOW_PORT": str(stack.ports["mlflow"]),
+            "MLFLOW_AUTH_CONFIG_DIR": str(auth_config_dir),
+        },
     )
 
 
@@ -268,24 +259,14 @@ def test_migrate_as_master_creates_mlflows_own_login_on_its_schema_only(stack: S
         cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (master,))
         conn.commit()
     port = stack.ports["database"]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
     env = {
-        **clean,
         "MLFLOW_DB_URI": f"mysql+pymysql://{master}:master-pw-1@127.0.0.1:{port}/{schema}",
         "MLFLOW_APP_DB_USERNAME": app,
         "MLFLOW_APP_DB_PASSWORD": "app-pw-1",
     }
     try:
         for _ in range(2):
-            result = subprocess.run(
-                [sys.executable, "-m", "mlflow_server", "migrate"],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
+            result = entrypoint("migrate", env=env, timeout=300)
             assert result.returncode == 0, result.stderr[-2000:]
             assert f"user {app} has all privileges on {schema} and nothing else" in result.stderr
             assert "app-pw-1" not in result.stderr and "master-pw-1" not in result.stderr

@@ -7,7 +7,6 @@ import http.server
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from mlflow_server.settings import (
     read_settings,
     redact_uri,
 )
-from tests.cli import REPO
+from tests.cli import entrypoint
 from tests.emulator.process import free_port
 
 BASE = {
@@ -203,17 +202,8 @@ def answering() -> Iterator[int]:
 
 
 def health(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`python -m mlflow_server health` as ECS and compose run it (no AWS or MLflow variables)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "mlflow_server", "health"],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """`python -m mlflow_server health` as ECS and compose run it."""
+    return entrypoint("health", env=env)
 
 
 def test_health_passes_when_the_server_answers_and_its_login_works(
