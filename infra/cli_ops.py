@@ -10,6 +10,9 @@ in package-lock.json on Node 22 (the ``node`` package puts its binary first on n
 app runs with this interpreter. Endpoint variables such as AWS_ENDPOINT_URL are passed through
 unchanged: the emulated deploy is the same command with another endpoint. The library never
 prints; the CLI's own output goes to the caller's terminal.
+
+Every call runs with the CLI's own traffic off (NO_PHONE_HOME_ENV and ``--no-notices``): the only
+hosts it talks to are the AWS endpoints of the command itself.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from mlplatform.config import Environment, load_environment
 from mlplatform.errors import PlatformError
 
 __all__ = [
+    "NO_PHONE_HOME_ENV",
     "Action",
     "CdkCommandError",
     "CdkResult",
@@ -48,6 +52,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
 
 Action = Literal["synth", "diff", "deploy", "destroy", "bootstrap", "list"]
+
+# What the CLI sends or fetches on its own, none of which a deploy needs: usage telemetry, and a
+# query of the npm registry for a newer CLI (made when its output is a terminal). AWS's notices
+# are turned off on the command line (--no-notices), which also covers bootstrap: it runs outside
+# infra/ and so does not read infra/cdk.json's "notices": false.
+NO_PHONE_HOME_ENV = {"CDK_DISABLE_CLI_TELEMETRY": "true", "CDK_DISABLE_VERSION_CHECK": "true"}
+NO_NOTICES = "--no-notices"
 
 
 class CdkCommandError(PlatformError):
@@ -92,7 +103,7 @@ def cdk_argv(
     argv = ["npx", "--no-install", "cdk", action]
     if action == "bootstrap":
         # The target is named, so the CLI needs no app (and no image digest) to bootstrap.
-        return [*argv, f"aws://{env.account}/{env.region}", *extra]
+        return [*argv, f"aws://{env.account}/{env.region}", NO_NOTICES, *extra]
     argv += ["--app", app, "--context", f"env={env.name}"]
     if image_digest:
         argv += ["--context", f"{CONTEXT_IMAGE_DIGEST}={image_digest}"]
@@ -110,7 +121,7 @@ def cdk_argv(
         argv.append("--force")
     if action == "synth":
         argv.append("--quiet")  # templates go to the cloud assembly, not the terminal
-    return argv + list(extra)
+    return [*argv, NO_NOTICES, *extra]
 
 
 def cdk_command(
@@ -209,6 +220,8 @@ def _run(
     # The app imports infra/ and mlplatform/ from the checkout, whatever the CLI's cwd.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.update(extra_env or {})
+    # Last, so neither the caller's shell nor extra_env turns the CLI's own traffic back on.
+    env.update(NO_PHONE_HOME_ENV)
     started = time.monotonic()
     try:
         done = subprocess.run(argv, cwd=cwd, env=env, stdout=stdout, check=False)

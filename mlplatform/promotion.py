@@ -68,6 +68,7 @@ class PromotionResult:
     target_version: str
     target_env: str
     verified: bool
+    verified_files: int
     created: bool
     files: int
     bytes: int
@@ -145,7 +146,8 @@ def _remote_files(client: Any, run_id: str, path: str = MODEL_DIR) -> set[str]:
     return files
 
 
-def _verify(client: Any, run_id: str, expected: dict[str, str], scratch: Path) -> None:
+def _verify(client: Any, run_id: str, expected: dict[str, str], scratch: Path) -> int:
+    """Download the run's copy and compare it with `expected`; the number of files it matched."""
     copy = Path(client.download_artifacts(run_id, MODEL_DIR, str(scratch)))
     actual = manifest(copy)
     for path, digest in expected.items():
@@ -161,6 +163,8 @@ def _verify(client: Any, run_id: str, expected: dict[str, str], scratch: Path) -
         raise PromotionError(
             f"{extra[0]} in the target is not in the source manifest; not registered"
         )
+    # Counted from the downloaded copy, so a check that did not run cannot report a match.
+    return len(actual)
 
 
 def promote(
@@ -185,18 +189,19 @@ def promote(
             existing = _find_version(client, name, key)
             if existing is not None:
                 reporter.step("verifying the existing copy")
-                _verify(client, existing.run_id, files, work / "check")
+                checked = _verify(client, existing.run_id, files, work / "check")
                 reporter.done(f"already promoted: {target.env_name} version {existing.version}")
                 return PromotionResult(
                     name,
                     version,
                     str(existing.version),
                     target.env_name,
-                    True,
-                    False,
-                    len(files),
-                    size,
-                    digest,
+                    verified=checked == len(files),
+                    verified_files=checked,
+                    created=False,
+                    files=len(files),
+                    bytes=size,
+                    manifest_sha256=digest,
                 )
             run_id = _promotion_run(client, name, key, tags)
             present = _remote_files(client, run_id)
@@ -210,7 +215,7 @@ def promote(
             if os.environ.get(FAULT_VARIABLE) == "1":
                 os._exit(75)
             reporter.step("verifying the copy against the manifest")
-            _verify(client, run_id, files, work / "check")
+            checked = _verify(client, run_id, files, work / "check")
             reporter.done("every file matches the manifest")
             try:
                 client.get_registered_model(name)
@@ -227,9 +232,10 @@ def promote(
             version,
             str(created.version),
             target.env_name,
-            True,
-            True,
-            len(files),
-            size,
-            digest,
+            verified=checked == len(files),
+            verified_files=checked,
+            created=True,
+            files=len(files),
+            bytes=size,
+            manifest_sha256=digest,
         )

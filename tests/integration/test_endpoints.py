@@ -8,6 +8,7 @@ rollback and scaling around instance-type changes are tested on a moto with Upda
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 import tempfile
@@ -77,7 +78,8 @@ def test_deploy_creates_the_endpoint_with_the_locally_tested_archive(
     assert variant["model_version"] == champion_in_prod["prod_version"]
 
     # The archive in prod's bucket is byte for byte what `invoke serve` packs from the local
-    # version that was trained and tested.
+    # version that was trained and tested: packed here the way serve_local packs it (the same
+    # call, on the local registry, logged in as the client user `invoke env` gives).
     local = stack.client_env()
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -93,6 +95,8 @@ def test_deploy_creates_the_endpoint_with_the_locally_tested_archive(
         with tarfile.open(tested.archive) as archive:
             # MLflow's download adds the registry's version number, which differs per registry.
             assert "registered_model_meta" not in archive.getnames()
+        # Hashed here from the file, not taken from what the packing reports.
+        tested_sha256 = hashlib.sha256(tested.archive.read_bytes()).hexdigest()
     sm = boto3.client(
         "sagemaker",
         endpoint_url=prod["AWS_ENDPOINT_URL"],
@@ -102,7 +106,7 @@ def test_deploy_creates_the_endpoint_with_the_locally_tested_archive(
     )
     model = sm.describe_model(ModelName=variant["sagemaker_model"])
     data_url = model["PrimaryContainer"]["ModelDataUrl"]
-    assert tested.sha256[:12] in data_url and model["PrimaryContainer"]["Image"] == IMAGE
+    assert tested_sha256[:12] in data_url and model["PrimaryContainer"]["Image"] == IMAGE
     bucket, _, key = data_url.removeprefix("s3://").partition("/")
     s3 = boto3.client(
         "s3",
@@ -111,7 +115,11 @@ def test_deploy_creates_the_endpoint_with_the_locally_tested_archive(
         aws_access_key_id=prod["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=prod["AWS_SECRET_ACCESS_KEY"],
     )
-    assert s3.head_object(Bucket=bucket, Key=key)["Metadata"]["sha256"] == tested.sha256
+    # The object's own bytes, downloaded: the key and the sha256 metadata are written by the same
+    # upload, so they would still match if different bytes had been uploaded under them.
+    deployed = s3.get_object(Bucket=bucket, Key=key)
+    assert hashlib.sha256(deployed["Body"].read()).hexdigest() == tested_sha256
+    assert deployed["Metadata"]["sha256"] == tested_sha256
     assert model["VpcConfig"]["Subnets"] == ["subnet-1", "subnet-2"]
 
     rows = json.loads(kit("endpoints", "--env", "prod", "--json", env=prod, check=True).stdout)

@@ -82,3 +82,41 @@ def test_missing_challenger_or_metric_is_a_registry_error() -> None:
     with pytest.raises(RegistryError, match="has no metric 'roc_auc'"):
         run_gate(reg, "m", "roc_auc", 0.0)
     assert "champion" not in reg.aliases
+
+
+def test_equal_metric_promotes_when_no_improvement_is_required() -> None:
+    """ "At least as good" includes equal (catches `>=` turned into `>`)."""
+    reg = FakeRegistry({"1": {"f1": 0.5}, "2": {"f1": 0.5}})
+    reg.aliases.update(champion="1", challenger="2")
+    decision = run_gate(reg, "m", "f1", 0.0)
+    assert decision.promoted and reg.aliases["champion"] == "2"
+    assert decision.reason == "f1 0.5000 >= champion's 0.5000 + 0"
+
+
+def test_exactly_the_required_improvement_promotes() -> None:
+    """The boundary with a margin (values exact in binary; catches `>=` turned into `>`)."""
+    reg = FakeRegistry({"1": {"f1": 0.5}, "2": {"f1": 0.75}})
+    reg.aliases.update(champion="1", challenger="2")
+    assert run_gate(reg, "m", "f1", 0.25).promoted
+    assert reg.aliases["champion"] == "2"
+
+
+def test_a_hair_worse_does_not_promote() -> None:
+    """Just below the champion stays out (catches the comparison turned around or dropped)."""
+    reg = FakeRegistry({"1": {"f1": 0.5}, "2": {"f1": 0.4999}})
+    reg.aliases.update(champion="1", challenger="2")
+    decision = run_gate(reg, "m", "f1", 0.0)
+    assert not decision.promoted and reg.aliases["champion"] == "1"
+    assert decision.reason == "f1 0.4999 < champion's 0.5000 + 0"
+
+
+def test_champion_without_the_metric_refuses_and_keeps_the_champion() -> None:
+    """No comparison is possible: an error naming the version, not a silent promotion.
+
+    Catches a missing metric read as a default value (0, -inf) instead of refusing.
+    """
+    reg = FakeRegistry({"1": {"roc_auc": 0.9}, "2": {"f1": 0.5}})
+    reg.aliases.update(champion="1", challenger="2")
+    with pytest.raises(RegistryError, match=r"^version 1 of m has no metric 'f1' on its run$"):
+        run_gate(reg, "m", "f1", 0.0)
+    assert reg.aliases["champion"] == "1"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import typing
+from pathlib import Path
 
 import pytest
-from conftest import STACK_PARTS
+from conftest import REPO_ROOT, STACK_PARTS
 
 from infra import cli_ops
 from infra.cli_ops import ConfirmationRequiredError, cdk_argv, cdk_command
@@ -55,7 +58,7 @@ def test_argv_selects_the_environment_and_passes_overrides():
     assert f"mlflow_image_digest=sha256:{'1' * 64}" in argv
     assert "certificate_arn=arn:aws:acm:x" in argv
     assert "mlflow_service_image_digest=none" in argv
-    assert argv[-3:] == ["--all", "--require-approval", "never"]
+    assert argv[-4:] == ["--all", "--require-approval", "never", "--no-notices"]
 
 
 def test_bootstrap_targets_the_configured_account_and_region():
@@ -112,3 +115,49 @@ def test_migrate_run_task_request_uses_private_subnets_and_the_task_group():
             }
         },
     }
+
+
+@pytest.fixture
+def recorded_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[list[str], dict]]:
+    """The command line and environment of each CLI process cdk_command starts; none starts."""
+    # A checkout with the pinned CLI "installed", so the test needs no node_modules.
+    (tmp_path / "node_modules" / ".bin").mkdir(parents=True)
+    (tmp_path / "node_modules" / ".bin" / "cdk").touch()
+    monkeypatch.setattr(cli_ops, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(cli_ops.shutil, "which", lambda name: f"/usr/bin/{name}")
+    calls: list[tuple[list[str], dict]] = []
+
+    def run(argv, *, cwd, env, stdout, check):  # type: ignore[no-untyped-def]
+        calls.append((argv, env))
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(cli_ops.subprocess, "run", run)
+    return calls
+
+
+@pytest.mark.parametrize("action", typing.get_args(cli_ops.Action))
+def test_every_cli_call_has_telemetry_notices_and_version_check_off(
+    recorded_cli, monkeypatch, action
+):
+    """Catches a CDK CLI call that may send telemetry, fetch notices or query npm for a version.
+
+    The CLI reads CDK_DISABLE_CLI_TELEMETRY ("true" or "1") and CDK_DISABLE_VERSION_CHECK (any
+    value); --no-notices wins over every configuration file.
+    """
+    # Neither the caller's shell nor a caller's extra_env turns them back on.
+    monkeypatch.setenv("CDK_DISABLE_CLI_TELEMETRY", "false")
+    cdk_command("staging", action, extra_env={"CDK_DISABLE_VERSION_CHECK": ""})
+    [(argv, env)] = recorded_cli
+    assert argv[3] == action and "--no-notices" in argv
+    assert env["CDK_DISABLE_CLI_TELEMETRY"] == "true"
+    assert env["CDK_DISABLE_VERSION_CHECK"] == "true"
+
+
+def test_the_cli_run_by_hand_from_infra_sends_nothing_either():
+    """infra/cdk.json turns notices and telemetry off for `npx cdk ...` typed in infra/.
+
+    Catches either setting removed; the kit's own calls do not depend on them (see above).
+    """
+    settings = json.loads((REPO_ROOT / "infra" / "cdk.json").read_text())
+    assert settings["notices"] is False
+    assert settings["context"]["cli-telemetry"] is False
