@@ -26,6 +26,8 @@ ENDPOINT_KEYS = {
     "AWS_SHARED_CREDENTIALS_FILE",
     "MLFLOW_HOST",
     "MLFLOW_PORT",
+    # Where the server writes its auth ini: the state folder natively, the container's /tmp.
+    "MLFLOW_AUTH_CONFIG_DIR",
 }
 
 
