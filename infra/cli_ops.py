@@ -32,6 +32,7 @@ from infra.resolve import (
     CONTEXT_CERTIFICATE_ARN,
     CONTEXT_IMAGE_DIGEST,
     CONTEXT_SERVICE_IMAGE_DIGEST,
+    resolve,
 )
 from mlplatform.config import Environment, load_environment
 from mlplatform.errors import PlatformError
@@ -149,6 +150,15 @@ def cdk_command(
     if action == "destroy" and requires_confirmation(env) and confirm != env.name:
         raise ConfirmationRequiredError(
             f"refusing to destroy {env.name}: confirm by passing --confirm {env.name}"
+        )
+    if action != "bootstrap":
+        # The app resolves the same settings inside the CLI, where a ConfigError can only end as
+        # a traceback in its output; checked here it is one line before anything starts.
+        resolve(
+            env,
+            image_digest=image_digest,
+            certificate_arn=certificate_arn,
+            service_image_digest=service_image_digest,
         )
     argv = cdk_argv(
         env,

@@ -63,3 +63,11 @@ def test_env_before_up(home: dict[str, str]) -> None:
 def test_logs_of_unknown_service(home: dict[str, str]) -> None:
     line = one_line_error(kit("logs", "--service", "redis", env=home))
     assert "unknown service 'redis'" in line
+
+
+def test_synth_without_an_image_digest_is_one_line(home: dict[str, str]) -> None:
+    line = one_line_error(kit("synth", "--env", "prod", env=home))
+    assert line == (
+        "error: [prod.mlflow] image_digest is not set: push the MLflow image and set it, or "
+        "pass -c mlflow_image_digest=sha256:<digest>"
+    )

@@ -8,11 +8,18 @@ import typing
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, STACK_PARTS
+from conftest import REPO_ROOT, STACK_PARTS, TEST_DIGEST, test_certificate_arn
 
 from infra import cli_ops
 from infra.cli_ops import ConfirmationRequiredError, cdk_argv, cdk_command
 from mlplatform.config import load_environments
+from mlplatform.errors import ConfigError
+
+
+def release(name: str) -> dict[str, str]:
+    """What a deploy passes for an environment: an image digest and a certificate."""
+    env = load_environments()[name]
+    return {"image_digest": TEST_DIGEST, "certificate_arn": test_certificate_arn(env)}
 
 
 @pytest.fixture
@@ -75,15 +82,24 @@ def test_destroy_prod_is_refused_without_confirmation(no_cli):
 
 
 def test_destroy_prod_runs_when_confirmed_by_name(no_cli):
-    cdk_command("prod", "destroy", confirm="prod")
+    cdk_command("prod", "destroy", confirm="prod", **release("prod"))
     (argv,) = no_cli
     assert argv[3] == "destroy" and "--force" in argv and "env=prod" in argv
 
 
 def test_destroy_staging_needs_no_confirmation_but_still_prompts(no_cli):
-    cdk_command("staging", "destroy")
+    cdk_command("staging", "destroy", **release("staging"))
     (argv,) = no_cli
     assert "--force" not in argv
+
+
+@pytest.mark.parametrize("action", ["synth", "diff", "deploy", "destroy", "list"])
+def test_settings_the_app_would_refuse_fail_before_the_cli_starts(no_cli, action):
+    """Inside the CLI a ConfigError ends as a traceback in its output (issue 16 saw one for
+    `./kit synth --env prod` without a digest); checked first, it is one line and nothing runs."""
+    with pytest.raises(ConfigError, match=r"^\[prod\.mlflow\] image_digest is not set"):
+        cdk_command("prod", action, confirm="prod")
+    assert no_cli == []
 
 
 def test_missing_cli_is_a_one_line_error(monkeypatch):
@@ -146,7 +162,9 @@ def test_every_cli_call_has_telemetry_notices_and_version_check_off(
     """
     # Neither the caller's shell nor a caller's extra_env turns them back on.
     monkeypatch.setenv("CDK_DISABLE_CLI_TELEMETRY", "false")
-    cdk_command("staging", action, extra_env={"CDK_DISABLE_VERSION_CHECK": ""})
+    cdk_command(
+        "staging", action, extra_env={"CDK_DISABLE_VERSION_CHECK": ""}, **release("staging")
+    )
     [(argv, env)] = recorded_cli
     assert argv[3] == action and "--no-notices" in argv
     assert env["CDK_DISABLE_CLI_TELEMETRY"] == "true"
