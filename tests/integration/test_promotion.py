@@ -123,17 +123,24 @@ def test_promotion_copies_verifies_and_registers_with_lineage(
     assert again["target_version"] == result["target_version"]
 
 
-def crash_after_copy(prod: dict[str, str], client: MlflowClient, version: str) -> list:
-    """Promote with the fault injected after the copy; return the promotion runs left behind."""
+def crash_after_copy(
+    prod: dict[str, str], client: MlflowClient, version: str, scratch: Path
+) -> list:
+    """Promote with the fault injected after the copy; return the promotion runs left behind.
+
+    The crash (os._exit) leaves the process's download folder behind as a real kill would: its
+    TMPDIR is the test's own folder, so the leftover goes with pytest's, not into /tmp.
+    """
     crashed = kit(
         "promote",
         "--version",
         version,
         "--to",
         "prod",
-        env={**prod, "MLPLATFORM_FAULT_AFTER_COPY": "1"},
+        env={**prod, "MLPLATFORM_FAULT_AFTER_COPY": "1", "TMPDIR": str(scratch)},
     )
     assert crashed.returncode == 75
+    assert [p.name[:12] for p in scratch.iterdir()] == ["mlp-promote-"]
     return promotion_runs(client, version)
 
 
@@ -145,11 +152,11 @@ def promotion_runs(client: MlflowClient, version: str) -> list:
 
 
 def test_crash_between_copy_and_registration_is_healed_by_a_rerun(
-    stack: Stack, prod, prod_client
+    stack: Stack, prod, prod_client, tmp_path: Path
 ) -> None:
     version = small_local_version(stack, "crash")
     before = len(prod_client.search_model_versions(f"name='{MODEL}'"))
-    assert len(crash_after_copy(prod, prod_client, version)) == 1
+    assert len(crash_after_copy(prod, prod_client, version, tmp_path)) == 1
     assert len(prod_client.search_model_versions(f"name='{MODEL}'")) == before
 
     healed = json.loads(promote(prod, version).stdout)
@@ -160,11 +167,11 @@ def test_crash_between_copy_and_registration_is_healed_by_a_rerun(
 
 
 def test_file_tampered_in_the_target_before_registration_is_detected(
-    stack: Stack, prod, prod_client
+    stack: Stack, prod, prod_client, tmp_path: Path
 ) -> None:
     version = small_local_version(stack, "tamper")
     before = len(prod_client.search_model_versions(f"name='{MODEL}'"))
-    run = crash_after_copy(prod, prod_client, version)[0]
+    run = crash_after_copy(prod, prod_client, version, tmp_path)[0]
     prefix = run.info.artifact_uri.replace("mlflow-artifacts:", "mlflow-artifacts")
     prod_s3(prod).put_object(
         Bucket=PROD_BUCKET, Key=f"{prefix}/model/artifacts/notes.txt", Body=b"tampered\n"
