@@ -1,4 +1,4 @@
-"""`python -m mlflow_server serve [--migrate]` | `migrate` | `health [--database-only]`."""
+"""`python -m mlflow_server serve [--migrate]` | `migrate` | `health`."""
 
 from __future__ import annotations
 
@@ -21,17 +21,12 @@ def main(argv: list[str] | None = None) -> int:
         "--migrate", action="store_true", help="migrate the schemas before serving (single server)"
     )
     sub.add_parser("migrate", help="upgrade the tracking and auth schemas, then exit")
-    health = sub.add_parser(
-        "health", help="exit 0 when the server answers and its database login works"
-    )
-    health.add_argument(
-        "--database-only", action="store_true", help="check the database login only"
-    )
+    sub.add_parser("health", help="exit 0 when the server answers and its database login works")
     args = parser.parse_args(argv)
     if args.command == "health":
         from mlflow_server.health import check
 
-        problem = check(server=not args.database_only)
+        problem = check()
         if problem:
             print(f"mlflow_server: unhealthy: {problem}", file=sys.stderr)
             return 1

@@ -76,7 +76,7 @@ def _database(env: Mapping[str, str]) -> str | None:
     return None
 
 
-def check(env: Mapping[str, str] | None = None, *, server: bool = True) -> str | None:
-    """None when healthy, else what failed, in one line. `server=False` checks the database only."""
+def check(env: Mapping[str, str] | None = None) -> str | None:
+    """None when healthy, else what failed, in one line."""
     env = os.environ if env is None else env
-    return (_server(env) if server else None) or _database(env)
+    return _server(env) or _database(env)

@@ -16,6 +16,7 @@ crashed before registering is finished: missing files are uploaded, present ones
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -67,16 +68,20 @@ class PromotionResult:
     source_version: str
     target_version: str
     target_env: str
-    verified: bool
     verified_files: int
     created: bool
     files: int
     bytes: int
     manifest_sha256: str
 
+    @property
+    def verified(self) -> bool:
+        """Every file of the manifest matched the copy in the target."""
+        return self.verified_files == self.files
+
     def as_json(self) -> dict[str, Any]:
         """A plain dict for JSON output."""
-        return asdict(self)
+        return {**asdict(self), "verified": self.verified}
 
 
 def _source_files(source: Registry, name: str, version: str, into: Path) -> tuple[Any, Any]:
@@ -184,6 +189,15 @@ def promote(
             f"manifest of {len(files)} files ({size / 2**20:.1f} MiB), sha256 {digest[:12]}…"
         )
         tags = _lineage(source, mv, run, digest, key)
+        result = functools.partial(
+            PromotionResult,
+            name,
+            version,
+            target_env=target.env_name,
+            files=len(files),
+            bytes=size,
+            manifest_sha256=digest,
+        )
 
         with target.client() as client:
             existing = _find_version(client, name, key)
@@ -191,18 +205,7 @@ def promote(
                 reporter.step("verifying the existing copy")
                 checked = _verify(client, existing.run_id, files, work / "check")
                 reporter.done(f"already promoted: {target.env_name} version {existing.version}")
-                return PromotionResult(
-                    name,
-                    version,
-                    str(existing.version),
-                    target.env_name,
-                    verified=checked == len(files),
-                    verified_files=checked,
-                    created=False,
-                    files=len(files),
-                    bytes=size,
-                    manifest_sha256=digest,
-                )
+                return result(str(existing.version), verified_files=checked, created=False)
             run_id = _promotion_run(client, name, key, tags)
             present = _remote_files(client, run_id)
             missing = [p for p in files if p not in present]
@@ -227,15 +230,4 @@ def promote(
             )
             client.set_terminated(run_id)
             reporter.done(f"registered {name} version {created.version} in {target.env_name}")
-        return PromotionResult(
-            name,
-            version,
-            str(created.version),
-            target.env_name,
-            verified=checked == len(files),
-            verified_files=checked,
-            created=True,
-            files=len(files),
-            bytes=size,
-            manifest_sha256=digest,
-        )
+        return result(str(created.version), verified_files=checked, created=True)

@@ -84,6 +84,20 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
+def _stop_signals_handled(handler: Any) -> Iterator[None]:
+    """SIGTERM and SIGHUP go to `handler` in the block (main thread only), then as they were."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+
+
+@contextmanager
 def stop_signals_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise StopSignal; the previous handlers return after.
 
@@ -93,34 +107,11 @@ def stop_signals_interrupt() -> Iterator[None]:
     A block inside another such block, or outside the main thread (where Python cannot set
     handlers), changes nothing.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is _raise_stop
-    ):
+    if signal.getsignal(signal.SIGTERM) is _raise_stop:
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _raise_stop)
-    try:
+    with _stop_signals_handled(_raise_stop):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextmanager
-def _stop_signals_ignored() -> Iterator[None]:
-    """SIGTERM and SIGHUP ignored in the block (main thread only), then as they were."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @dataclass(frozen=True)
@@ -221,7 +212,7 @@ def server_group(
     finally:
         # Bounded (about 30 s at most); a stop signal arriving meanwhile, say after Ctrl-C,
         # must not leave half the group running.
-        with _stop_signals_ignored():
+        with _stop_signals_handled(signal.SIG_IGN):
             _stop_group(proc)
 
 

@@ -20,7 +20,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.nag import acknowledge, iam5_resource, rendered_object_arn
-from infra.naming import object_arn
+from infra.naming import object_arn, repository_name
 from mlplatform.config import Environment
 from mlplatform.emulator.role_calls import ecr_repository_arn
 from mlplatform.endpoints import MODELS_PREFIX
@@ -140,7 +140,8 @@ class SageMakerStack(cdk.Stack):
         serving = [repositories["serving"].repository_arn]
         configured = settings.sagemaker.serving_image
         other = ecr_repository_arn(configured) if configured else None
-        serving += [other] if other and not other.endswith(f":repository/{prefix}/serving") else []
+        own = f":repository/{repository_name(settings, 'serving')}"
+        serving += [other] if other and not other.endswith(own) else []
         endpoint_policy = iam.Policy(
             self,
             "EndpointPolicy",

@@ -100,14 +100,19 @@ class _Builder:
             self.add(action, repository, f"pull {image}")
 
     def read_object(self, url: str, why: str) -> None:
-        bucket, key = _s3_parts(url)
-        self.add("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", why)
-        self._key(bucket, "kms:Decrypt", why)
+        self._object("s3:GetObject", url, why, "kms:Decrypt")
 
     def write_object(self, url: str, why: str) -> None:
+        self._object("s3:PutObject", url, why, "kms:GenerateDataKey")
+
+    def delete_object(self, url: str, why: str) -> None:
+        self._object("s3:DeleteObject", url, why, None)
+
+    def _object(self, action: str, url: str, why: str, key_action: str | None) -> None:
         bucket, key = _s3_parts(url)
-        self.add("s3:PutObject", f"arn:aws:s3:::{bucket}/{key}", why)
-        self._key(bucket, "kms:GenerateDataKey", why)
+        self.add(action, f"arn:aws:s3:::{bucket}/{key}", why)
+        if key_action:
+            self._key(bucket, key_action, why)
 
     def list_prefix(self, url: str, why: str) -> None:
         bucket, prefix = _s3_parts(url)
@@ -225,11 +230,11 @@ def task_calls(definition: Mapping[str, Any], acct: Account) -> list[RoleCalls]:
         if container.get("command") == ["serve"] and _ARTIFACTS_VARIABLE in environment:
             # The server proxies artifacts: it lists, reads, writes and deletes under the prefix.
             store = environment[_ARTIFACTS_VARIABLE].rstrip("/")
+            artifact = f"{store}/1/run/artifacts/model.pkl"  # stands for any run's artifacts
             workload.list_prefix(f"{store}/", "list run artifacts")
-            workload.read_object(f"{store}/1/run/artifacts/model.pkl", "read an artifact")
-            workload.write_object(f"{store}/1/run/artifacts/model.pkl", "write an artifact")
-            bucket, key = _s3_parts(f"{store}/1/run/artifacts/model.pkl")
-            workload.add("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{key}", "delete an artifact")
+            workload.read_object(artifact, "read an artifact")
+            workload.write_object(artifact, "write an artifact")
+            workload.delete_object(artifact, "delete an artifact")
     if pulls.requests:
         if not execution:
             raise ValueError(f"task definition {family} pulls or injects without an execution role")

@@ -129,8 +129,13 @@ def _record(decisions: Iterable[Decision]) -> None:
             out.write(json.dumps(line) + "\n")
 
 
-def _first_refusal(decisions: list[Decision]) -> Decision | None:
-    return next((d for d in decisions if not d.allowed), None)
+def _first_refusal(roles: Iterable[RoleCalls], account: str) -> Decision | None:
+    """Authorize each role's calls in turn; the first refusal, if any (later roles unchecked)."""
+    for calls in roles:
+        refused = next((d for d in authorize(calls, account) if not d.allowed), None)
+        if refused is not None:
+            return refused
+    return None
 
 
 def _refusal_text(refused: Decision) -> str:
@@ -145,13 +150,16 @@ def _refusal_text(refused: Decision) -> str:
 def _endpoint_refusal(backend: Any, endpoint: str, config_name: str) -> Decision | None:
     config = backend.describe_endpoint_config(config_name)
     acct = MotoAccount(backend.account_id, backend.region_name)
-    for variant in config["ProductionVariants"]:
-        model = backend.describe_model(variant["ModelName"]).response_object
-        calls = endpoint_calls(model, endpoint, variant["VariantName"], acct)
-        refused = _first_refusal(authorize(calls, backend.account_id))
-        if refused is not None:
-            return refused
-    return None
+    roles = (
+        endpoint_calls(
+            backend.describe_model(variant["ModelName"]).response_object,
+            endpoint,
+            variant["VariantName"],
+            acct,
+        )
+        for variant in config["ProductionVariants"]
+    )
+    return _first_refusal(roles, backend.account_id)
 
 
 _INSTALLED = False
@@ -195,11 +203,10 @@ def _strict_create_training_job(
         "InputDataConfig": job.input_data_config,
         "OutputDataConfig": job.output_data_config,
         "VpcConfig": job.vpc_config,
-        "Environment": getattr(job, "environment", None)
-        or _ENVIRONMENTS.pop(training_job_name, {}),
+        "Environment": _ENVIRONMENTS.pop(training_job_name, {}),
     }
     acct = MotoAccount(self.account_id, self.region_name)
-    refused = _first_refusal(authorize(training_job_calls(request, acct), self.account_id))
+    refused = _first_refusal([training_job_calls(request, acct)], self.account_id)
     if refused is not None:
         job.training_job_status = job.secondary_status = "Failed"
         job.failure_reason = "ClientError: " + _refusal_text(refused)
@@ -219,11 +226,7 @@ def _definition_refusal(backend: Any, definition_arn: str) -> Decision | None:
         "taskRoleArn": getattr(found, "task_role_arn", None),
     }
     acct = MotoAccount(backend.account_id, backend.region_name)
-    for calls in task_calls(definition, acct):
-        refused = _first_refusal(authorize(calls, backend.account_id))
-        if refused is not None:
-            return refused
-    return None
+    return _first_refusal(task_calls(definition, acct), backend.account_id)
 
 
 def _strict_run_task(
