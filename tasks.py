@@ -16,12 +16,10 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from mlplatform import system_deps
 from mlplatform.config import REPO_ROOT, load_environment
 from mlplatform.console import RichReporter, console, err_console
 from mlplatform.errors import PlatformError
-from mlplatform.paths import state_paths
-from mlplatform.stack import (
+from mlplatform.local.lifecycle import (
     bring_up,
     client_environment,
     open_runtime,
@@ -29,6 +27,8 @@ from mlplatform.stack import (
     service_logs,
     take_down,
 )
+from mlplatform.paths import state_paths
+from mlplatform.toolchain import system_deps
 
 
 @contextmanager
@@ -134,7 +134,7 @@ def env(c, env="local"):
         if env == "local":
             values = client_environment(load_environment("local"), state_paths())
         else:
-            from mlplatform.emulation import Emulation
+            from mlplatform.emulator.environment import Emulation
 
             values = Emulation.named(env, state_paths()).client_environment()
     for key, value in values.items():
@@ -144,7 +144,7 @@ def env(c, env="local"):
 @task(help={"env": "environment whose bucket receives the channels (default local)"})
 def data(c, env="local"):
     """Generate the example's training channels deterministically and upload them to S3."""
-    from mlplatform.training_ops import upload_data
+    from mlplatform.runners.train import upload_data
 
     with _errors():
         uploads = upload_data(load_environment(env), state_paths())
@@ -166,7 +166,7 @@ def data(c, env="local"):
 )
 def train(c, runner="native", env="local", set_=None, json_=False, image_digest=None, wait=True):
     """Train the example model, log it to MLflow and register it as the `challenger`."""
-    from mlplatform.training_ops import train as run_training
+    from mlplatform.runners.train import train as run_training
 
     reporter = RichReporter()
     with _errors(reporter):
@@ -205,7 +205,7 @@ def train(c, runner="native", env="local", set_=None, json_=False, image_digest=
 )
 def champion(c, model=None, env="local", json_=False):
     """Promotion gate: move `champion` to the challenger if its metric is at least as good."""
-    from mlplatform.training_ops import champion as run_gate
+    from mlplatform.runners.train import champion as run_gate
 
     with _errors():
         decision = run_gate(load_environment(env), state_paths(), model)
@@ -233,7 +233,7 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
     Ctrl-C stops it (exit 0); SIGTERM or SIGHUP stop it the same way, server group and all, and
     exit 128 + the signal (143, 129) so a process manager sees the signal ended it.
     """
-    from mlplatform.serving import StopSignal, serve_local
+    from mlplatform.serving.local import StopSignal, serve_local
 
     def ready(packaged, url):  # type: ignore[no-untyped-def]
         console.print(
@@ -270,8 +270,8 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
 )
 def emulate(c, env="prod", down=False, volumes=False):
     """Emulate a cloud environment beside the local stack: its registry, secrets and bucket."""
-    from mlplatform.promotion_ops import emulate as start
-    from mlplatform.promotion_ops import stop_emulation
+    from mlplatform.registry.access import emulate as start
+    from mlplatform.registry.access import stop_emulation
 
     reporter = RichReporter()
     with _errors(reporter):
@@ -297,7 +297,7 @@ def emulate(c, env="prod", down=False, volumes=False):
 )
 def promote(c, version, to, model=None, from_="local", json_=False):
     """Copy a model version to another environment's registry, verified against a manifest."""
-    from mlplatform.promotion_ops import promote_version
+    from mlplatform.registry.access import promote_version
 
     reporter = RichReporter()
     with _errors(reporter):
@@ -324,7 +324,7 @@ def promote(c, version, to, model=None, from_="local", json_=False):
 )
 def deploy_endpoint(c, env, strategy=None, challenger=None, image=None, json_=False):
     """Deploy the registry's champion (and challenger) to the environment's SageMaker endpoint."""
-    from mlplatform.endpoint_ops import deploy
+    from mlplatform.serving.endpoints import deploy
 
     reporter = RichReporter()
     with _errors(reporter):
@@ -343,7 +343,7 @@ def deploy_endpoint(c, env, strategy=None, challenger=None, image=None, json_=Fa
 @task(help={"env": "cloud environment", "challenger": "percent of traffic for the challenger"})
 def traffic(c, env, challenger):
     """Shift traffic between the champion and challenger variants without redeploying."""
-    from mlplatform.endpoint_ops import traffic as shift
+    from mlplatform.serving.endpoints import traffic as shift
 
     with _errors():
         weights = shift(env, _percent(challenger, "--challenger"))
@@ -353,7 +353,7 @@ def traffic(c, env, challenger):
 @task(help={"env": "cloud environment"})
 def rollback(c, env):
     """Return the environment's endpoint to the configuration it had before the last deploy."""
-    from mlplatform.endpoint_ops import rollback_endpoint
+    from mlplatform.serving.endpoints import rollback_endpoint
 
     with _errors():
         current, previous = rollback_endpoint(env)
@@ -363,7 +363,7 @@ def rollback(c, env):
 @task(help={"env": "cloud environment", "json": "print the variants as JSON"})
 def endpoints(c, env, json_=False):
     """Show the environment's endpoint: each variant, model version, weight and instances."""
-    from mlplatform.endpoint_ops import status
+    from mlplatform.serving.endpoints import status
 
     with _errors():
         rows = status(env)
@@ -413,8 +413,8 @@ def deploy(  # type: ignore[no-untyped-def]
     yes=False,
 ):
     """Release everything to an environment: infra, image, migrate, service, model, endpoint."""
-    from mlplatform.deploy_chain import DeployRequest, parse_steps
-    from mlplatform.deploy_chain import deploy as run_chain
+    from mlplatform.release.chain import DeployRequest, parse_steps
+    from mlplatform.release.chain import deploy as run_chain
 
     reporter = RichReporter()
     with _errors(reporter):
@@ -445,8 +445,8 @@ _INFRA_HELP = {
 
 
 def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # type: ignore[no-untyped-def]
-    from infra.cli_ops import cdk_command
-    from mlplatform.node_deps import ensure_node_modules
+    from mlplatform.release.cdk_cli import cdk_command
+    from mlplatform.toolchain.node_deps import ensure_node_modules
 
     with _errors():
         ensure_node_modules()
@@ -496,8 +496,8 @@ def bootstrap(c, env):
 )
 def test(c, unit=False, containers=False, k="", install=True):
     """Install what the tests need (system packages when root) and run the whole test suite."""
-    from mlplatform.node_deps import ensure_node_modules
-    from mlplatform.testing import pytest_command
+    from mlplatform.toolchain.node_deps import ensure_node_modules
+    from mlplatform.toolchain.testing import pytest_command
 
     with _errors():
         if install:
@@ -528,7 +528,7 @@ def lint(c):
 @task
 def lock(c):
     """Regenerate the hash-locked requirements files from pyproject.toml (uv pip compile)."""
-    from mlplatform.locking import lock_all
+    from mlplatform.toolchain.locking import lock_all
 
     with _errors():
         for path in lock_all():
@@ -537,8 +537,8 @@ def lock(c):
 
 @task(name="compose-file", help={"check": "fail if the committed file differs instead of writing"})
 def compose_file(c, check=False):
-    """Render compose/docker-compose.yml from the service definitions in mlplatform/services.py."""
-    from mlplatform.compose_file import COMPOSE_PATH, render
+    """Render compose/docker-compose.yml from the services in mlplatform/local/services.py."""
+    from mlplatform.local.compose_file import COMPOSE_PATH, render
 
     with _errors():
         # The committed file comes from the repository's own environments.toml.

@@ -1,9 +1,9 @@
-"""The CDK app: wires the five stacks of each environment. Run through ``infra.cli_ops``.
+"""The CDK app: wires the five stacks of each environment. Run by ``mlplatform.release.cdk_cli``.
 
     app = build_app(load_environments(), cdk.App(context={"mlflow_image_digest": "sha256:..."}))
 
 Context: ``env`` (build only that environment), ``mlflow_image_digest``, ``certificate_arn``,
-``mlflow_service_image_digest`` (set by ``invoke deploy``: see infra.resolve).
+``mlflow_service_image_digest`` (set by ``invoke deploy``: see mlplatform.release.cdk_context).
 """
 
 from __future__ import annotations
@@ -14,12 +14,6 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.naming import stack_name
-from infra.resolve import (
-    CONTEXT_CERTIFICATE_ARN,
-    CONTEXT_IMAGE_DIGEST,
-    CONTEXT_SERVICE_IMAGE_DIGEST,
-    resolve,
-)
 from infra.stacks.data import DataStack
 from infra.stacks.mlflow_service import MlflowServiceStack
 from infra.stacks.monitoring import MonitoringStack
@@ -27,6 +21,12 @@ from infra.stacks.network import NetworkStack
 from infra.stacks.sagemaker import SageMakerStack
 from mlplatform.config import Environment, load_environments
 from mlplatform.errors import ConfigError
+from mlplatform.release.cdk_context import (
+    CONTEXT_CERTIFICATE_ARN,
+    CONTEXT_IMAGE_DIGEST,
+    CONTEXT_SERVICE_IMAGE_DIGEST,
+    resolve,
+)
 
 __all__ = ["FEATURE_FLAGS", "EnvironmentStacks", "build_app", "build_environment"]
 

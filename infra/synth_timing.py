@@ -15,8 +15,8 @@ import time
 import aws_cdk as cdk
 
 from infra.app import build_app
-from infra.resolve import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST
 from mlplatform.config import load_environments
+from mlplatform.release.cdk_context import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST
 
 __all__ = ["main", "time_synth"]
 

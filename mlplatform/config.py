@@ -76,7 +76,7 @@ class Ports(_Strict):
     """Host ports of the local stack's services (loopback only)."""
 
     mlflow: Port = 5000
-    # The S3 store also uses s3+1..s3+4 and those plus 10000 (see mlplatform.services).
+    # The S3 store also uses s3+1..s3+4 and those plus 10000 (see mlplatform.local.services).
     s3: Annotated[int, Field(ge=1024, le=55000)] = 8333
     aws: Port = 4566
     database: Port = 3307
@@ -136,16 +136,17 @@ class MlflowSettings(_Strict):
     min_tasks: Annotated[int, Field(ge=1, le=100)] = 1
     max_tasks: Annotated[int, Field(ge=1, le=100)] = 2
     image_digest: Annotated[str, Field(pattern=DIGEST_PATTERN)] | None = None
-    # Cloud only, set by `invoke deploy` through infra.resolve (never from the file): the image the
-    # service keeps running while the migrate task already has image_digest; "none" creates the
-    # service with no task until the first migration ran. Unset: the service runs image_digest.
+    # Cloud only, set by `invoke deploy` through mlplatform.release.cdk_context (never from the
+    # file): the image the service keeps running while the migrate task already has image_digest;
+    # "none" creates the service with no task until the first migration ran. Unset: the service
+    # runs image_digest.
     service_image_digest: Annotated[str, Field(pattern=r"^(sha256:[0-9a-f]{64}|none)$")] | None = (
         None
     )
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
     # The name clients use and the certificate covers: the MLflow stack creates a private hosted
     # zone of exactly this name with an alias to the ALB. Required wherever certificate_arn is
-    # (validated here; a certificate from CDK context is checked by infra.resolve).
+    # (validated here; a certificate from CDK context is checked by mlplatform.release.cdk_context).
     domain_name: Annotated[DomainName | None, Field(validate_default=True)] = None
     allow_http: bool = False
     internal: bool = True

@@ -9,10 +9,10 @@
      ├── EmulatorError          the AWS emulator refused a call the kit made
      ├── TrainingError          a training job could not start or failed (its reason, one line)
      ├── RegistryError          a registry operation (alias, gate) was refused or found nothing
-     │    └── PromotionError    (mlplatform.promotion) a copy does not match its manifest
-     ├── EndpointError          (mlplatform.endpoints) SageMaker refused an endpoint operation
-     ├── CdkCommandError        (infra.cli_ops) the CDK CLI is missing or failed
-     └── ConfirmationRequiredError  (infra.cli_ops) a destructive command was not confirmed
+     │    └── PromotionError    (mlplatform.registry.promotion) a copy does not match its manifest
+     ├── EndpointError          (mlplatform.serving.rollout) SageMaker refused an endpoint operation
+     ├── CdkCommandError        (mlplatform.release.cdk_cli) the CDK CLI is missing or failed
+     └── ConfirmationRequiredError  (mlplatform.release.cdk_cli) a destructive command, unconfirmed
 
 Every message is one line that says what to do; details (log tails) live in attributes.
 """

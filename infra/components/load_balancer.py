@@ -20,7 +20,8 @@ class MlflowLoadBalancer(Construct):
 
     With a certificate: HTTPS on 443 and port 80 redirecting to it, unless the environment sets
     ``mlflow.allow_http = true``, in which case port 80 forwards too. Without a certificate only
-    ``allow_http = true`` is accepted (checked earlier, in infra.resolve), and port 80 forwards.
+    ``allow_http = true`` is accepted (checked earlier, in mlplatform.release.cdk_context), and
+    port 80 forwards.
     Exposes ``alb``, ``security_group``, ``target_group``, ``ports`` (listener ports clients may
     use) and ``scheme`` ("https" or "http", what clients should use).
     """

@@ -31,12 +31,12 @@ from infra.naming import (
     object_arn,
     repository_name,
 )
-from infra.resolve import NO_SERVICE_IMAGE
 from infra.retention import retention_days
 from infra.stacks.data import DB_PORT
 from mlplatform.config import Environment
-from mlplatform.ecr_push import RELEASE_TAG_PREFIX
-from mlplatform.services import CONTAINER_AUTH_CONFIG_DIR
+from mlplatform.local.services import CONTAINER_AUTH_CONFIG_DIR
+from mlplatform.release.cdk_context import NO_SERVICE_IMAGE
+from mlplatform.release.ecr_push import RELEASE_TAG_PREFIX
 
 __all__ = ["RELEASES_KEPT", "MlflowServiceStack"]
 
@@ -49,7 +49,8 @@ class MlflowServiceStack(cdk.Stack):
 
     Exposes ``repositories`` ({"mlflow", "training", "serving"}), ``cluster``, ``service``,
     ``balancer`` (MlflowLoadBalancer), ``migrate_task`` and ``client_secret`` for the SageMaker and
-    monitoring stacks. ``settings.mlflow.image_digest`` must be set (infra.resolve does it).
+    monitoring stacks. ``settings.mlflow.image_digest`` must be set (as
+    mlplatform.release.cdk_context makes sure).
     """
 
     def __init__(
@@ -68,7 +69,8 @@ class MlflowServiceStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         mlflow = settings.mlflow
-        if mlflow.image_digest is None:  # infra.resolve guarantees it; this guards direct use
+        # mlplatform.release.cdk_context guarantees a digest; this guards direct use.
+        if mlflow.image_digest is None:
             raise ValueError("settings.mlflow.image_digest is required to build the MLflow service")
         prefix = settings.name_prefix
 
@@ -274,8 +276,8 @@ class MlflowServiceStack(cdk.Stack):
             image_scan_on_push=True,
             # Immutable tags: a tag can never be re-pointed at other bytes after it was tested.
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,
-            # Every push carries an immutable release tag (mlplatform.ecr_push), and only the
-            # oldest releases beyond a generous count expire: an age rule on untagged images
+            # Every push carries an immutable release tag (mlplatform.release.ecr_push), and only
+            # the oldest releases beyond a generous count expire: an age rule on untagged images
             # would delete what a service or endpoint still runs (each pulls by digest).
             lifecycle_rules=[
                 ecr.LifecycleRule(
@@ -355,7 +357,7 @@ class MlflowServiceStack(cdk.Stack):
             settings.mlflow.client_username,
             "the SageMaker client user's password lives in MLflow's user table; a new value "
             "holds only after `invoke deploy` sets it through MLflow's users/update-password API "
-            "(mlplatform.mlflow_users), so a scheduled rotation would lock jobs out until then.",
+            "(mlplatform.registry.users), so a scheduled rotation would lock jobs out until then.",
         )
         assert database.secret is not None  # from_generated_secret always creates one
         return MlflowSecrets(

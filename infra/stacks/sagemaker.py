@@ -23,7 +23,7 @@ from infra.nag import acknowledge, iam5_resource, rendered_object_arn
 from infra.naming import object_arn, repository_name
 from mlplatform.config import Environment
 from mlplatform.emulator.role_calls import ecr_repository_arn
-from mlplatform.endpoints import MODELS_PREFIX
+from mlplatform.serving.rollout import MODELS_PREFIX
 
 __all__ = ["SageMakerStack"]
 

@@ -38,7 +38,7 @@ _ECR_IMAGE = re.compile(
 _PULL = ("ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage")
 # Where the MLflow server keeps artifacts: the container's MLFLOW_ARTIFACTS_DESTINATION.
 _ARTIFACTS_VARIABLE = "MLFLOW_ARTIFACTS_DESTINATION"
-# The variable naming the secret the training code reads (mlplatform.trainer.request).
+# The variable naming the secret the training code reads (mlplatform.runners.request).
 _CLIENT_SECRET_VARIABLE = "MLFLOW_CLIENT_SECRET_ID"  # noqa: S105 - a variable's name
 
 

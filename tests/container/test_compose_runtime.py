@@ -30,7 +30,7 @@ pytestmark = pytest.mark.container
 
 # Away from the native stacks (5000.., 15000.., 16000..) and the S3 store's +1..4 and +10000 ports.
 PORTS = {"mlflow": 25500, "s3": 26433, "aws": 24566, "database": 23307}
-PROJECT = "mlplatform"  # fixed in mlplatform/runtime/compose.py
+PROJECT = "mlplatform"  # fixed in mlplatform/local/runtimes/compose.py
 
 LOG_RUN = """
 import os, sys, tempfile, mlflow

@@ -19,7 +19,7 @@ import pymysql
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlplatform.database_admin import root_connection
+from mlplatform.local.database_admin import root_connection
 from tests.cli import entrypoint
 from tests.integration.conftest import Stack, group_alive, write_config
 

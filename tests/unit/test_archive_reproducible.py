@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlplatform.archive import make_targz
-from mlplatform.registry import authenticated_client
-from mlplatform.serving import package_version
+from mlplatform.registry.archive import make_targz
+from mlplatform.registry.client import authenticated_client
+from mlplatform.serving.local import package_version
 
 FILES = {
     "MLmodel": b"flavors: {}\n",

@@ -9,9 +9,9 @@ import pytest
 
 from mlplatform.config import load_environment
 from mlplatform.errors import RuntimeSelectionError, ServiceStartError
+from mlplatform.local.runtimes.base import SilentReporter
+from mlplatform.local.runtimes.compose import ComposeRuntime
 from mlplatform.paths import StatePaths
-from mlplatform.runtime.base import SilentReporter
-from mlplatform.runtime.compose import ComposeRuntime
 
 ENV = load_environment("local")
 
@@ -45,7 +45,7 @@ def test_failed_compose_command_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_no_engine_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("mlplatform.runtime.compose.compose_cli", lambda: None)
+    monkeypatch.setattr("mlplatform.local.runtimes.compose.compose_cli", lambda: None)
     rt = ComposeRuntime(ENV, StatePaths(tmp_path))
     with pytest.raises(RuntimeSelectionError, match="use --runtime native"):
         rt.up(SilentReporter())

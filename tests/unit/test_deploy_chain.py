@@ -18,12 +18,13 @@ from moto import mock_aws
 from moto.ecs import models as ecs_models
 from moto.moto_api import state_manager
 
-from mlplatform import aws, migration_task
+from mlplatform.cloud import aws
 from mlplatform.config import load_environment
-from mlplatform.deploy_chain import STEPS, DeployError, DeployRequest, deploy, parse_steps
 from mlplatform.errors import PlatformError
+from mlplatform.local.runtimes.base import SilentReporter
 from mlplatform.paths import StatePaths
-from mlplatform.runtime.base import SilentReporter
+from mlplatform.release import migration as migration_task
+from mlplatform.release.chain import STEPS, DeployError, DeployRequest, deploy, parse_steps
 from tests.oci_images import write_layout
 
 REGION = "eu-west-1"

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlplatform.endpoints import (
+from mlplatform.serving.rollout import (
     EndpointError,
     EndpointTarget,
     VariantPlan,

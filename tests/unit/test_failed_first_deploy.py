@@ -21,12 +21,12 @@ from moto import mock_aws
 from moto.cloudformation.models import cloudformation_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from mlplatform import node_deps
-from mlplatform.deploy_chain import DeployError, DeployRequest, deploy
+from mlplatform.cloud.stack_outputs import stack_outputs
 from mlplatform.errors import PlatformError
+from mlplatform.local.runtimes.base import SilentReporter
 from mlplatform.paths import StatePaths
-from mlplatform.runtime.base import SilentReporter
-from mlplatform.stack_outputs import stack_outputs
+from mlplatform.release.chain import DeployError, DeployRequest, deploy
+from mlplatform.toolchain import node_deps
 
 REGION = "eu-west-1"
 DIGEST = "sha256:" + "1" * 64
@@ -77,7 +77,7 @@ def test_a_complete_stack_without_an_output_names_status_and_keys() -> None:
 
 
 def test_a_described_stack_carries_its_status() -> None:
-    from mlplatform.stack_outputs import describe_stack
+    from mlplatform.cloud.stack_outputs import describe_stack
 
     described = describe_stack(FakeCloudFormation("ROLLBACK_COMPLETE"), STACK)
     assert described is not None
@@ -136,7 +136,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def cdk_deploys(monkeypatch: pytest.MonkeyPatch, cloud: Any) -> list[dict[str, Any]]:
     """Stand in for `cdk deploy --all`: record its arguments, then do what the CLI does."""
-    import infra.cli_ops
+    import mlplatform.release.cdk_cli
 
     calls: list[dict[str, Any]] = []
 
@@ -147,7 +147,7 @@ def cdk_deploys(monkeypatch: pytest.MonkeyPatch, cloud: Any) -> list[dict[str, A
         cloud.delete_stack(StackName=STACK)
         cloud.create_stack(StackName=STACK, TemplateBody=_template({"ClusterName": STACK}))
 
-    monkeypatch.setattr(infra.cli_ops, "cdk_command", cdk_command)
+    monkeypatch.setattr(mlplatform.release.cdk_cli, "cdk_command", cdk_command)
     monkeypatch.setattr(node_deps, "ensure_node_modules", lambda: None)
     return calls
 
@@ -171,7 +171,7 @@ def _run(tmp_path: Path, *steps: str, reporter: SilentReporter | None = None) ->
 def test_the_infra_step_resumes_over_a_failed_first_deploy(
     cloud: Any, cdk_deploys: list[dict[str, Any]], tmp_path: Path, status: str
 ) -> None:
-    from infra.resolve import NO_SERVICE_IMAGE
+    from mlplatform.release.cdk_context import NO_SERVICE_IMAGE
 
     _failed_first_deploy(cloud, status)
     reporter = Warnings()

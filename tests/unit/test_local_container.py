@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 
 from mlplatform.config import load_environment
-from mlplatform.credentials import Credentials
 from mlplatform.errors import TrainingError
-from mlplatform.local_access import LocalEndpoints
-from mlplatform.runtime.base import SilentReporter
-from mlplatform.trainer.local_container import (
+from mlplatform.local.access import LocalEndpoints
+from mlplatform.local.credentials import Credentials
+from mlplatform.local.runtimes.base import SilentReporter
+from mlplatform.runners.local_container import (
     LocalContainerRunner,
     TrainingImage,
     check_engine,
     image_content_key,
     image_from_inspect,
 )
-from mlplatform.trainer.request import new_request
+from mlplatform.runners.request import new_request
 from tests.cli import REPO
 
 ENV = load_environment("local", REPO / "environments.toml")

@@ -9,7 +9,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from mlplatform.errors import RegistryError
-from mlplatform.trainer.gate import run_gate
+from mlplatform.registry.gate import run_gate
 
 
 class FakeRegistry:

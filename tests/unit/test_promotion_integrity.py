@@ -18,8 +18,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.file_utils import local_file_uri_to_path
 
-from mlplatform.promotion import PromotionError, Registry, promote
-from mlplatform.runtime.base import SilentReporter
+from mlplatform.local.runtimes.base import SilentReporter
+from mlplatform.registry.promotion import PromotionError, Registry, promote
 
 MODEL = "fraud-classifier"
 SOURCE_FILES = {

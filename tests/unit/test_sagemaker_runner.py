@@ -16,9 +16,9 @@ from moto import mock_aws
 
 from mlplatform.config import load_environment
 from mlplatform.errors import TrainingError
-from mlplatform.runtime.base import SilentReporter
-from mlplatform.trainer.request import TrainingRequest
-from mlplatform.trainer.sagemaker_runner import SageMakerRunner, resolve_target
+from mlplatform.local.runtimes.base import SilentReporter
+from mlplatform.runners.request import TrainingRequest
+from mlplatform.runners.sagemaker import SageMakerRunner, resolve_target
 from training.hyperparameters import parse
 
 ENV = load_environment("prod")

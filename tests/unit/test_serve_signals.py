@@ -1,6 +1,6 @@
 """`invoke serve` stopped by SIGTERM or SIGHUP stops its server's whole process group (issue 10).
 
-The real supervision (mlplatform.serving.serve_command) runs in a subprocess on a stand-in for
+The real supervision (mlplatform.serving.local.serve_command) runs in a subprocess on a stand-in for
 `mlflow models serve`: a small HTTP server answering /ping that starts a worker ignoring SIGTERM,
 in the process group the supervision gives it. The test signals the supervising process only, as
 a process manager or a closing terminal does, and the whole group must be gone.
@@ -56,7 +56,7 @@ SUPERVISOR = textwrap.dedent(
     import sys
     from pathlib import Path
 
-    from mlplatform.serving import serve_command
+    from mlplatform.serving.local import serve_command
 
     stand_in, port, group_file, log = sys.argv[1:5]
     try:
@@ -142,7 +142,7 @@ def test_a_stop_signal_stops_the_whole_server_group(
 
 
 def test_the_previous_handlers_come_back_after_serving() -> None:
-    from mlplatform.serving import STOP_SIGNALS, StopSignal, stop_signals_interrupt
+    from mlplatform.serving.local import STOP_SIGNALS, StopSignal, stop_signals_interrupt
 
     before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     with pytest.raises(StopSignal) as caught, stop_signals_interrupt():
@@ -164,7 +164,7 @@ def test_the_serve_task_exits_128_plus_the_signal(monkeypatch: pytest.MonkeyPatc
     from invoke import Context, Exit
 
     import tasks
-    from mlplatform import serving
+    from mlplatform.serving import local as serving
 
     def stopped(*args: object) -> None:
         raise serving.StopSignal(signal.SIGHUP)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlplatform.compose_file import COMPOSE_PATH, render
 from mlplatform.config import load_environment
-from mlplatform.credentials import load_or_create
+from mlplatform.local.compose_file import COMPOSE_PATH, render
+from mlplatform.local.credentials import load_or_create
+from mlplatform.local.runtimes.native import NativeRuntime
+from mlplatform.local.services import SERVICES, compose_endpoints, mlflow_environment
 from mlplatform.paths import StatePaths
-from mlplatform.runtime.native import NativeRuntime
-from mlplatform.services import SERVICES, compose_endpoints, mlflow_environment
 
 ENV = load_environment("local")
 ENDPOINT_KEYS = {

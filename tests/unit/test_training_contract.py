@@ -11,8 +11,8 @@ from moto import mock_aws
 
 from mlplatform.config import load_environment
 from mlplatform.errors import TrainingError
-from mlplatform.trainer.native import contract_tree
-from mlplatform.trainer.request import TrainingRequest, parse_overrides
+from mlplatform.runners.native import contract_tree
+from mlplatform.runners.request import TrainingRequest, parse_overrides
 from training import data
 from training.contract import channel_sha256, contract_from_env
 from training.hyperparameters import HyperparameterError, from_arguments, from_file, parse

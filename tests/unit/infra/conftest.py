@@ -29,9 +29,9 @@ import pytest  # noqa: E402
 from aws_cdk import assertions  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
-from infra.cli_ops import synth  # noqa: E402
-from infra.resolve import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST  # noqa: E402
 from mlplatform.config import Environment, load_environments  # noqa: E402
+from mlplatform.release.cdk_cli import synth  # noqa: E402
+from mlplatform.release.cdk_context import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST  # noqa: E402
 
 # Test-only values handed in as CDK context, the way a deploy hands in the real ones. The app
 # itself has no placeholder digest: without one, synth fails (tested in test_app.py).
@@ -115,7 +115,7 @@ def synthesize(
 
 
 def synthesize_with_cli(env: Environment, outdir: Path) -> Synthesized:
-    """Synth through infra.cli_ops, i.e. the pinned CDK CLI, as `invoke synth` does."""
+    """Synth through mlplatform.release.cdk_cli, i.e. the pinned CDK CLI, as `invoke synth` does."""
     synth(
         env.name,
         image_digest=TEST_DIGEST,

@@ -1,4 +1,4 @@
-"""infra.app / infra.resolve: what synth needs, and the one-line errors when it is missing."""
+"""infra.app, mlplatform.release.cdk_context: what synth needs, one-line errors when it lacks it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 from conftest import TEST_DIGEST, test_certificate_arn
 
 from infra.app import build_app
-from infra.resolve import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST, resolve
 from infra.retention import retention_days
 from mlplatform.config import Environment, load_environments
 from mlplatform.errors import ConfigError
+from mlplatform.release.cdk_context import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST, resolve
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""infra.cli_ops: the CDK CLI command lines, destroy confirmation, and no lookups at synth."""
+"""mlplatform.release.cdk_cli: CDK CLI command lines, destroy confirmation, no lookups at synth."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from conftest import REPO_ROOT, STACK_PARTS, TEST_DIGEST, test_certificate_arn
 
 from infra import cli_ops
-from infra.cli_ops import ConfirmationRequiredError, cdk_argv, cdk_command
 from mlplatform.config import load_environments
 from mlplatform.errors import ConfigError
+from mlplatform.release.cdk_cli import ConfirmationRequiredError, cdk_argv, cdk_command
 
 
 def release(name: str) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """Emulated deploy: the real CDK CLI deploys prod's stacks to a moto server, then we describe them.
 
-The same `infra.cli_ops` calls as a real deploy; only the endpoint and credentials differ
-(AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 and a throwaway CDK_HOME). moto's CloudFormation skips
-or cannot show some resources: MOTO_GAPS names each and the static test that covers it.
+The same `mlplatform.release.cdk_cli` calls as a real deploy; only the endpoint and credentials
+differ (AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 and a throwaway CDK_HOME). moto's CloudFormation
+skips or cannot show some resources: MOTO_GAPS names each and the static test that covers it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,15 @@ import boto3
 import pytest
 from conftest import TEST_DIGEST
 
-from infra.cli_ops import cdk_command, migrate_run_task_request
+from mlplatform.cloud.stack_outputs import subnet_ids
 from mlplatform.config import Environment, load_environments
 from mlplatform.emulator.policy_evaluation import NamedPolicy, unused_grants
-from mlplatform.endpoints import (
+from mlplatform.errors import TrainingError
+from mlplatform.local.runtimes.base import SilentReporter
+from mlplatform.release.cdk_cli import cdk_command, migrate_run_task_request
+from mlplatform.runners.request import new_request
+from mlplatform.runners.sagemaker import SageMakerRunner, resolve_target
+from mlplatform.serving.rollout import (
     MODELS_PREFIX,
     EndpointError,
     EndpointTarget,
@@ -28,11 +33,6 @@ from mlplatform.endpoints import (
     deploy_endpoint,
     ensure_model,
 )
-from mlplatform.errors import TrainingError
-from mlplatform.runtime.base import SilentReporter
-from mlplatform.stack_outputs import subnet_ids
-from mlplatform.trainer.request import new_request
-from mlplatform.trainer.sagemaker_runner import SageMakerRunner, resolve_target
 from tests.emulator.process import PatchedMoto, patched_moto
 
 pytestmark = pytest.mark.integration
@@ -137,7 +137,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PatchedMoto]:
 
 @pytest.fixture(scope="module")
 def deployed(emulator: PatchedMoto, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Bootstrap and deploy every prod stack through infra.cli_ops; return boto3 clients."""
+    """Bootstrap and deploy every prod stack through mlplatform.release.cdk_cli; return clients."""
     env: Environment = load_environments()[ENV_NAME]
     variables = emulator.variables
 

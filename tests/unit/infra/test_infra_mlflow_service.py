@@ -12,17 +12,17 @@ from sg_rules import egress, group_of
 
 from infra.app import build_app
 from infra.naming import ARTIFACTS_PREFIX, MLFLOW_PORT
-from infra.resolve import (
+from infra.stacks.mlflow_service import RELEASES_KEPT
+from mlplatform.config import load_environments
+from mlplatform.errors import ConfigError
+from mlplatform.release.cdk_context import (
     CONTEXT_CERTIFICATE_ARN,
     CONTEXT_IMAGE_DIGEST,
     CONTEXT_SERVICE_IMAGE_DIGEST,
     NO_SERVICE_IMAGE,
     resolve,
 )
-from infra.stacks.mlflow_service import RELEASES_KEPT
-from mlplatform.config import load_environments
-from mlplatform.ecr_push import RELEASE_TAG_PREFIX, release_tag
-from mlplatform.errors import ConfigError
+from mlplatform.release.ecr_push import RELEASE_TAG_PREFIX, release_tag
 
 DATABASE_VARIABLES = {"MLFLOW_DB_USERNAME", "MLFLOW_DB_PASSWORD"}
 # What the migrate task creates MLflow's own database user from (it logs in as the master).

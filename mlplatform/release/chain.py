@@ -1,0 +1,403 @@
+"""`invoke deploy --env E`: one release of the whole platform, step by step, each idempotent.
+
+    for result in deploy(DeployRequest("prod", image="mlflow.oci.tar"), paths, reporter):
+        print(result.step, result.changed, result.detail)
+
+The steps, in order (a subset keeps this order):
+  infra     CDK deploy of every stack; the migrate task gets the release's image while the service
+            keeps the image it runs (a first deploy creates the service with no task)
+  image     the MLflow image pushed to the environment's ECR repository, by digest (ECR's API)
+  migrate   the one-off migrate task run to completion (exit code 0) and recorded on its task
+            definition (mlplatform.release.migration), before any server runs the new code
+  service   CDK deploy again, now rolling the service to the release's image; refused unless the
+            release's migration is recorded
+  model     the source registry's `champion` promoted (copied, verified, registered once) and made
+            `champion` in the environment's registry; the training/serving client user ensured
+  endpoint  the SageMaker endpoint deployed from the registry's champion (and challenger)
+
+Each step first looks at the environment and does nothing when it already is as wanted, so a
+second run reports no change; the first failing step raises DeployError and nothing after it
+runs. What the environment runs is read from the MLflow stack's outputs (ImageDigest,
+ServiceImageDigest) and ECS, so no state is kept on the deploying machine. Every AWS call goes
+through boto3's chain and the CDK CLI: AWS, or an emulator through AWS_ENDPOINT_URL, with the
+same code. docs/deploy.md has the reasons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+from mlflow.exceptions import MlflowException
+
+from mlplatform.cloud import aws
+from mlplatform.cloud.stack_outputs import DeployedStack, describe_stack
+from mlplatform.config import DIGEST_PATTERN, Environment, load_environment
+from mlplatform.errors import PlatformError
+from mlplatform.local.runtimes.base import Reporter
+from mlplatform.paths import StatePaths
+from mlplatform.release.ecr_push import image_present, push_image
+from mlplatform.release.migration import migrated_digest, run_migration
+from mlplatform.release.oci_image import OciImage, export_from_engine, open_image
+from mlplatform.serving.rollout import STRATEGIES
+
+__all__ = ["STEPS", "DeployError", "DeployRequest", "StepResult", "deploy", "parse_steps"]
+
+STEPS = ("infra", "image", "migrate", "service", "model", "endpoint")
+_IMAGE_STEPS = {"infra", "image", "migrate", "service"}
+_STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
+_DIGEST = re.compile(DIGEST_PATTERN)
+# What a step may raise besides the kit's own errors: still one line, never a traceback.
+_FOREIGN_ERRORS = (
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    MlflowException,
+)
+
+
+class DeployError(PlatformError):
+    """A step of the chain failed; the steps after it did not run."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did: `changed` is False when the environment already was as wanted."""
+
+    step: str
+    changed: bool
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--json` object of this step."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """What to deploy where (defaults: every step, images and models from configuration)."""
+
+    env_name: str
+    steps: tuple[str, ...] = STEPS
+    image: str | None = None  # OCI archive or layout directory, or a local engine image
+    image_digest: str | None = None
+    certificate_arn: str | None = None
+    source: str = "local"
+    strategy: str | None = None
+    serving_image: str | None = None
+    approve: bool = False  # let CDK apply IAM and security-group changes without asking
+
+
+def parse_steps(text: str | None) -> tuple[str, ...]:
+    """`infra,image` -> the steps in chain order; DeployError naming an unknown one."""
+    if not text:
+        return STEPS
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STEPS]
+    if unknown or not wanted:
+        raise DeployError(
+            f"unknown step {unknown[0] if unknown else text!r}; choose from {', '.join(STEPS)}"
+        )
+    return tuple(s for s in STEPS if s in wanted)
+
+
+def deploy(request: DeployRequest, paths: StatePaths, reporter: Reporter) -> Iterator[StepResult]:
+    """Run the requested steps in order, yielding each result as soon as the step ends."""
+    env = load_environment(request.env_name)
+    if env.name == "local":
+        raise DeployError("deploy targets a cloud environment; use --env staging or prod")
+    if request.strategy is not None and request.strategy not in STRATEGIES:
+        raise DeployError(
+            f"unknown strategy {request.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    if request.image and request.image_digest:
+        raise DeployError("pass --image or --image-digest, not both")
+    with ExitStack() as stack:
+        chain = _Chain(env, request, paths, reporter)
+        if _IMAGE_STEPS & set(request.steps):
+            chain.open_release(stack)
+            chain.check_release()
+            # A cloud assembly of its own: no lock clash with `invoke synth` in infra/cdk.out.
+            chain.cdk_out = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-cdk-"))
+            )
+        for step in request.steps:
+            reporter.step(f"{step}: {env.name}")
+            try:
+                result = getattr(chain, f"_{step}")()
+            except (PlatformError, *_FOREIGN_ERRORS) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise DeployError(f"{step} step failed: {first}") from None
+            reporter.done(f"{step}: {result.detail}")
+            yield result
+
+
+class _Chain:
+    """The steps, sharing what they learn about the environment."""
+
+    def __init__(
+        self, env: Environment, request: DeployRequest, paths: StatePaths, reporter: Reporter
+    ) -> None:
+        self.env = env
+        self.request = request
+        self.paths = paths
+        self.reporter = reporter
+        self.image: OciImage | None = None
+        self.digest = ""
+        self.cdk_out: Path | None = None
+
+    # -- the release's image -------------------------------------------------------------------
+
+    def open_release(self, stack: ExitStack) -> None:
+        """Find the digest to release: from --image (opened and checked), else a digest."""
+        if self.request.image:
+            source = Path(self.request.image)
+            if not source.exists() and not self.request.image.startswith((".", "/")):
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-image-")))
+                self.reporter.step(f"exporting {self.request.image} from the container engine")
+                source = export_from_engine(self.request.image, tmp)
+            self.image = stack.enter_context(open_image(source))
+            self.digest = self.image.digest
+            return
+        digest = self.request.image_digest or self.env.mlflow.image_digest
+        if not digest:
+            raise DeployError(
+                f"no MLflow image to release: pass --image (OCI archive or local image) or "
+                f"--image-digest, or set [{self.env.name}.mlflow] image_digest"
+            )
+        if not _DIGEST.match(digest):
+            raise DeployError(f"--image-digest {digest!r} is not sha256:<64 hex>")
+        self.digest = digest
+
+    def check_release(self) -> None:
+        """Refuse, before any step changes anything, a digest that ECR does not have."""
+        if self.image is not None or "image" not in self.request.steps:
+            return
+        outputs = self._outputs("mlflow")
+        if outputs is None or "MlflowRepositoryUri" not in outputs:
+            return  # a first deploy: the repository comes with the infra step
+        repository = self._repository(outputs)
+        if not image_present(self._client("ecr"), repository, self.digest):
+            raise self._not_in_ecr(repository)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @property
+    def short(self) -> str:
+        """The release's digest as messages show it."""
+        return self.digest[:19] + "…"
+
+    def _not_in_ecr(self, repository: str) -> DeployError:
+        return DeployError(
+            f"{self.short} is not in {repository}; pass --image with the image "
+            "(OCI archive or local image) to push it"
+        )
+
+    @staticmethod
+    def _repository(outputs: dict[str, str]) -> str:
+        """The repository name in the MLflow stack's MlflowRepositoryUri (after the host)."""
+        return outputs["MlflowRepositoryUri"].split("/", 1)[1]
+
+    def _client(self, service: str) -> Any:
+        return aws.client(service, region=self.env.region)
+
+    def _stack(self, part: str) -> str:
+        return f"{self.env.name_prefix}-{part}"
+
+    def _described(self, part: str) -> DeployedStack | None:
+        """A stack's status and outputs, or None when it is not deployed."""
+        return describe_stack(self._client("cloudformation"), self._stack(part), DeployError)
+
+    def _outputs(self, part: str) -> dict[str, str] | None:
+        """A stack's outputs, or None when it is not deployed."""
+        described = self._described(part)
+        return None if described is None else described.outputs
+
+    def _require(self, stack: DeployedStack, *keys: str) -> dict[str, str]:
+        """`stack`'s outputs, or one line naming its status, the missing keys and the fix."""
+        command = f"`invoke deploy --env {self.env.name} --steps infra`"
+        return stack.require(keys, DeployError, command)
+
+    def _required_outputs(self, part: str, *keys: str) -> dict[str, str]:
+        stack = self._described(part)
+        if stack is None:
+            raise DeployError(
+                f"stack {self._stack(part)} is not deployed; run the infra step first "
+                "(invoke deploy --steps infra)"
+            )
+        return self._require(stack, *keys)
+
+    def _service_digest(self) -> str | None:
+        """The image the MLflow service runs now (None: no stack yet, or no task yet)."""
+        stack = self._described("mlflow")
+        # A stack whose first deploy never completed runs nothing: the infra step deploys over
+        # it as over no stack, and the later steps refuse it for its missing outputs.
+        if stack is None or stack.never_created:
+            return None
+        value = stack.outputs.get("ServiceImageDigest")
+        if value is None:
+            # A stack deployed before the kit reported it: what the running service uses.
+            return self._digest_from_ecs(stack)
+        return value if _DIGEST.match(value) else None
+
+    def _digest_from_ecs(self, stack: DeployedStack) -> str:
+        outputs = self._require(stack, "ClusterName", "ServiceName")
+        ecs = self._client("ecs")
+        service = ecs.describe_services(
+            cluster=outputs["ClusterName"], services=[outputs["ServiceName"]]
+        )["services"]
+        image = ""
+        if service:
+            definition = ecs.describe_task_definition(taskDefinition=service[0]["taskDefinition"])
+            image = definition["taskDefinition"]["containerDefinitions"][0].get("image", "")
+        digest = image.rpartition("@")[2]
+        if not _DIGEST.match(digest):
+            raise DeployError(
+                f"cannot tell which image {outputs['ServiceName']} runs ({image or 'no service'});"
+                " deploy the infra with `invoke deploy-infra` first"
+            )
+        return digest
+
+    def _fingerprints(self) -> dict[str, str | None]:
+        cfn = self._client("cloudformation")
+        prints: dict[str, str | None] = {}
+        for part in _STACK_PARTS:
+            try:
+                body = cfn.get_template(StackName=self._stack(part))["TemplateBody"]
+            except botocore.exceptions.ClientError:
+                prints[part] = None
+                continue
+            except botocore.exceptions.BotoCoreError as exc:
+                raise DeployError(f"cannot reach CloudFormation: {exc}") from None
+            text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+            prints[part] = hashlib.sha256(text.encode()).hexdigest()
+        return prints
+
+    def _cdk_deploy(self, service_image_digest: str | None) -> list[str]:
+        """Deploy every stack; return the parts whose template changed."""
+        from mlplatform.release.cdk_cli import cdk_command
+        from mlplatform.toolchain.node_deps import ensure_node_modules
+
+        ensure_node_modules()
+        before = self._fingerprints()
+        cdk_command(
+            self.env.name,
+            "deploy",
+            image_digest=self.digest,
+            certificate_arn=self.request.certificate_arn,
+            service_image_digest=service_image_digest,
+            approve=self.request.approve,
+            output=self.cdk_out,
+            output_to_stderr=True,
+        )
+        after = self._fingerprints()
+        return [part for part in _STACK_PARTS if before[part] != after[part]]
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def _warn_never_created(self) -> None:
+        """Say which stacks a failed first deploy left behind: CDK deletes or replaces them."""
+        for part in _STACK_PARTS:
+            stack = self._described(part)
+            if stack is not None and stack.never_created:
+                self.reporter.warn(
+                    f"stack {stack.name} is in {stack.status} (its first deploy never "
+                    "completed); the CDK CLI re-creates it"
+                )
+
+    def _infra(self) -> StepResult:
+        from mlplatform.release.cdk_context import NO_SERVICE_IMAGE
+
+        self._warn_never_created()
+        # The service stays on what it runs; with no stack yet (or no task yet), on no image.
+        running = self._service_digest()
+        changed = self._cdk_deploy(running or NO_SERVICE_IMAGE)
+        if not changed:
+            return StepResult("infra", False, f"{len(_STACK_PARTS)} stacks up to date")
+        return StepResult(
+            "infra", True, f"deployed {', '.join(changed)} (migrate task on {self.short})"
+        )
+
+    def _image(self) -> StepResult:
+        outputs = self._required_outputs("mlflow", "MlflowRepositoryUri")
+        repository = self._repository(outputs)
+        ecr = self._client("ecr")
+        if self.image is not None and push_image(ecr, repository, self.image, self.reporter):
+            size = self.image.size / 2**20
+            return StepResult(
+                "image", True, f"pushed {self.short} to {repository} ({size:.1f} MiB)"
+            )
+        if self.image is None and not image_present(ecr, repository, self.digest):
+            raise self._not_in_ecr(repository)
+        return StepResult("image", False, f"{self.short} already in {repository}")
+
+    def _migration_outputs(self) -> dict[str, str]:
+        outputs = self._required_outputs(
+            "mlflow", "ClusterName", "MigrateTaskDefinitionArn", "TaskSecurityGroupId"
+        )
+        if outputs.get("ImageDigest") != self.digest:
+            raise DeployError(
+                f"the migrate task runs {outputs.get('ImageDigest')}, not "
+                f"{self.short}; run the infra step for this image first"
+            )
+        return outputs
+
+    def _migrate(self) -> StepResult:
+        from mlplatform.release.cdk_cli import migrate_run_task_request
+
+        if self._service_digest() == self.digest:
+            return StepResult("migrate", False, f"the service already runs {self.short}")
+        outputs = self._migration_outputs()
+        ecs = self._client("ecs")
+        if migrated_digest(ecs, outputs["MigrateTaskDefinitionArn"]) == self.digest:
+            return StepResult("migrate", False, f"the database was migrated for {self.short}")
+        outputs |= self._required_outputs("network", "PrivateSubnetIds")
+        try:
+            task = run_migration(ecs, migrate_run_task_request(outputs), self.digest, self.reporter)
+        except PlatformError as exc:
+            raise DeployError(f"{exc}; see log group /{self.env.name_prefix}/mlflow") from None
+        return StepResult("migrate", True, f"task {task} migrated the database for {self.short}")
+
+    def _service(self) -> StepResult:
+        if self._service_digest() == self.digest:
+            return StepResult("service", False, f"already runs {self.short}")
+        outputs = self._migration_outputs()
+        if migrated_digest(self._client("ecs"), outputs["MigrateTaskDefinitionArn"]) != self.digest:
+            raise DeployError(
+                f"the database has not been migrated for {self.short}; run the migrate step first "
+                "(a server on an old schema fails, two migrating servers race)"
+            )
+        self._cdk_deploy(self.digest)
+        if self._service_digest() != self.digest:
+            raise DeployError(f"the service does not report {self.short} after the deploy")
+        return StepResult("service", True, f"rolled {self._stack('mlflow')} to {self.short}")
+
+    def _model(self) -> StepResult:
+        from mlplatform.release.model import release_champion
+
+        changed, detail = release_champion(self.env, self.request.source, self.paths, self.reporter)
+        return StepResult("model", changed, detail)
+
+    def _endpoint(self) -> StepResult:
+        from mlplatform.serving.endpoints import deploy as deploy_endpoint
+
+        outcome, plans = deploy_endpoint(
+            self.env.name,
+            self.paths,
+            self.request.strategy,
+            None,
+            self.request.serving_image,
+            self.reporter,
+        )
+        versions = ", ".join(f"{p.variant} v{p.model_version}" for p in plans)
+        verb = "created" if outcome.created else "updated" if outcome.changed else "unchanged"
+        return StepResult(
+            "endpoint", outcome.changed, f"{outcome.endpoint_name} {verb} ({versions})"
+        )

@@ -1,0 +1,396 @@
+"""The local-container runner: the training image under the SageMaker Python SDK's local mode.
+
+Where a container engine answers (Docker, or rootful Podman through
+compose/standins/podman-env.sh), `invoke train --runner local-container`:
+
+1. builds training/Dockerfile on the stand-in base image (compose/standins/build.sh's
+   MLP_BASE_IMAGE when that image exists, else the Dockerfile's own default), or reuses the image
+   whose tag is the digest of everything the build reads;
+2. runs `Estimator(instance_type="local").fit()` (SDK v2) in the SDK's own virtualenv
+   (local_mode_job.py): the SDK downloads the channels from the stack's S3 store, runs the
+   container as SageMaker does (`train`, /opt/ml mounted), packs /opt/ml/model into model.tar.gz
+   and uploads it to the same output path the native runner and SageMaker use;
+3. reads the job's result (or its /opt/ml/output/failure) from output.tar.gz beside the model.
+
+The container runs with host networking: the native stack listens on 127.0.0.1 only. The SDK
+writes the session's AWS keys into its compose file in plain text, so the SDK's process gets the
+local stack's keys and nothing else (the stack's credentials file, AWS_CONFIG_FILE=/dev/null, no
+instance metadata, none of the caller's AWS_* variables); the container's environment holds
+only the tracking URI and the *id* of the MLflow client secret, as a SageMaker job's does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from mlplatform.child_env import inherited_environment
+from mlplatform.config import REPO_ROOT
+from mlplatform.errors import TrainingError
+from mlplatform.local.access import LocalEndpoints
+from mlplatform.local.runtimes.base import Reporter
+from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
+
+__all__ = [
+    "ENGINE_HINT",
+    "LocalContainerRunner",
+    "TrainingImage",
+    "check_engine",
+    "engine_environment",
+    "ensure_image",
+    "image_content_key",
+    "sdk_python",
+]
+
+ENGINE_HINT = (
+    "start Docker (with Compose v2), or on Podman run "
+    '`eval "$(compose/standins/podman-env.sh)"` (see compose/standins/README.md)'
+)
+IMAGE_REPOSITORY = "mlplatform/training"
+STANDINS = REPO_ROOT / "compose" / "standins"
+SDK_LOCK = REPO_ROOT / "requirements" / "local-container.txt"
+SDK_VENV = REPO_ROOT / ".venv-local-container"
+JOB_SCRIPT = Path(__file__).with_name("local_mode_job.py")
+# Variables that select and reach the engine (Docker contexts, Podman's API socket and config);
+# the only ones of the caller's environment the engine commands get beyond child_env's.
+ENGINE_VARIABLES = (
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "CONTAINERS_CONF",
+    "CONTAINER_HOST",
+    "XDG_RUNTIME_DIR",
+)
+
+
+def engine_environment() -> dict[str, str]:
+    """child_env's allow-list plus the engine's variables: no AWS_*, no MLFLOW_*."""
+    env = inherited_environment()
+    env.update({k: os.environ[k] for k in ENGINE_VARIABLES if k in os.environ})
+    return env
+
+
+def _run(cmd: list[str], timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd,
+        env=kwargs.pop("env", None) or engine_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def check_engine() -> None:
+    """TrainingError (one line, what to run) unless `docker` answers and has Compose v2.
+
+    The SDK calls `docker compose` itself, so `docker` must be the command that answers: Docker,
+    or podman-env.sh's shim in front of Podman.
+    """
+    if shutil.which("docker", path=engine_environment().get("PATH")) is None:
+        raise TrainingError(f"the local-container runner needs a container engine: {ENGINE_HINT}")
+    try:
+        info = _run(["docker", "info"], timeout=30)
+        if info.returncode != 0:
+            reason = (info.stderr.strip().splitlines() or ["no answer"])[-1][:160]
+            raise TrainingError(
+                f"no container engine answers `docker info` ({reason}): {ENGINE_HINT}"
+            )
+        version = _run(["docker", "compose", "version", "--short"], timeout=30)
+    except subprocess.TimeoutExpired:
+        raise TrainingError(f"the container engine did not answer in 30 s: {ENGINE_HINT}") from None
+    short = version.stdout.strip().lstrip("v")
+    if version.returncode != 0 or not short or short.startswith("1."):
+        raise TrainingError(
+            f"SageMaker local mode needs `docker compose` (Compose v2), found none: {ENGINE_HINT}"
+        )
+
+
+@dataclass(frozen=True)
+class TrainingImage:
+    """The image a job runs: the reference the engine resolves, and its digest."""
+
+    reference: str
+    digest: str
+
+    @property
+    def uri(self) -> str:
+        """`repository@digest`, as MLP_TRAINING_IMAGE (the run's mlp.image tags) carries it."""
+        if "@" in self.reference:
+            return self.reference
+        return f"{self.reference}@{self.digest}"
+
+
+def _build_inputs(root: Path) -> list[Path]:
+    """Every file the image build reads (the Dockerfile's COPY sources), in a stable order."""
+    files = [root / "training" / "Dockerfile", root / "requirements" / "training.txt"]
+    files += [
+        p
+        for p in sorted((root / "training").rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    ]
+    return list(dict.fromkeys(files))
+
+
+def image_content_key(root: Path, base_image_id: str) -> str:
+    """sha256 over the base image's id and every build input's path and bytes.
+
+    The same key means the same build: the image is reused instead of rebuilt.
+    """
+    digest = hashlib.sha256(f"base {base_image_id}\n".encode())
+    for path in _build_inputs(root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def image_from_inspect(tag: str, image_id: str, repo_digests: list[str] | None) -> TrainingImage:
+    """The reference to run and the digest to record, from `docker image inspect`.
+
+    Podman gives a locally built image a manifest digest (`localhost/repo@sha256:…`), which runs
+    it by digest as SageMaker runs an ECR image; Docker's classic store has none until a push,
+    so there the image runs by its content tag and the image id is the digest recorded.
+    """
+    repository = tag.rpartition(":")[0]
+    for ref in repo_digests or []:
+        if ref.partition("@")[0].endswith(repository):
+            return TrainingImage(reference=ref, digest=ref.partition("@")[2])
+    full_id = image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
+    return TrainingImage(reference=tag, digest=full_id)
+
+
+def _inspect(reference: str) -> dict[str, Any] | None:
+    # Plain JSON output: Docker and Podman agree on it, not on --format templates.
+    out = _run(["docker", "image", "inspect", reference])
+    if out.returncode != 0:
+        return None
+    try:
+        found = json.loads(out.stdout)[0]
+    except (ValueError, IndexError, KeyError):
+        return None
+    return {"id": found["Id"], "repo_digests": found.get("RepoDigests")}
+
+
+def base_image() -> str | None:
+    """compose/standins/build.sh's MLP_BASE_IMAGE (its default, or the caller's value)."""
+    env = engine_environment()
+    if "MLP_BASE_IMAGE" in os.environ:
+        env["MLP_BASE_IMAGE"] = os.environ["MLP_BASE_IMAGE"]
+    out = _run(["bash", str(STANDINS / "build.sh"), "--print-env"], env=env)
+    for line in out.stdout.splitlines():
+        if line.startswith("export MLP_BASE_IMAGE="):
+            # build.sh prints shell-quoted values (printf %q).
+            return shlex.split(line.partition("=")[2])[0] or None
+    return None
+
+
+def ensure_image(reporter: Reporter, log_file: Path) -> TrainingImage:
+    """Build training/Dockerfile unless an image of the same content exists; return it."""
+    base = base_image()
+    base_info = _inspect(base) if base else None
+    build_args = ["--build-arg", f"BASE_IMAGE={base}"] if base_info else []
+    key = image_content_key(REPO_ROOT, base_info["id"] if base_info else "Dockerfile default")
+    tag = f"{IMAGE_REPOSITORY}:{key[:20]}"
+    found = _inspect(tag)
+    if found is None:
+        reporter.step(f"building the training image {tag} (log: {log_file})")
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "ab") as log:
+            built = subprocess.run(
+                ["docker", "build", *build_args, "-f", "training/Dockerfile", "-t", tag, "."],
+                cwd=REPO_ROOT,
+                env=engine_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=3600,
+            )
+        found = _inspect(tag)
+        if built.returncode != 0 or found is None:
+            hint = "" if base_info else "; where no registry answers, run compose/standins/build.sh"
+            raise TrainingError(f"building the training image failed (log: {log_file}){hint}")
+        reporter.done(f"built {tag}")
+    image = image_from_inspect(tag, found["id"], found["repo_digests"])
+    reporter.done(f"training image {image.uri}")
+    return image
+
+
+def sdk_python(reporter: Reporter) -> Path:
+    """The SageMaker SDK's own virtualenv (made from requirements/local-container.txt once)."""
+    python = SDK_VENV / "bin" / "python"
+    marker = SDK_VENV / ".kit-lock"
+    want = hashlib.sha256(SDK_LOCK.read_bytes()).hexdigest()
+    if python.exists() and marker.exists() and marker.read_text().strip() == want:
+        return python
+    reporter.step(f"installing the SageMaker SDK ({SDK_LOCK.name}) into {SDK_VENV.name}")
+    uv = Path(sys.executable).parent / "uv"
+    steps = [
+        [sys.executable, "-m", "venv", "--without-pip", str(SDK_VENV)],
+        [str(uv), "pip", "sync", "--quiet", "--python", str(python), "--require-hashes",
+         str(SDK_LOCK)],
+    ]  # fmt: skip
+    for cmd in steps:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["failed"])[-1][:200]
+            raise TrainingError(f"cannot install the SageMaker SDK into {SDK_VENV}: {reason}")
+    marker.write_text(want)
+    reporter.done("SageMaker SDK installed")
+    return python
+
+
+class LocalContainerRunner:
+    """Runs one job in the training image through the SDK's local mode."""
+
+    name = "local-container"
+
+    def __init__(
+        self,
+        endpoints: LocalEndpoints,
+        s3: Any,
+        image: TrainingImage,
+        python: Path,
+        find_registration: Callable[[str], tuple[str, str] | None],
+        unregister: Callable[[str, str], None],
+    ) -> None:
+        self.endpoints = endpoints
+        self.s3 = s3
+        self.image = image
+        self.python = python
+        # A job that registered a version and then failed (model upload, unreadable result)
+        # leaves no version behind: the runner finds it by job name and deletes it.
+        self.find_registration = find_registration
+        self.unregister = unregister
+
+    def job_spec(self, request: TrainingRequest, root: Path, result_file: Path) -> dict[str, Any]:
+        """What local_mode_job.py runs (pure): channels, output path, the container's variables."""
+        ep = self.endpoints
+        environment = {
+            **request.job_environment(),
+            "MLFLOW_TRACKING_URI": ep.tracking_uri,
+            "MLP_TRAINING_IMAGE": self.image.uri,
+            "MLP_RUNNER": self.name,
+            # Secrets Manager is the emulator; the container reads the MLflow secret itself.
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": ep.aws_url,
+            "AWS_DEFAULT_REGION": ep.region,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+        }
+        return {
+            "image": self.image.reference,
+            "job_name": request.job_name,
+            "region": ep.region,
+            "s3_endpoint": ep.s3_url,
+            "channels": {c: request.channel_uri(ep.bucket, c) for c in CHANNELS},
+            "output_path": request.output_uri(ep.bucket),
+            "hyperparameters": request.hyperparameters.as_strings(),
+            "environment": environment,
+            "container_root": str(root),
+            "result_file": str(result_file),
+        }
+
+    def sdk_environment(self) -> dict[str, str]:
+        """The SDK process's variables: the engine's, and only the local stack's AWS keys."""
+        env = engine_environment()
+        env.update(
+            AWS_SHARED_CREDENTIALS_FILE=str(self.endpoints.credentials_file),
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_DEFAULT_REGION=self.endpoints.region,
+            # The SDK's own notice; the choice of v2 is explained in docs/training.md.
+            SAGEMAKER_SUPPRESS_V2_WARNING="1",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def run(self, request: TrainingRequest, reporter: Reporter, log_file: Path) -> TrainingResult:
+        """Run one job to completion; TrainingError with the job's one-line reason on failure."""
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="mlp-local-mode-") as tmp:
+            root, result_file = Path(tmp) / "root", Path(tmp) / "result.json"
+            root.mkdir()
+            spec = self.job_spec(request, root, result_file)
+            reporter.step(
+                f"training {request.job_name} in {self.image.reference} (log: {log_file})"
+            )
+            try:
+                with open(log_file, "ab") as log:
+                    subprocess.run(
+                        [str(self.python), str(JOB_SCRIPT)],
+                        input=json.dumps(spec).encode(),
+                        env=self.sdk_environment(),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        check=False,
+                        timeout=request.env.training.max_runtime_seconds + 600,
+                    )
+            except subprocess.TimeoutExpired:
+                pass  # reported below as a job without a result
+            finally:
+                _compose_down(root, log_file)
+            outcome = json.loads(result_file.read_text()) if result_file.exists() else {}
+        output_key = f"{request.env.training.output_prefix}/{request.job_name}/output"
+        try:
+            files = self._output_files(output_key)
+            if "model_data" not in outcome:
+                reason = files.get("failure") or outcome.get("error") or "no result"
+                raise TrainingError(f"training job {request.job_name} failed: {reason}")
+            result = json.loads(files["data/result.json"])
+        except BaseException:
+            found = self.find_registration(request.job_name)
+            if found is not None:
+                self.unregister(request.env.model_name, found[1])
+            raise
+        reporter.done(
+            f"trained and registered {result['model_name']} version {result['model_version']}"
+        )
+        reporter.done(f"model artifact at {outcome['model_data']}")
+        return TrainingResult.from_job(result, request.job_name, self.name, outcome["model_data"])
+
+    def _output_files(self, output_key: str) -> dict[str, str]:
+        """The `failure` and `data/result.json` files of the job's output.tar.gz."""
+        key = f"{output_key}/output.tar.gz"
+        try:
+            body = self.s3.get_object(Bucket=self.endpoints.bucket, Key=key)
+        except botocore.exceptions.ClientError:
+            return {}
+        files = {}
+        with tarfile.open(fileobj=io.BytesIO(body["Body"].read())) as archive:
+            for member in archive.getmembers():
+                name = member.name.removeprefix("./")
+                if member.isfile() and name in ("failure", "data/result.json"):
+                    extracted = archive.extractfile(member)
+                    if extracted is not None:
+                        files[name] = extracted.read().decode("utf-8", "replace").strip()
+        return files
+
+
+def _compose_down(root: Path, log_file: Path) -> None:
+    """Remove the job's containers: the SDK's `up --abort-on-container-exit` leaves them."""
+    with open(log_file, "ab") as log:
+        for compose_file in sorted(root.glob("*/docker-compose.yaml")):
+            subprocess.run(
+                ["docker", "compose", "-f", str(compose_file), "down", "--remove-orphans"],
+                env=engine_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=300,
+            )

@@ -1,0 +1,170 @@
+"""The sagemaker runner: a real SageMaker training job through boto3.
+
+The image is referenced by ECR digest, the job runs with the kit's execution role inside the VPC,
+and its environment carries only the tracking URI and the *id* of the MLflow client secret: a
+DescribeTrainingJob (or anyone reading CloudTrail) never sees a password. Where the job's inputs
+come from is read from the infrastructure's CloudFormation outputs, so the same code runs against
+AWS and, with AWS_ENDPOINT_URL set, against an emulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.exceptions
+
+from mlplatform.cloud.stack_outputs import mlflow_url, stack_outputs, subnet_ids
+from mlplatform.config import Environment
+from mlplatform.errors import TrainingError
+from mlplatform.local.runtimes.base import Reporter
+from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
+
+__all__ = ["CloudTarget", "SageMakerRunner", "resolve_target"]
+
+# The outputs infra/ stacks export, by stack suffix.
+_OUTPUTS = {
+    "sagemaker": ("ExecutionRoleArn", "SecurityGroupId"),
+    "network": ("PrivateSubnetIds",),
+    "data": ("BucketName",),
+    "mlflow": ("TrainingRepositoryUri",),
+}
+
+
+@dataclass(frozen=True)
+class CloudTarget:
+    """Everything a job needs from the deployed infrastructure."""
+
+    image_uri: str
+    role_arn: str
+    subnets: list[str]
+    security_groups: list[str]
+    bucket: str
+    tracking_uri: str
+
+
+def resolve_target(env: Environment, cfn: Any, image_digest: str | None = None) -> CloudTarget:
+    """Read role, network, bucket, tracking URL and image repository from the stack outputs."""
+    digest = image_digest or env.training.training_image_digest
+    if not digest:
+        raise TrainingError(
+            f"no training image digest for {env.name}: set [{env.name}.training] "
+            "training_image_digest (the image pushed to ECR)"
+        )
+    values: dict[str, str] = {}
+    for suffix, keys in _OUTPUTS.items():
+        values.update(stack_outputs(cfn, f"{env.name_prefix}-{suffix}", keys, TrainingError))
+    return CloudTarget(
+        image_uri=f"{values['TrainingRepositoryUri']}@{digest}",
+        role_arn=values["ExecutionRoleArn"],
+        subnets=subnet_ids(values),
+        security_groups=[values["SecurityGroupId"]],
+        bucket=values["BucketName"],
+        tracking_uri=mlflow_url(env, cfn, TrainingError),
+    )
+
+
+class SageMakerRunner:
+    """Submits the job, waits for it with boto3's waiter, and reports its registered version."""
+
+    name = "sagemaker"
+
+    def __init__(
+        self,
+        sagemaker: Any,
+        target: CloudTarget,
+        find_registration: Callable[[str], tuple[str, str]] | None = None,
+    ) -> None:
+        self.sm = sagemaker
+        self.target = target
+        self.find_registration = find_registration
+
+    def job_definition(self, request: TrainingRequest) -> dict[str, Any]:
+        """The CreateTrainingJob request (pure: tests and `--dry-run` read it)."""
+        env, t = request.env, self.target
+        environment = {
+            **request.job_environment(),
+            "MLFLOW_TRACKING_URI": t.tracking_uri,
+            "MLP_TRAINING_IMAGE": t.image_uri,
+            "MLP_RUNNER": self.name,
+        }
+        return {
+            "TrainingJobName": request.job_name,
+            "AlgorithmSpecification": {"TrainingImage": t.image_uri, "TrainingInputMode": "File"},
+            "RoleArn": t.role_arn,
+            "HyperParameters": request.hyperparameters.as_strings(),
+            "InputDataConfig": [
+                {
+                    "ChannelName": channel,
+                    "ContentType": "text/csv",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": request.channel_uri(t.bucket, channel),
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+                for channel in CHANNELS
+            ],
+            "OutputDataConfig": {"S3OutputPath": request.output_uri(t.bucket)},
+            "ResourceConfig": {
+                "InstanceType": env.sagemaker.training_instance_type,
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 30,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": env.training.max_runtime_seconds},
+            "VpcConfig": {"Subnets": t.subnets, "SecurityGroupIds": t.security_groups},
+            "EnableInterContainerTrafficEncryption": True,
+            "Environment": environment,
+            "Tags": [
+                {"Key": "mlplatform:environment", "Value": env.name},
+                {"Key": "mlplatform:model", "Value": env.model_name},
+                {"Key": "mlplatform:git-commit", "Value": request.git_commit},
+            ],
+        }
+
+    def run(
+        self, request: TrainingRequest, reporter: Reporter, wait: bool = True
+    ) -> TrainingResult:
+        """Create the job; with wait, block until it ends and look up its model version."""
+        reporter.step(f"submitting SageMaker training job {request.job_name}")
+        try:
+            self.sm.create_training_job(**self.job_definition(request))
+        except botocore.exceptions.ClientError as exc:
+            raise TrainingError(f"SageMaker refused the job: {exc}") from exc
+        reporter.done(f"submitted {request.job_name} ({self.target.image_uri})")
+        artifact = (
+            f"{request.output_uri(self.target.bucket)}/{request.job_name}/output/model.tar.gz"
+        )
+        if not wait:
+            return TrainingResult(
+                "", request.env.model_name, "", request.job_name, self.name, artifact
+            )
+        reporter.step("waiting for the job (SageMaker provisions, trains, uploads)")
+        # A waiter error (job failed or stopped) is not raised: the status below says what happened.
+        with contextlib.suppress(botocore.exceptions.WaiterError):
+            self.sm.get_waiter("training_job_completed_or_stopped").wait(
+                TrainingJobName=request.job_name,
+                WaiterConfig={
+                    "Delay": 30,
+                    "MaxAttempts": request.env.training.max_runtime_seconds // 30 + 20,
+                },
+            )
+        try:
+            job = self.sm.describe_training_job(TrainingJobName=request.job_name)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise TrainingError(f"cannot read the state of {request.job_name}: {exc}") from exc
+        if job["TrainingJobStatus"] != "Completed":
+            reason = job.get("FailureReason", job["TrainingJobStatus"])
+            raise TrainingError(f"training job {request.job_name} failed: {reason}")
+        artifact = job.get("ModelArtifacts", {}).get("S3ModelArtifacts", artifact)
+        reporter.done(f"job completed; model at {artifact}")
+        run_id, version = ("", "")
+        if self.find_registration is not None:
+            run_id, version = self.find_registration(request.job_name)
+        return TrainingResult(
+            run_id, request.env.model_name, version, request.job_name, self.name, artifact
+        )

@@ -1,0 +1,290 @@
+"""Local serving with SageMaker's contract: GET /ping, POST /invocations (JSON and CSV).
+
+The endpoint serves the packaged model of a registry version — the same deterministic
+model.tar.gz a SageMaker endpoint is given — unpacked and run by MLflow's own scoring server
+(`mlflow models serve --env-manager local`), which already speaks /ping and /invocations and
+answers malformed input with 4xx. The kit resolves the alias, packages, checks the port and
+supervises the server's process group.
+
+Serving ends by Ctrl-C, SIGTERM (a process manager, `kill`) or SIGHUP (the terminal closed), all
+one way: SIGTERM and SIGHUP are raised as StopSignal, a KeyboardInterrupt, so the same `finally`
+blocks stop the server's whole group and remove the unpacked model before the caller sees it.
+StopSignal.exit_code is 128 + the signal's number (143 for SIGTERM), as a shell reports it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
+
+from mlplatform.child_env import inherited_environment
+from mlplatform.config import Environment
+from mlplatform.errors import PortInUseError, RegistryError, ServiceStartError
+from mlplatform.local.access import local_stack
+from mlplatform.paths import StatePaths
+from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
+from mlplatform.registry.archive import make_targz
+from mlplatform.registry.client import authenticated_client
+
+__all__ = [
+    "STOP_SIGNALS",
+    "PackagedModel",
+    "StopSignal",
+    "package_version",
+    "resolve_version",
+    "serve_command",
+    "serve_local",
+    "server_group",
+    "stop_signals_interrupt",
+]
+
+# What a process manager (SIGTERM) or a closing terminal (SIGHUP) sends to end `invoke serve`.
+# The server runs in a session of its own, so neither reaches it: the kit must stop it.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the process is, so it unwinds exactly as Ctrl-C does.
+
+    A KeyboardInterrupt on purpose: every `finally` and `except KeyboardInterrupt` that cleans up
+    after Ctrl-C cleans up after it too, and `except Exception` does not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number (SIGTERM 143, SIGHUP 129), as a shell reports the signal."""
+        return 128 + self.signum
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # The first stop signal wins: later ones must not cut the cleanup it starts short.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise StopSignal(signum)
+
+
+@contextmanager
+def _stop_signals_handled(handler: Any) -> Iterator[None]:
+    """SIGTERM and SIGHUP go to `handler` in the block (main thread only), then as they were."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise StopSignal; the previous handlers return after.
+
+        with stop_signals_interrupt():
+            serve()          # `kill PID` now unwinds serve() like Ctrl-C
+
+    A block inside another such block, or outside the main thread (where Python cannot set
+    handlers), changes nothing.
+    """
+    if signal.getsignal(signal.SIGTERM) is _raise_stop:
+        yield
+        return
+    with _stop_signals_handled(_raise_stop):
+        yield
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A registry version packed for an endpoint."""
+
+    name: str
+    version: str
+    archive: Path
+    sha256: str
+
+
+def resolve_version(client: Any, name: str, alias: str | None, version: str | None) -> str:
+    """The version number an alias (or an explicit version) names; RegistryError if none."""
+    try:
+        if version:
+            return str(client.get_model_version(name, version).version)
+        return str(client.get_model_version_by_alias(name, alias or "champion").version)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        what = f"version {version}" if version else f"alias {alias or 'champion'!r}"
+        raise RegistryError(f"model {name!r} has no {what} in this registry") from exc
+
+
+def package_version(tracking_uri: str, name: str, version: str, workdir: Path) -> PackagedModel:
+    """Download a version's MLflow model and pack it as model.tar.gz (deterministic)."""
+    model_dir = workdir / "model"
+    mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{version}", dst_path=str(model_dir), tracking_uri=tracking_uri
+    )
+    # MLflow adds this file on download (the registry's name and version number). The same model
+    # has other version numbers in other registries: the archive holds only the model's files.
+    (model_dir / REGISTERED_MODEL_META_FILE_NAME).unlink(missing_ok=True)
+    archive = workdir / "model.tar.gz"
+    return PackagedModel(name, version, archive, make_targz(model_dir, archive))
+
+
+def _unpack(archive: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def _scoring_command(model_dir: Path, port: int, workers: int) -> list[str]:
+    """MLflow's scoring server on an unpacked model (for server_group)."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        str(model_dir),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        str(workers),
+        "--env-manager",
+        "local",
+    ]
+
+
+@contextmanager
+def server_group(
+    cmd: Sequence[str], port: int, log: Path, timeout: float = 120
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `cmd`, a server answering GET /ping on 127.0.0.1:`port`, until the block ends.
+
+    It runs in a process group (and session) of its own, with none of the caller's secrets in
+    its environment; the block starts once /ping answers. On exit the whole group is stopped
+    and waited for, so the port is free when the block is left.
+    """
+    if port_open(port):
+        raise PortInUseError(f"port {port} is taken by another process; pass --port")
+    # Nothing of the caller's shell (AWS keys, MLFLOW_* logins) reaches the server: it needs
+    # only the unpacked model. mlflow models serve starts its workers by name: the venv's
+    # bin must be on PATH.
+    env = inherited_environment()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(cmd), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/ping"),
+            service="endpoint",
+            timeout=timeout,
+            log=log,
+            alive=lambda: proc.poll() is None,
+        )
+        yield proc
+    finally:
+        # Bounded (about 30 s at most); a stop signal arriving meanwhile, say after Ctrl-C,
+        # must not leave half the group running.
+        with _stop_signals_handled(signal.SIG_IGN):
+            _stop_group(proc)
+
+
+def serve_command(
+    cmd: Sequence[str], port: int, log: Path, on_ready: Callable[[], None], timeout: float = 120
+) -> NoReturn:
+    """Serve with `cmd` (see server_group) until stopped; `on_ready` once /ping answers.
+
+    Ends only by an exception, raised once the server's whole group is gone: KeyboardInterrupt
+    for Ctrl-C, StopSignal for SIGTERM or SIGHUP, ServiceStartError when the server does not
+    start or exits by itself.
+    """
+    with stop_signals_interrupt(), server_group(cmd, port, log, timeout) as proc:
+        on_ready()
+        code = proc.wait()
+        # Only an interrupt should end serving; a server that exits on its own failed.
+        raise ServiceStartError(
+            f"the scoring server exited with code {code}; see {log}", log_tail(log)
+        )
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # Workers that outlived their parent are still in its group: end them, and wait until the
+    # group is gone so the port is free when this returns.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+def serve_local(
+    env: Environment,
+    paths: StatePaths,
+    model: str | None,
+    alias: str | None,
+    version: str | None,
+    port: int,
+    workers: int,
+    on_ready: Callable[[PackagedModel, str], None],
+) -> None:
+    """Serve a version of the local registry on 127.0.0.1:port until stopped (see serve_command)."""
+    # From the start: a stop signal while the model downloads removes the download too.
+    with stop_signals_interrupt():
+        creds, endpoints = local_stack(env, paths, services=("mlflow",))
+        name = model or env.model_name
+        with tempfile.TemporaryDirectory(prefix="mlp-package-") as tmp:
+            # The client user reads the registry; its credentials leave os.environ before the
+            # scoring server (which inherits the environment) starts.
+            with authenticated_client(
+                endpoints.tracking_uri, creds.client_username, creds.client_password
+            ) as client:
+                number = resolve_version(client, name, alias, version)
+                packaged = package_version(endpoints.tracking_uri, name, number, Path(tmp))
+            log = paths.logs / "serving" / f"{name}-{number}.log"
+            with tempfile.TemporaryDirectory(prefix="mlp-serve-") as serve_tmp:
+                model_dir = _unpack(packaged.archive, Path(serve_tmp) / "model")
+                serve_command(
+                    _scoring_command(model_dir, port, workers),
+                    port,
+                    log,
+                    lambda: on_ready(packaged, f"http://127.0.0.1:{port}"),
+                )

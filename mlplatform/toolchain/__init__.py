@@ -1,0 +1,7 @@
+"""The kit's own toolchain: locks, system and Node packages, and which tests run.
+
+- locking.py      hash-locked requirements per dependency group
+- system_deps.py  Debian packages the stack and tests need (apt, as root)
+- node_deps.py    the pinned CDK CLI from package-lock.json
+- testing.py      the pytest command `invoke test` runs
+"""
