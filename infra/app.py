@@ -13,7 +13,6 @@ from collections.abc import Mapping
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.naming import stack_name
 from infra.stacks.data import DataStack
 from infra.stacks.mlflow_service import MlflowServiceStack
 from infra.stacks.monitoring import MonitoringStack
@@ -21,6 +20,7 @@ from infra.stacks.network import NetworkStack
 from infra.stacks.sagemaker import SageMakerStack
 from mlplatform.config import Environment, load_environments
 from mlplatform.errors import ConfigError
+from mlplatform.names import stack_name
 from mlplatform.release.cdk_context import (
     CONTEXT_CERTIFICATE_ARN,
     CONTEXT_IMAGE_DIGEST,

@@ -1,4 +1,4 @@
-"""Names derived from an environment, in one place so stacks, tasks and tests agree."""
+"""Names built in a stack's scope (CDK tokens); every other name is in mlplatform.names."""
 
 from __future__ import annotations
 
@@ -7,34 +7,7 @@ from constructs import IConstruct
 
 from mlplatform.config import Environment
 
-__all__ = [
-    "ARTIFACTS_PREFIX",
-    "MLFLOW_PORT",
-    "availability_zones",
-    "object_arn",
-    "repository_name",
-    "stack_name",
-]
-
-# The container contract of mlflow_server/: it listens here and serves /health without auth.
-MLFLOW_PORT = 5000
-# Key prefix under which MLflow's proxied artifact store writes (MLFLOW_ARTIFACTS_DESTINATION).
-ARTIFACTS_PREFIX = "mlflow-artifacts"
-
-
-def stack_name(env: Environment, part: str) -> str:
-    """CloudFormation stack name, e.g. ``mlp-prod-network``."""
-    return f"{env.name_prefix}-{part}"
-
-
-def repository_name(env: Environment, image: str) -> str:
-    """ECR repository name of one of the kit's images (``mlflow`` or ``training``)."""
-    return f"{env.name_prefix}/{image}"
-
-
-def availability_zones(env: Environment) -> list[str]:
-    """The zones the VPC spans, named rather than looked up so synth needs no AWS credentials."""
-    return [f"{env.region}{letter}" for letter in "abc"[: env.network.max_azs]]
+__all__ = ["object_arn"]
 
 
 def object_arn(scope: IConstruct, env: Environment, key_pattern: str) -> str:

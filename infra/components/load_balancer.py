@@ -9,8 +9,8 @@ from constructs import Construct
 
 from infra.components.log_bucket import LogBucket
 from infra.nag import acknowledge
-from infra.naming import MLFLOW_PORT
 from mlplatform.config import MlflowSettings
+from mlplatform.names import MLFLOW_PORT
 
 __all__ = ["MlflowLoadBalancer"]
 

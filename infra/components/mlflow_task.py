@@ -13,7 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.nag import acknowledge
-from infra.naming import MLFLOW_PORT
+from mlplatform.names import MLFLOW_PORT
 
 __all__ = ["HEALTH_CHECK", "MlflowSecrets", "MlflowTask"]
 

@@ -14,6 +14,7 @@ from constructs import Construct
 from infra.components.log_bucket import LogBucket
 from infra.nag import acknowledge
 from mlplatform.config import Environment
+from mlplatform.names import Output
 
 __all__ = [
     "DB_PORT",
@@ -86,10 +87,14 @@ class DataStack(cdk.Stack):
         self.bucket = self._artifact_bucket()
         self.database = self._database(vpc, private_subnets)
 
-        cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
-        cdk.CfnOutput(self, "DatabaseSecretArn", value=self.mlflow_login.secret_arn)
-        cdk.CfnOutput(self, "DatabaseMasterSecretArn", value=self.database.secret.secret_arn)  # type: ignore[union-attr]
-        cdk.CfnOutput(self, "DatabaseEndpoint", value=self.database.db_instance_endpoint_address)
+        cdk.CfnOutput(self, Output.BUCKET_NAME, value=self.bucket.bucket_name)
+        cdk.CfnOutput(self, Output.DATABASE_SECRET_ARN, value=self.mlflow_login.secret_arn)
+        master = self.database.secret
+        assert master is not None  # generated credentials always make a secret
+        cdk.CfnOutput(self, Output.DATABASE_MASTER_SECRET_ARN, value=master.secret_arn)
+        cdk.CfnOutput(
+            self, Output.DATABASE_ENDPOINT, value=self.database.db_instance_endpoint_address
+        )
 
     def _artifact_bucket(self) -> s3.Bucket:
         art = self._settings.artifacts

@@ -25,16 +25,19 @@ from infra.components.load_balancer import MlflowLoadBalancer
 from infra.components.mlflow_task import MlflowSecrets, MlflowTask
 from infra.components.private_domain import PrivateDomain
 from infra.nag import acknowledge, iam5_resource, rendered_object_arn
-from infra.naming import (
-    ARTIFACTS_PREFIX,
-    MLFLOW_PORT,
-    object_arn,
-    repository_name,
-)
+from infra.naming import object_arn
 from infra.retention import retention_days
 from infra.stacks.data import DB_PORT
 from mlplatform.config import Environment
 from mlplatform.local.services import CONTAINER_AUTH_CONFIG_DIR
+from mlplatform.names import (
+    ARTIFACTS_PREFIX,
+    IMAGES,
+    MLFLOW_PORT,
+    Output,
+    repository_name,
+    repository_output,
+)
 from mlplatform.release.cdk_context import NO_SERVICE_IMAGE
 from mlplatform.release.ecr_push import RELEASE_TAG_PREFIX
 
@@ -74,9 +77,7 @@ class MlflowServiceStack(cdk.Stack):
             raise ValueError("settings.mlflow.image_digest is required to build the MLflow service")
         prefix = settings.name_prefix
 
-        self.repositories = {
-            name: self._repository(settings, name) for name in ("mlflow", "training", "serving")
-        }
+        self.repositories = {name: self._repository(settings, name) for name in IMAGES}
         secrets = self._secrets(settings, database, database_login)
 
         self.cluster = ecs.Cluster(
@@ -368,23 +369,23 @@ class MlflowServiceStack(cdk.Stack):
         # What `invoke` needs to run the migrate task and to reach MLflow, by stable names.
         mlflow = settings.mlflow
         host = mlflow.domain_name or self.balancer.alb.load_balancer_dns_name
-        cdk.CfnOutput(self, "MlflowUrl", value=f"{self.balancer.scheme}://{host}")
-        cdk.CfnOutput(self, "AlbDnsName", value=self.balancer.alb.load_balancer_dns_name)
-        cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
-        cdk.CfnOutput(self, "ServiceName", value=self.service.service_name)
+        cdk.CfnOutput(self, Output.MLFLOW_URL, value=f"{self.balancer.scheme}://{host}")
+        cdk.CfnOutput(self, Output.ALB_DNS_NAME, value=self.balancer.alb.load_balancer_dns_name)
+        cdk.CfnOutput(self, Output.CLUSTER_NAME, value=self.cluster.cluster_name)
+        cdk.CfnOutput(self, Output.SERVICE_NAME, value=self.service.service_name)
         # What `invoke deploy` compares to decide which steps of a release are already done.
-        cdk.CfnOutput(self, "ImageDigest", value=str(mlflow.image_digest))
-        cdk.CfnOutput(self, "ServiceImageDigest", value=self.service_image_digest)
+        cdk.CfnOutput(self, Output.IMAGE_DIGEST, value=str(mlflow.image_digest))
+        cdk.CfnOutput(self, Output.SERVICE_IMAGE_DIGEST, value=self.service_image_digest)
         cdk.CfnOutput(
             self,
-            "MigrateTaskDefinitionArn",
+            Output.MIGRATE_TASK_DEFINITION_ARN,
             value=self.migrate_task.task_definition.task_definition_arn,
         )
         # The migrate task runs with the service's security group, which the database admits.
         cdk.CfnOutput(
             self,
-            "TaskSecurityGroupId",
+            Output.TASK_SECURITY_GROUP_ID,
             value=self.service.connections.security_groups[0].security_group_id,
         )
         for name, repo in self.repositories.items():
-            cdk.CfnOutput(self, f"{name.capitalize()}RepositoryUri", value=repo.repository_uri)
+            cdk.CfnOutput(self, repository_output(name), value=repo.repository_uri)

@@ -19,6 +19,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from mlplatform.config import Environment
+from mlplatform.names import Output
 
 __all__ = ["MonitoringStack"]
 
@@ -165,5 +166,5 @@ class MonitoringStack(cdk.Stack):
                 width=12,
             ),
         )
-        cdk.CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
-        cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
+        cdk.CfnOutput(self, Output.ALARM_TOPIC_ARN, value=self.topic.topic_arn)
+        cdk.CfnOutput(self, Output.DASHBOARD_NAME, value=self.dashboard.dashboard_name)

@@ -13,9 +13,9 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.nag import acknowledge
-from infra.naming import availability_zones
 from infra.retention import retention_days
 from mlplatform.config import Environment
+from mlplatform.names import Output, availability_zones
 
 __all__ = ["INTERFACE_ENDPOINTS", "S3_BUCKET_ACTIONS", "S3_OBJECT_ACTIONS", "NetworkStack"]
 
@@ -104,7 +104,7 @@ class NetworkStack(cdk.Stack):
         )
         cdk.CfnOutput(
             self,
-            "PrivateSubnetIds",
+            Output.PRIVATE_SUBNET_IDS,
             value=",".join(self.vpc.select_subnets(subnet_type=private_type).subnet_ids),
         )
 

@@ -20,10 +20,10 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.nag import acknowledge, iam5_resource, rendered_object_arn
-from infra.naming import object_arn, repository_name
+from infra.naming import object_arn
 from mlplatform.config import Environment
 from mlplatform.emulator.role_calls import ecr_repository_arn
-from mlplatform.serving.rollout import MODELS_PREFIX
+from mlplatform.names import MODELS_PREFIX, Output, repository_name
 
 __all__ = ["SageMakerStack"]
 
@@ -159,9 +159,9 @@ class SageMakerStack(cdk.Stack):
         )
         self._acknowledge(endpoint_policy, settings, "/aws/sagemaker/Endpoints/*", "endpoint")
 
-        cdk.CfnOutput(self, "ExecutionRoleArn", value=self.role.role_arn)
-        cdk.CfnOutput(self, "EndpointRoleArn", value=self.endpoint_role.role_arn)
-        cdk.CfnOutput(self, "SecurityGroupId", value=self.security_group.security_group_id)
+        cdk.CfnOutput(self, Output.EXECUTION_ROLE_ARN, value=self.role.role_arn)
+        cdk.CfnOutput(self, Output.ENDPOINT_ROLE_ARN, value=self.endpoint_role.role_arn)
+        cdk.CfnOutput(self, Output.SECURITY_GROUP_ID, value=self.security_group.security_group_id)
 
     @staticmethod
     def _pull(sid: str, repositories: list[str]) -> iam.PolicyStatement:

@@ -21,6 +21,7 @@ import botocore.exceptions
 
 from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
+from mlplatform.names import Output, stack_name
 
 __all__ = [
     "NEVER_CREATED",
@@ -116,9 +117,11 @@ def mlflow_url(env: Environment, cfn: Any, error: type[PlatformError] = Platform
     override = os.environ.get(mlflow_url_variable(env.name))
     if override:
         return override
-    return stack_outputs(cfn, f"{env.name_prefix}-mlflow", ("MlflowUrl",), error)["MlflowUrl"]
+    return stack_outputs(cfn, stack_name(env, "mlflow"), (Output.MLFLOW_URL,), error)[
+        Output.MLFLOW_URL
+    ]
 
 
 def subnet_ids(network_outputs: dict[str, str]) -> list[str]:
     """The private subnets the network stack exports as one comma-separated output."""
-    return [s for s in network_outputs["PrivateSubnetIds"].split(",") if s]
+    return [s for s in network_outputs[Output.PRIVATE_SUBNET_IDS].split(",") if s]

@@ -30,6 +30,7 @@ from typing import Literal, TextIO
 
 from mlplatform.config import REPO_ROOT, Environment, load_environment
 from mlplatform.errors import PlatformError
+from mlplatform.names import Output
 from mlplatform.release.cdk_context import (
     CONTEXT_CERTIFICATE_ARN,
     CONTEXT_IMAGE_DIGEST,
@@ -201,14 +202,14 @@ def migrate_run_task_request(outputs: Mapping[str, str]) -> dict[str, object]:
         ecs.run_task(**migrate_run_task_request(outputs))
     """
     return {
-        "cluster": outputs["ClusterName"],
-        "taskDefinition": outputs["MigrateTaskDefinitionArn"],
+        "cluster": outputs[Output.CLUSTER_NAME],
+        "taskDefinition": outputs[Output.MIGRATE_TASK_DEFINITION_ARN],
         "launchType": "FARGATE",
         "count": 1,
         "networkConfiguration": {
             "awsvpcConfiguration": {
-                "subnets": [s for s in outputs["PrivateSubnetIds"].split(",") if s],
-                "securityGroups": [outputs["TaskSecurityGroupId"]],
+                "subnets": [s for s in outputs[Output.PRIVATE_SUBNET_IDS].split(",") if s],
+                "securityGroups": [outputs[Output.TASK_SECURITY_GROUP_ID]],
                 "assignPublicIp": "DISABLED",
             }
         },

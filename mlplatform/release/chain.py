@@ -43,6 +43,7 @@ from mlplatform.cloud.stack_outputs import DeployedStack, describe_stack
 from mlplatform.config import DIGEST_PATTERN, Environment, load_environment
 from mlplatform.errors import PlatformError
 from mlplatform.local.runtimes.base import Reporter
+from mlplatform.names import STACK_PARTS, Output, repository_output, stack_name
 from mlplatform.paths import StatePaths
 from mlplatform.release.ecr_push import image_present, push_image
 from mlplatform.release.migration import migrated_digest, run_migration
@@ -53,7 +54,6 @@ __all__ = ["STEPS", "DeployError", "DeployRequest", "StepResult", "deploy", "par
 
 STEPS = ("infra", "image", "migrate", "service", "model", "endpoint")
 _IMAGE_STEPS = {"infra", "image", "migrate", "service"}
-_STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
 _DIGEST = re.compile(DIGEST_PATTERN)
 # What a step may raise besides the kit's own errors: still one line, never a traceback.
 _FOREIGN_ERRORS = (
@@ -181,7 +181,7 @@ class _Chain:
         if self.image is not None or "image" not in self.request.steps:
             return
         outputs = self._outputs("mlflow")
-        if outputs is None or "MlflowRepositoryUri" not in outputs:
+        if outputs is None or repository_output("mlflow") not in outputs:
             return  # a first deploy: the repository comes with the infra step
         repository = self._repository(outputs)
         if not image_present(self._client("ecr"), repository, self.digest):
@@ -203,13 +203,13 @@ class _Chain:
     @staticmethod
     def _repository(outputs: dict[str, str]) -> str:
         """The repository name in the MLflow stack's MlflowRepositoryUri (after the host)."""
-        return outputs["MlflowRepositoryUri"].split("/", 1)[1]
+        return outputs[repository_output("mlflow")].split("/", 1)[1]
 
     def _client(self, service: str) -> Any:
         return aws.client(service, region=self.env.region)
 
     def _stack(self, part: str) -> str:
-        return f"{self.env.name_prefix}-{part}"
+        return stack_name(self.env, part)
 
     def _described(self, part: str) -> DeployedStack | None:
         """A stack's status and outputs, or None when it is not deployed."""
@@ -241,17 +241,17 @@ class _Chain:
         # it as over no stack, and the later steps refuse it for its missing outputs.
         if stack is None or stack.never_created:
             return None
-        value = stack.outputs.get("ServiceImageDigest")
+        value = stack.outputs.get(Output.SERVICE_IMAGE_DIGEST)
         if value is None:
             # A stack deployed before the kit reported it: what the running service uses.
             return self._digest_from_ecs(stack)
         return value if _DIGEST.match(value) else None
 
     def _digest_from_ecs(self, stack: DeployedStack) -> str:
-        outputs = self._require(stack, "ClusterName", "ServiceName")
+        outputs = self._require(stack, Output.CLUSTER_NAME, Output.SERVICE_NAME)
         ecs = self._client("ecs")
         service = ecs.describe_services(
-            cluster=outputs["ClusterName"], services=[outputs["ServiceName"]]
+            cluster=outputs[Output.CLUSTER_NAME], services=[outputs[Output.SERVICE_NAME]]
         )["services"]
         image = ""
         if service:
@@ -268,7 +268,7 @@ class _Chain:
     def _fingerprints(self) -> dict[str, str | None]:
         cfn = self._client("cloudformation")
         prints: dict[str, str | None] = {}
-        for part in _STACK_PARTS:
+        for part in STACK_PARTS:
             try:
                 body = cfn.get_template(StackName=self._stack(part))["TemplateBody"]
             except botocore.exceptions.ClientError:
@@ -298,13 +298,13 @@ class _Chain:
             output_to_stderr=True,
         )
         after = self._fingerprints()
-        return [part for part in _STACK_PARTS if before[part] != after[part]]
+        return [part for part in STACK_PARTS if before[part] != after[part]]
 
     # -- the steps -----------------------------------------------------------------------------
 
     def _warn_never_created(self) -> None:
         """Say which stacks a failed first deploy left behind: CDK deletes or replaces them."""
-        for part in _STACK_PARTS:
+        for part in STACK_PARTS:
             stack = self._described(part)
             if stack is not None and stack.never_created:
                 self.reporter.warn(
@@ -320,13 +320,13 @@ class _Chain:
         running = self._service_digest()
         changed = self._cdk_deploy(running or NO_SERVICE_IMAGE)
         if not changed:
-            return StepResult("infra", False, f"{len(_STACK_PARTS)} stacks up to date")
+            return StepResult("infra", False, f"{len(STACK_PARTS)} stacks up to date")
         return StepResult(
             "infra", True, f"deployed {', '.join(changed)} (migrate task on {self.short})"
         )
 
     def _image(self) -> StepResult:
-        outputs = self._required_outputs("mlflow", "MlflowRepositoryUri")
+        outputs = self._required_outputs("mlflow", repository_output("mlflow"))
         repository = self._repository(outputs)
         ecr = self._client("ecr")
         if self.image is not None and push_image(ecr, repository, self.image, self.reporter):
@@ -340,9 +340,12 @@ class _Chain:
 
     def _migration_outputs(self) -> dict[str, str]:
         outputs = self._required_outputs(
-            "mlflow", "ClusterName", "MigrateTaskDefinitionArn", "TaskSecurityGroupId"
+            "mlflow",
+            Output.CLUSTER_NAME,
+            Output.MIGRATE_TASK_DEFINITION_ARN,
+            Output.TASK_SECURITY_GROUP_ID,
         )
-        if outputs.get("ImageDigest") != self.digest:
+        if outputs.get(Output.IMAGE_DIGEST) != self.digest:
             raise DeployError(
                 f"the migrate task runs {outputs.get('ImageDigest')}, not "
                 f"{self.short}; run the infra step for this image first"
@@ -356,9 +359,9 @@ class _Chain:
             return StepResult("migrate", False, f"the service already runs {self.short}")
         outputs = self._migration_outputs()
         ecs = self._client("ecs")
-        if migrated_digest(ecs, outputs["MigrateTaskDefinitionArn"]) == self.digest:
+        if migrated_digest(ecs, outputs[Output.MIGRATE_TASK_DEFINITION_ARN]) == self.digest:
             return StepResult("migrate", False, f"the database was migrated for {self.short}")
-        outputs |= self._required_outputs("network", "PrivateSubnetIds")
+        outputs |= self._required_outputs("network", Output.PRIVATE_SUBNET_IDS)
         try:
             task = run_migration(ecs, migrate_run_task_request(outputs), self.digest, self.reporter)
         except PlatformError as exc:
@@ -369,7 +372,10 @@ class _Chain:
         if self._service_digest() == self.digest:
             return StepResult("service", False, f"already runs {self.short}")
         outputs = self._migration_outputs()
-        if migrated_digest(self._client("ecs"), outputs["MigrateTaskDefinitionArn"]) != self.digest:
+        if (
+            migrated_digest(self._client("ecs"), outputs[Output.MIGRATE_TASK_DEFINITION_ARN])
+            != self.digest
+        ):
             raise DeployError(
                 f"the database has not been migrated for {self.short}; run the migrate step first "
                 "(a server on an old schema fails, two migrating servers race)"

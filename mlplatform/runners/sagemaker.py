@@ -20,16 +20,17 @@ from mlplatform.cloud.stack_outputs import mlflow_url, stack_outputs, subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
 from mlplatform.local.runtimes.base import Reporter
+from mlplatform.names import Output, repository_output, stack_name
 from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
 
 __all__ = ["CloudTarget", "SageMakerRunner", "resolve_target"]
 
 # The outputs infra/ stacks export, by stack suffix.
 _OUTPUTS = {
-    "sagemaker": ("ExecutionRoleArn", "SecurityGroupId"),
-    "network": ("PrivateSubnetIds",),
-    "data": ("BucketName",),
-    "mlflow": ("TrainingRepositoryUri",),
+    "sagemaker": (Output.EXECUTION_ROLE_ARN, Output.SECURITY_GROUP_ID),
+    "network": (Output.PRIVATE_SUBNET_IDS,),
+    "data": (Output.BUCKET_NAME,),
+    "mlflow": (repository_output("training"),),
 }
 
 
@@ -55,13 +56,13 @@ def resolve_target(env: Environment, cfn: Any, image_digest: str | None = None) 
         )
     values: dict[str, str] = {}
     for suffix, keys in _OUTPUTS.items():
-        values.update(stack_outputs(cfn, f"{env.name_prefix}-{suffix}", keys, TrainingError))
+        values.update(stack_outputs(cfn, stack_name(env, suffix), keys, TrainingError))
     return CloudTarget(
-        image_uri=f"{values['TrainingRepositoryUri']}@{digest}",
-        role_arn=values["ExecutionRoleArn"],
+        image_uri=f"{values[repository_output('training')]}@{digest}",
+        role_arn=values[Output.EXECUTION_ROLE_ARN],
         subnets=subnet_ids(values),
-        security_groups=[values["SecurityGroupId"]],
-        bucket=values["BucketName"],
+        security_groups=[values[Output.SECURITY_GROUP_ID]],
+        bucket=values[Output.BUCKET_NAME],
         tracking_uri=mlflow_url(env, cfn, TrainingError),
     )
 

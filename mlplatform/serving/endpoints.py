@@ -19,11 +19,11 @@ from mlplatform.cloud.stack_outputs import stack_outputs, subnet_ids
 from mlplatform.config import Environment, load_environment
 from mlplatform.errors import RegistryError
 from mlplatform.local.runtimes.base import Reporter
+from mlplatform.names import MODELS_PREFIX, Output, endpoint_name, stack_name
 from mlplatform.paths import StatePaths
 from mlplatform.registry.access import registry_for
 from mlplatform.serving.local import PackagedModel, package_version, resolve_version
 from mlplatform.serving.rollout import (
-    MODELS_PREFIX,
     DeployOutcome,
     EndpointError,
     EndpointTarget,
@@ -36,11 +36,6 @@ from mlplatform.serving.rollout import (
 )
 
 __all__ = ["deploy", "endpoint_name", "rollback_endpoint", "status", "traffic"]
-
-
-def endpoint_name(env: Environment) -> str:
-    """The environment's endpoint: `<prefix>-<model>` (SageMaker allows 63 characters)."""
-    return f"{env.name_prefix}-{env.model_name}"[:63].replace("_", "-").replace(".", "-")
 
 
 def _target(env: Environment) -> EndpointTarget:
@@ -101,12 +96,17 @@ def deploy(
         )
     cfn = _client(env, "cloudformation")
     role = stack_outputs(
-        cfn, f"{env.name_prefix}-sagemaker", ("EndpointRoleArn", "SecurityGroupId"), EndpointError
+        cfn,
+        stack_name(env, "sagemaker"),
+        (Output.ENDPOINT_ROLE_ARN, Output.SECURITY_GROUP_ID),
+        EndpointError,
     )
-    network = stack_outputs(cfn, f"{env.name_prefix}-network", ("PrivateSubnetIds",), EndpointError)
+    network = stack_outputs(
+        cfn, stack_name(env, "network"), (Output.PRIVATE_SUBNET_IDS,), EndpointError
+    )
     vpc = {
         "subnets": subnet_ids(network),
-        "security_groups": [role["SecurityGroupId"]],
+        "security_groups": [role[Output.SECURITY_GROUP_ID]],
     }
     registry = registry_for(env.name, paths)
     name = env.model_name
@@ -145,7 +145,7 @@ def deploy(
                 sm_cfg.endpoint_min_instances,
                 sm_cfg.endpoint_max_instances,
             )
-            ensure_model(sm, plan, image, url, role["EndpointRoleArn"], packaged.sha256, vpc)
+            ensure_model(sm, plan, image, url, role[Output.ENDPOINT_ROLE_ARN], packaged.sha256, vpc)
             plans.append(plan)
             reporter.done(f"{variant}: {name} version {version} at {url}")
     reporter.step(f"deploying {endpoint_name(env)} ({strategy})")

@@ -23,7 +23,6 @@ import botocore.exceptions
 from mlplatform.errors import PlatformError
 
 __all__ = [
-    "MODELS_PREFIX",
     "STRATEGIES",
     "DeployOutcome",
     "EndpointError",
@@ -38,8 +37,6 @@ __all__ = [
 ]
 
 STRATEGIES = ("all-at-once", "canary", "linear")
-# Key prefix of endpoint model archives in the artifact bucket; the endpoint role reads only here.
-MODELS_PREFIX = "endpoint-models"
 Strategy = Literal["all-at-once", "canary", "linear"]
 PREVIOUS_TAG = "mlp:previous-config"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, STACK_PARTS, TEST_DIGEST, test_certificate_arn
 
-from infra import cli_ops
 from mlplatform.config import load_environments
 from mlplatform.errors import ConfigError
+from mlplatform.release import cdk_cli
 from mlplatform.release.cdk_cli import ConfirmationRequiredError, cdk_argv, cdk_command
 
 
@@ -26,7 +26,7 @@ def release(name: str) -> dict[str, str]:
 def no_cli(monkeypatch):
     """Record the command lines instead of running them."""
     calls: list[list[str]] = []
-    monkeypatch.setattr(cli_ops, "_run", lambda argv, extra_env, cwd, stdout: calls.append(argv))
+    monkeypatch.setattr(cdk_cli, "_run", lambda argv, extra_env, cwd, stdout: calls.append(argv))
     return calls
 
 
@@ -103,13 +103,13 @@ def test_settings_the_app_would_refuse_fail_before_the_cli_starts(no_cli, action
 
 
 def test_missing_cli_is_a_one_line_error(monkeypatch):
-    monkeypatch.setattr(cli_ops.shutil, "which", lambda name: None)
-    with pytest.raises(cli_ops.CdkCommandError, match="npm ci"):
-        cli_ops._run(["npx", "--no-install", "cdk", "synth"], None)
+    monkeypatch.setattr(cdk_cli.shutil, "which", lambda name: None)
+    with pytest.raises(cdk_cli.CdkCommandError, match="npm ci"):
+        cdk_cli._run(["npx", "--no-install", "cdk", "synth"], None)
 
 
 def test_migrate_run_task_request_uses_private_subnets_and_the_task_group():
-    request = cli_ops.migrate_run_task_request(
+    request = cdk_cli.migrate_run_task_request(
         {
             "ClusterName": "c",
             "MigrateTaskDefinitionArn": "arn:td",
@@ -139,19 +139,19 @@ def recorded_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[
     # A checkout with the pinned CLI "installed", so the test needs no node_modules.
     (tmp_path / "node_modules" / ".bin").mkdir(parents=True)
     (tmp_path / "node_modules" / ".bin" / "cdk").touch()
-    monkeypatch.setattr(cli_ops, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(cli_ops.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(cdk_cli, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(cdk_cli.shutil, "which", lambda name: f"/usr/bin/{name}")
     calls: list[tuple[list[str], dict]] = []
 
     def run(argv, *, cwd, env, stdout, check):  # type: ignore[no-untyped-def]
         calls.append((argv, env))
         return subprocess.CompletedProcess(argv, 0)
 
-    monkeypatch.setattr(cli_ops.subprocess, "run", run)
+    monkeypatch.setattr(cdk_cli.subprocess, "run", run)
     return calls
 
 
-@pytest.mark.parametrize("action", typing.get_args(cli_ops.Action))
+@pytest.mark.parametrize("action", typing.get_args(cdk_cli.Action))
 def test_every_cli_call_has_telemetry_notices_and_version_check_off(
     recorded_cli, monkeypatch, action
 ):

@@ -22,11 +22,11 @@ from mlplatform.config import Environment, load_environments
 from mlplatform.emulator.policy_evaluation import NamedPolicy, unused_grants
 from mlplatform.errors import TrainingError
 from mlplatform.local.runtimes.base import SilentReporter
+from mlplatform.names import MODELS_PREFIX
 from mlplatform.release.cdk_cli import cdk_command, migrate_run_task_request
 from mlplatform.runners.request import new_request
 from mlplatform.runners.sagemaker import SageMakerRunner, resolve_target
 from mlplatform.serving.rollout import (
-    MODELS_PREFIX,
     EndpointError,
     EndpointTarget,
     VariantPlan,

@@ -11,10 +11,10 @@ from conftest import REPO_ROOT, TEST_DIGEST, synthesize, test_certificate_arn
 from sg_rules import egress, group_of
 
 from infra.app import build_app
-from infra.naming import ARTIFACTS_PREFIX, MLFLOW_PORT
 from infra.stacks.mlflow_service import RELEASES_KEPT
 from mlplatform.config import load_environments
 from mlplatform.errors import ConfigError
+from mlplatform.names import ARTIFACTS_PREFIX, MLFLOW_PORT
 from mlplatform.release.cdk_context import (
     CONTEXT_CERTIFICATE_ARN,
     CONTEXT_IMAGE_DIGEST,

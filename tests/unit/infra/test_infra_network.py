@@ -8,9 +8,9 @@ import pytest
 from aws_cdk.assertions import Match
 from conftest import REPO_ROOT
 
-from infra.naming import availability_zones
 from mlplatform.config import load_environments
 from mlplatform.errors import ConfigError
+from mlplatform.names import availability_zones
 
 INTERFACE_SERVICES = (
     "ecr.api",

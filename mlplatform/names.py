@@ -1,0 +1,91 @@
+"""Names the stacks, the library and the tests agree on: stacks, repositories, keys, outputs.
+
+    stack_name(env, "mlflow")            # "mlp-prod-mlflow"
+    outputs[Output.MLFLOW_URL]           # what the MLflow stack exports as "MlflowUrl"
+
+No CDK import: infra/ declares its stacks and outputs with these names, and the library reads
+them back with the same ones, so a renamed output breaks at one place, not at deploy time.
+"""
+
+from __future__ import annotations
+
+from mlplatform.config import Environment
+
+__all__ = [
+    "ARTIFACTS_PREFIX",
+    "IMAGES",
+    "MLFLOW_PORT",
+    "MODELS_PREFIX",
+    "STACK_PARTS",
+    "Output",
+    "availability_zones",
+    "endpoint_name",
+    "repository_name",
+    "repository_output",
+    "stack_name",
+]
+
+# The container contract of mlflow_server/: it listens here and serves /health without auth.
+MLFLOW_PORT = 5000
+# Key prefix under which MLflow's proxied artifact store writes (MLFLOW_ARTIFACTS_DESTINATION).
+ARTIFACTS_PREFIX = "mlflow-artifacts"
+# Key prefix of the archives endpoints serve; the endpoint role reads this prefix only.
+MODELS_PREFIX = "endpoint-models"
+# The stacks of one environment, in deploy order (each depends only on those before it).
+STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
+# The kit's images, each with an ECR repository of its own.
+IMAGES = ("mlflow", "training", "serving")
+
+
+class Output:
+    """CloudFormation output keys, by stack: the stacks declare them, the library reads them."""
+
+    # network
+    PRIVATE_SUBNET_IDS = "PrivateSubnetIds"
+    # data
+    BUCKET_NAME = "BucketName"
+    # Secret ARNs, not secrets: what ruff takes for a password is an output key.
+    DATABASE_SECRET_ARN = "DatabaseSecretArn"  # noqa: S105
+    DATABASE_MASTER_SECRET_ARN = "DatabaseMasterSecretArn"  # noqa: S105
+    DATABASE_ENDPOINT = "DatabaseEndpoint"
+    # mlflow
+    MLFLOW_URL = "MlflowUrl"
+    ALB_DNS_NAME = "AlbDnsName"
+    CLUSTER_NAME = "ClusterName"
+    SERVICE_NAME = "ServiceName"
+    IMAGE_DIGEST = "ImageDigest"
+    SERVICE_IMAGE_DIGEST = "ServiceImageDigest"
+    MIGRATE_TASK_DEFINITION_ARN = "MigrateTaskDefinitionArn"
+    TASK_SECURITY_GROUP_ID = "TaskSecurityGroupId"
+    # sagemaker
+    EXECUTION_ROLE_ARN = "ExecutionRoleArn"
+    ENDPOINT_ROLE_ARN = "EndpointRoleArn"
+    SECURITY_GROUP_ID = "SecurityGroupId"
+    # monitoring
+    ALARM_TOPIC_ARN = "AlarmTopicArn"
+    DASHBOARD_NAME = "DashboardName"
+
+
+def repository_output(image: str) -> str:
+    """The MLflow stack's output with one image's repository URI, e.g. TrainingRepositoryUri."""
+    return f"{image.capitalize()}RepositoryUri"
+
+
+def stack_name(env: Environment, part: str) -> str:
+    """CloudFormation stack name, e.g. ``mlp-prod-network``."""
+    return f"{env.name_prefix}-{part}"
+
+
+def repository_name(env: Environment, image: str) -> str:
+    """ECR repository name of one of the kit's images (``mlflow``, ``training`` or ``serving``)."""
+    return f"{env.name_prefix}/{image}"
+
+
+def endpoint_name(env: Environment) -> str:
+    """The environment's endpoint: `<prefix>-<model>` (SageMaker allows 63 characters)."""
+    return f"{env.name_prefix}-{env.model_name}"[:63].replace("_", "-").replace(".", "-")
+
+
+def availability_zones(env: Environment) -> list[str]:
+    """The zones the VPC spans, named rather than looked up so synth needs no AWS credentials."""
+    return [f"{env.region}{letter}" for letter in "abc"[: env.network.max_azs]]
