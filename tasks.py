@@ -53,10 +53,16 @@ def _percent(value, flag: str) -> float:  # type: ignore[no-untyped-def]
         raise Exit(f"error: {flag} takes a number, got {value!r}", code=1) from None
 
 
+def _target(name: str):  # type: ignore[no-untyped-def]
+    """The environment a task works on, resolved once (mlplatform.target)."""
+    from mlplatform.target import resolve_target
+
+    return resolve_target(name)
+
+
 def _runtime(requested: str = "auto"):  # type: ignore[no-untyped-def]
-    env = load_environment("local")
-    paths = state_paths()
-    return env, paths, open_runtime(env, paths, requested)
+    local = _target("local")
+    return local.env, local.paths, open_runtime(local.env, local.paths, requested)
 
 
 @task(help={"runtime": "auto (default: the running one, else native), native or compose"})
@@ -130,13 +136,15 @@ def logs(c, service=None, follow=False):
 @task(help={"env": "local (default) or an emulated cloud environment (staging, prod)"})
 def env(c, env="local"):
     """Print export lines for a shell: eval "$(./kit env)" (or --env prod for its emulation)."""
-    with _errors():
-        if env == "local":
-            values = client_environment(load_environment("local"), state_paths())
-        else:
-            from mlplatform.emulator.environment import Emulation
+    from mlplatform.emulator.environment import Emulation
+    from mlplatform.target import resolve_targets
 
-            values = Emulation.named(env, state_paths()).client_environment()
+    with _errors():
+        target, local = resolve_targets(env, "local")
+        if target.is_local:
+            values = client_environment(local.env, local.paths)
+        else:
+            values = Emulation(target, local).client_environment()
     for key, value in values.items():
         print(f"export {key}={shlex.quote(value)}")
 
@@ -147,7 +155,7 @@ def data(c, env="local"):
     from mlplatform.runners.train import upload_data
 
     with _errors():
-        uploads = upload_data(load_environment(env), state_paths())
+        uploads = upload_data(_target(env))
     for u in uploads:
         state = "uploaded" if u.changed else "unchanged"
         console.print(f"{u.channel:<11} {u.uri}  sha256 {u.sha256[:12]}…  {state}")
@@ -166,20 +174,14 @@ def data(c, env="local"):
 )
 def train(c, runner="native", env="local", set_=None, json_=False, image_digest=None, wait=True):
     """Train the example model, log it to MLflow and register it as the `challenger`."""
+    from mlplatform.runners.train import TrainOptions
     from mlplatform.runners.train import train as run_training
 
     reporter = RichReporter()
     with _errors(reporter):
-        environment = load_environment(env)
-        result = run_training(
-            environment,
-            state_paths(),
-            runner,
-            list(set_ or []),
-            reporter,
-            image_digest=image_digest,
-            wait=wait,
-        )
+        target = _target(env)
+        options = TrainOptions(runner, tuple(set_ or ()), image_digest=image_digest, wait=wait)
+        result = run_training(target, options, reporter)
     if json_:
         print(json.dumps(asdict(result)))
         return
@@ -190,8 +192,8 @@ def train(c, runner="native", env="local", set_=None, json_=False, image_digest=
     ap = result.metrics.get("average_precision")
     if ap is not None:
         console.print(f"average precision {ap:.4f}, ROC AUC {result.metrics['roc_auc']:.4f}")
-    if env == "local":
-        ui = f"http://127.0.0.1:{environment.ports.mlflow}"
+    if target.is_local:
+        ui = f"http://127.0.0.1:{target.env.ports.mlflow}"
         console.print(f"{ui}/#/models/{result.model_name}/versions/{result.model_version}")
     console.print("promote it with: ./kit champion")
 
@@ -208,7 +210,7 @@ def champion(c, model=None, env="local", json_=False):
     from mlplatform.runners.train import champion as run_gate
 
     with _errors():
-        decision = run_gate(load_environment(env), state_paths(), model)
+        decision = run_gate(_target(env), model)
     if json_:
         print(json.dumps(decision.as_json()))
         return
@@ -233,7 +235,7 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
     Ctrl-C stops it (exit 0); SIGTERM or SIGHUP stop it the same way, server group and all, and
     exit 128 + the signal (143, 129) so a process manager sees the signal ended it.
     """
-    from mlplatform.serving.local import StopSignal, serve_local
+    from mlplatform.serving.local import ServeRequest, StopSignal, serve_local
 
     def ready(packaged, url):  # type: ignore[no-untyped-def]
         console.print(
@@ -244,16 +246,8 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
 
     with _errors():
         try:
-            serve_local(
-                load_environment("local"),
-                state_paths(),
-                model,
-                alias,
-                version,
-                int(port),
-                int(workers),
-                ready,
-            )
+            request = ServeRequest(model, alias, version, int(port), int(workers))
+            serve_local(_target("local"), request, ready)
         except StopSignal as exc:
             console.print(f"endpoint stopped ({exc})")
             raise Exit(code=exc.exit_code) from None
@@ -270,16 +264,18 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
 )
 def emulate(c, env="prod", down=False, volumes=False):
     """Emulate a cloud environment beside the local stack: its registry, secrets and bucket."""
-    from mlplatform.registry.access import emulate as start
-    from mlplatform.registry.access import stop_emulation
+    from mlplatform.emulator.environment import Emulation
+    from mlplatform.target import resolve_targets
 
     reporter = RichReporter()
     with _errors(reporter):
+        emulation = Emulation(*resolve_targets(env, "local"))
         if down:
-            stopped = stop_emulation(env, state_paths(), volumes)
+            stopped = emulation.down(volumes)
             console.print(f"emulated {env} {'stopped' if stopped else 'was not running'}")
             return
-        variables = start(env, state_paths(), reporter)
+        emulation.up(reporter)
+        variables = emulation.client_environment()
     console.print(f'Use it from a shell: eval "$(./kit env --env {env})"')
     for key, value in variables.items():
         if "SECRET" not in key:
@@ -297,11 +293,13 @@ def emulate(c, env="prod", down=False, volumes=False):
 )
 def promote(c, version, to, model=None, from_="local", json_=False):
     """Copy a model version to another environment's registry, verified against a manifest."""
-    from mlplatform.registry.access import promote_version
+    from mlplatform.registry.promotion import promote_version
+    from mlplatform.target import resolve_targets
 
     reporter = RichReporter()
     with _errors(reporter):
-        result = promote_version(state_paths(), model, str(version), from_, to, reporter)
+        source, target = resolve_targets(from_, to)
+        result = promote_version(source, target, model, str(version), reporter)
     if json_:
         print(json.dumps(result.as_json()))
         return
@@ -324,18 +322,12 @@ def promote(c, version, to, model=None, from_="local", json_=False):
 )
 def deploy_endpoint(c, env, strategy=None, challenger=None, image=None, json_=False):
     """Deploy the registry's champion (and challenger) to the environment's SageMaker endpoint."""
-    from mlplatform.serving.endpoints import deploy
+    from mlplatform.serving.endpoints import EndpointRequest, deploy
 
     reporter = RichReporter()
     with _errors(reporter):
-        outcome, plans = deploy(
-            env,
-            state_paths(),
-            strategy,
-            None if challenger is None else _percent(challenger, "--challenger"),
-            image,
-            reporter,
-        )
+        percent = None if challenger is None else _percent(challenger, "--challenger")
+        outcome, plans = deploy(_target(env), EndpointRequest(strategy, percent, image), reporter)
     if json_:
         print(json.dumps({**asdict(outcome), "variants": [asdict(p) for p in plans]}))
 
@@ -346,7 +338,7 @@ def traffic(c, env, challenger):
     from mlplatform.serving.endpoints import traffic as shift
 
     with _errors():
-        weights = shift(env, _percent(challenger, "--challenger"))
+        weights = shift(_target(env), _percent(challenger, "--challenger"))
     console.print(", ".join(f"{k} {v:g}%" for k, v in weights.items()))
 
 
@@ -356,7 +348,7 @@ def rollback(c, env):
     from mlplatform.serving.endpoints import rollback_endpoint
 
     with _errors():
-        current, previous = rollback_endpoint(env)
+        current, previous = rollback_endpoint(_target(env))
     console.print(f"rolled back: {current} -> {previous}")
 
 
@@ -366,7 +358,7 @@ def endpoints(c, env, json_=False):
     from mlplatform.serving.endpoints import status
 
     with _errors():
-        rows = status(env)
+        rows = status(_target(env))
     if json_:
         print(json.dumps(rows))
         return
@@ -415,21 +407,21 @@ def deploy(  # type: ignore[no-untyped-def]
     """Release everything to an environment: infra, image, migrate, service, model, endpoint."""
     from mlplatform.release.chain import DeployRequest, parse_steps
     from mlplatform.release.chain import deploy as run_chain
+    from mlplatform.target import resolve_targets
 
     reporter = RichReporter()
     with _errors(reporter):
+        target, source = resolve_targets(env, from_)
         request = DeployRequest(
-            env,
             parse_steps(steps),
             image=image,
             image_digest=image_digest,
             certificate_arn=certificate_arn,
-            source=from_,
             strategy=strategy,
             serving_image=serving_image,
             approve=yes,
         )
-        for result in run_chain(request, state_paths(), reporter):
+        for result in run_chain(target, source, request, reporter):
             if json_:
                 print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
             else:
@@ -451,7 +443,11 @@ def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # typ
     with _errors():
         ensure_node_modules()
         result = cdk_command(
-            env, action, image_digest=image_digest, certificate_arn=certificate_arn, **kwargs
+            _target(env).env,
+            action,
+            image_digest=image_digest,
+            certificate_arn=certificate_arn,
+            **kwargs,
         )
     err_console.print(f"cdk {action} for {env}: done in {result.seconds:.1f}s")
 

@@ -29,16 +29,17 @@ import pymysql
 
 from mlplatform.cloud import aws
 from mlplatform.cloud.stack_outputs import mlflow_url_variable
-from mlplatform.config import REPO_ROOT, Environment, load_environment
+from mlplatform.config import REPO_ROOT
 from mlplatform.errors import PlatformError
 from mlplatform.local.credentials import load_or_create
 from mlplatform.local.database_admin import drop_database, ensure_database
-from mlplatform.local.runtimes.base import Reporter
 from mlplatform.local.services import Endpoints, mlflow_environment
 from mlplatform.local.supervisor import Program, Supervisor
 from mlplatform.paths import StatePaths
 from mlplatform.readiness import http_ok, port_open, wait_until
 from mlplatform.registry.users import ensure_user
+from mlplatform.reporting import Reporter
+from mlplatform.target import Target
 
 __all__ = ["Emulation", "running_emulations"]
 
@@ -46,19 +47,13 @@ __all__ = ["Emulation", "running_emulations"]
 class Emulation:
     """One emulated cloud environment under its own supervisor, beside the local stack."""
 
-    def __init__(self, env: Environment, local: Environment, local_paths: StatePaths) -> None:
-        if env.name == "local":
-            raise PlatformError("the local environment is the local stack; emulate staging or prod")
-        self.env = env
-        self.local = local
-        self.local_paths = local_paths
-        self.paths = StatePaths(local_paths.root / "emulated" / env.name)
+    def __init__(self, target: Target, local: Target) -> None:
+        target.cloud_only("the local environment is the local stack; emulate a cloud one")
+        self.env = target.env
+        self.local = local.env
+        self.local_paths = local.paths
+        self.paths = StatePaths(local.paths.root / "emulated" / target.name)
         self.supervisor = Supervisor(self.paths)
-
-    @classmethod
-    def named(cls, env_name: str, local_paths: StatePaths) -> Emulation:
-        """The emulation of `env_name` beside the local stack of environments.toml."""
-        return cls(load_environment(env_name), load_environment("local"), local_paths)
 
     @property
     def mlflow_url(self) -> str:

@@ -34,8 +34,6 @@ def local_stack(
     env: Environment, paths: StatePaths, services: tuple[str, ...] = ("s3", "aws", "mlflow")
 ) -> tuple[Credentials, LocalEndpoints]:
     """The stack's credentials and endpoints; PlatformError if a needed service is not up."""
-    if env.name != "local":
-        raise PlatformError(f"the local stack serves the local environment, not {env.name!r}")
     if not (paths.secrets / "credentials.json").exists():
         raise PlatformError("the local stack is not set up; run `invoke up` first")
     creds = load_or_create(paths, env)[0]

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from mlplatform.config import Environment, load_environment
+from mlplatform.config import Environment
 from mlplatform.errors import PlatformError, RuntimeSelectionError
 from mlplatform.local.credentials import load_or_create
-from mlplatform.local.runtimes.base import Reporter, Runtime, StackStatus
+from mlplatform.local.runtimes.base import Runtime, StackStatus
 from mlplatform.local.runtimes.native import NativeRuntime
 from mlplatform.local.services import SERVICES
 from mlplatform.paths import StatePaths
+from mlplatform.reporting import Reporter
 
 __all__ = ["RUNTIMES", "client_environment", "open_runtime", "recorded_runtime", "service_logs"]
 
@@ -67,11 +68,13 @@ def take_down(
 ) -> list[str]:
     """Run the runtime's down and forget the recorded runtime."""
     from mlplatform.emulator.environment import Emulation, running_emulations
+    from mlplatform.target import Target, resolve_targets
 
     # Emulated environments stand on the local database and emulator: they go first.
-    for name in running_emulations(paths):
-        if Emulation(load_environment(name), env, paths).down(volumes=volumes):
-            reporter.done(f"emulated {name} stopped")
+    local = Target(env, paths)
+    for emulated in resolve_targets(*running_emulations(paths), paths=paths):
+        if Emulation(emulated, local).down(volumes=volumes):
+            reporter.done(f"emulated {emulated.name} stopped")
     stopped = runtime.down(reporter, volumes=volumes)
     paths.runtime_file.unlink(missing_ok=True)
     return stopped

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlplatform.errors import RegistryError
 
-__all__ = ["authenticated_client"]
+__all__ = ["Registry", "authenticated_client"]
 
 _VARS = (
     "MLFLOW_TRACKING_URI",
@@ -56,3 +58,17 @@ def authenticated_client(tracking_uri: str, username: str, password: str) -> Ite
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@dataclass(frozen=True)
+class Registry:
+    """One environment's registry: where it is and whom to log in as."""
+
+    env_name: str
+    tracking_uri: str
+    username: str
+    password: str = field(repr=False)
+
+    def client(self) -> Any:
+        """An authenticated client context for this registry."""
+        return authenticated_client(self.tracking_uri, self.username, self.password)

@@ -21,19 +21,20 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from mlplatform.errors import RegistryError
-from mlplatform.local.runtimes.base import Reporter
+from mlplatform.errors import PlatformError, RegistryError
 from mlplatform.registry.archive import manifest
-from mlplatform.registry.client import authenticated_client
+from mlplatform.registry.client import Registry
+from mlplatform.reporting import Reporter
+from mlplatform.target import Target
 
-__all__ = ["PromotionError", "PromotionResult", "Registry", "promote"]
+__all__ = ["PromotionError", "PromotionResult", "promote", "promote_version"]
 
 KEY_TAG = "mlp.promotion.key"
 MODEL_DIR = "model"
@@ -44,20 +45,6 @@ FAULT_VARIABLE = "MLPLATFORM_FAULT_AFTER_COPY"
 
 class PromotionError(RegistryError):
     """The copy in the target does not match the source, or the registry refused a step."""
-
-
-@dataclass(frozen=True)
-class Registry:
-    """One environment's registry: where it is and whom to log in as."""
-
-    env_name: str
-    tracking_uri: str
-    username: str
-    password: str = field(repr=False)
-
-    def client(self) -> Any:
-        """An authenticated client context for this registry."""
-        return authenticated_client(self.tracking_uri, self.username, self.password)
 
 
 @dataclass(frozen=True)
@@ -231,3 +218,13 @@ def promote(
             client.set_terminated(run_id)
             reporter.done(f"registered {name} version {created.version} in {target.env_name}")
         return result(str(created.version), verified_files=checked, created=True)
+
+
+def promote_version(
+    source: Target, target: Target, model: str | None, version: str, reporter: Reporter
+) -> PromotionResult:
+    """`invoke promote`: `model` (default: the source's) from one registry to another's."""
+    if source.name == target.name:
+        raise PlatformError(f"--from and --to are both {source.name!r}")
+    name = model or source.env.model_name
+    return promote(source.registry(), target.registry(), name, version, reporter)

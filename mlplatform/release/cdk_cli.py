@@ -1,9 +1,9 @@
 """Run the pinned CDK CLI (package.json) against the app, for the invoke tasks.
 
     from mlplatform.release.cdk_cli import cdk_command, synth
-    synth("staging", image_digest="sha256:...")      # invoke synth --env staging
-    cdk_command("staging", "diff")                   # invoke diff --env staging
-    cdk_command("prod", "destroy", confirm="prod")   # invoke destroy --env prod --confirm prod
+    synth(staging, image_digest="sha256:...")      # invoke synth --env staging
+    cdk_command(staging, "diff")                   # invoke diff --env staging
+    cdk_command(prod, "destroy", confirm="prod")   # invoke destroy --env prod --confirm prod
 
 The CLI runs from infra/ (its cdk.json) through ``npx --no-install``, so it is the version locked
 in package-lock.json on Node 22 (the ``node`` package puts its binary first on npx's PATH). The
@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
-from mlplatform.config import REPO_ROOT, Environment, load_environment
+from mlplatform.config import REPO_ROOT, Environment
 from mlplatform.errors import PlatformError
-from mlplatform.names import Output
 from mlplatform.release.cdk_context import (
     CONTEXT_CERTIFICATE_ARN,
     CONTEXT_IMAGE_DIGEST,
@@ -46,7 +45,6 @@ __all__ = [
     "ConfirmationRequiredError",
     "cdk_argv",
     "cdk_command",
-    "migrate_run_task_request",
     "synth",
 ]
 
@@ -126,7 +124,7 @@ def cdk_argv(
 
 
 def cdk_command(
-    env_name: str,
+    env: Environment,
     action: Action,
     *,
     image_digest: str | None = None,
@@ -146,7 +144,6 @@ def cdk_command(
     ``output_to_stderr`` sends the CLI's standard output (stack outputs) to standard error, for
     callers whose own standard output is machine-readable.
     """
-    env = load_environment(env_name)
     if action == "destroy" and requires_confirmation(env) and confirm != env.name:
         raise ConfirmationRequiredError(
             f"refusing to destroy {env.name}: confirm by passing --confirm {env.name}"
@@ -180,7 +177,7 @@ def cdk_command(
 
 
 def synth(
-    env_name: str,
+    env: Environment,
     *,
     image_digest: str | None = None,
     certificate_arn: str | None = None,
@@ -188,32 +185,8 @@ def synth(
 ) -> CdkResult:
     """``cdk synth`` one environment through the CLI (cdk-nag runs; findings fail it)."""
     return cdk_command(
-        env_name, "synth", image_digest=image_digest, certificate_arn=certificate_arn, output=output
+        env, "synth", image_digest=image_digest, certificate_arn=certificate_arn, output=output
     )
-
-
-def migrate_run_task_request(outputs: Mapping[str, str]) -> dict[str, object]:
-    """ECS RunTask arguments for the one-off ``migrate`` task, from the stacks' outputs.
-
-    ``outputs`` merges the outputs of the network stack (PrivateSubnetIds) and the mlflow stack
-    (ClusterName, MigrateTaskDefinitionArn, TaskSecurityGroupId). Run it once per release,
-    before the service rolls to the new image: two servers migrating one database race.
-
-        ecs.run_task(**migrate_run_task_request(outputs))
-    """
-    return {
-        "cluster": outputs[Output.CLUSTER_NAME],
-        "taskDefinition": outputs[Output.MIGRATE_TASK_DEFINITION_ARN],
-        "launchType": "FARGATE",
-        "count": 1,
-        "networkConfiguration": {
-            "awsvpcConfiguration": {
-                "subnets": [s for s in outputs[Output.PRIVATE_SUBNET_IDS].split(",") if s],
-                "securityGroups": [outputs[Output.TASK_SECURITY_GROUP_ID]],
-                "assignPublicIp": "DISABLED",
-            }
-        },
-    }
 
 
 def _run(

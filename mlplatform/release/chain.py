@@ -1,6 +1,7 @@
 """`invoke deploy --env E`: one release of the whole platform, step by step, each idempotent.
 
-    for result in deploy(DeployRequest("prod", image="mlflow.oci.tar"), paths, reporter):
+    prod, local = resolve_targets("prod", "local")
+    for result in deploy(prod, local, DeployRequest(image="mlflow.oci.tar"), reporter):
         print(result.step, result.changed, result.detail)
 
 The steps, in order (a subset keeps this order):
@@ -29,7 +30,7 @@ import hashlib
 import json
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,17 +39,16 @@ from typing import Any
 import botocore.exceptions
 from mlflow.exceptions import MlflowException
 
-from mlplatform.cloud import aws
-from mlplatform.cloud.stack_outputs import DeployedStack, describe_stack
-from mlplatform.config import DIGEST_PATTERN, Environment, load_environment
+from mlplatform.cloud.stack_outputs import DeployedStack
+from mlplatform.config import DIGEST_PATTERN
 from mlplatform.errors import PlatformError
-from mlplatform.local.runtimes.base import Reporter
 from mlplatform.names import STACK_PARTS, Output, repository_output, stack_name
-from mlplatform.paths import StatePaths
 from mlplatform.release.ecr_push import image_present, push_image
-from mlplatform.release.migration import migrated_digest, run_migration
+from mlplatform.release.migration import migrate_run_task_request, migrated_digest, run_migration
 from mlplatform.release.oci_image import OciImage, export_from_engine, open_image
+from mlplatform.reporting import Reporter
 from mlplatform.serving.rollout import STRATEGIES
+from mlplatform.target import Target
 
 __all__ = ["STEPS", "DeployError", "DeployRequest", "StepResult", "deploy", "parse_steps"]
 
@@ -82,14 +82,12 @@ class StepResult:
 
 @dataclass(frozen=True)
 class DeployRequest:
-    """What to deploy where (defaults: every step, images and models from configuration)."""
+    """What to deploy (defaults: every step, images and models from configuration)."""
 
-    env_name: str
     steps: tuple[str, ...] = STEPS
     image: str | None = None  # OCI archive or layout directory, or a local engine image
     image_digest: str | None = None
     certificate_arn: str | None = None
-    source: str = "local"
     strategy: str | None = None
     serving_image: str | None = None
     approve: bool = False  # let CDK apply IAM and security-group changes without asking
@@ -108,11 +106,14 @@ def parse_steps(text: str | None) -> tuple[str, ...]:
     return tuple(s for s in STEPS if s in wanted)
 
 
-def deploy(request: DeployRequest, paths: StatePaths, reporter: Reporter) -> Iterator[StepResult]:
-    """Run the requested steps in order, yielding each result as soon as the step ends."""
-    env = load_environment(request.env_name)
-    if env.name == "local":
-        raise DeployError("deploy targets a cloud environment; use --env staging or prod")
+def deploy(
+    target: Target, source: Target, request: DeployRequest, reporter: Reporter
+) -> Iterator[StepResult]:
+    """Release to `target`, its model from `source`'s registry: the requested steps in order.
+
+    Each result is yielded as soon as its step ends; the first failure raises DeployError.
+    """
+    target.cloud_only("deploy targets a cloud environment", DeployError)
     if request.strategy is not None and request.strategy not in STRATEGIES:
         raise DeployError(
             f"unknown strategy {request.strategy!r}; choose one of {', '.join(STRATEGIES)}"
@@ -120,7 +121,7 @@ def deploy(request: DeployRequest, paths: StatePaths, reporter: Reporter) -> Ite
     if request.image and request.image_digest:
         raise DeployError("pass --image or --image-digest, not both")
     with ExitStack() as stack:
-        chain = _Chain(env, request, paths, reporter)
+        chain = _Chain(target, source, request, reporter)
         if _IMAGE_STEPS & set(request.steps):
             chain.open_release(stack)
             chain.check_release()
@@ -129,12 +130,13 @@ def deploy(request: DeployRequest, paths: StatePaths, reporter: Reporter) -> Ite
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-cdk-"))
             )
         for step in request.steps:
-            reporter.step(f"{step}: {env.name}")
+            reporter.step(f"{step}: {target.name}")
             try:
-                result = getattr(chain, f"_{step}")()
+                result = _STEP_RUNS[step](chain)
             except (PlatformError, *_FOREIGN_ERRORS) as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise DeployError(f"{step} step failed: {first}") from None
+                # The first line is the message; the cause stays chained for `--debug` readers.
+                raise DeployError(f"{step} step failed: {first}") from exc
             reporter.done(f"{step}: {result.detail}")
             yield result
 
@@ -143,11 +145,12 @@ class _Chain:
     """The steps, sharing what they learn about the environment."""
 
     def __init__(
-        self, env: Environment, request: DeployRequest, paths: StatePaths, reporter: Reporter
+        self, target: Target, source: Target, request: DeployRequest, reporter: Reporter
     ) -> None:
-        self.env = env
+        self.target = target
+        self.env = target.env
+        self.source = source
         self.request = request
-        self.paths = paths
         self.reporter = reporter
         self.image: OciImage | None = None
         self.digest = ""
@@ -206,14 +209,14 @@ class _Chain:
         return outputs[repository_output("mlflow")].split("/", 1)[1]
 
     def _client(self, service: str) -> Any:
-        return aws.client(service, region=self.env.region)
+        return self.target.client(service)
 
     def _stack(self, part: str) -> str:
         return stack_name(self.env, part)
 
     def _described(self, part: str) -> DeployedStack | None:
         """A stack's status and outputs, or None when it is not deployed."""
-        return describe_stack(self._client("cloudformation"), self._stack(part), DeployError)
+        return self.target.stack(part, DeployError)
 
     def _outputs(self, part: str) -> dict[str, str] | None:
         """A stack's outputs, or None when it is not deployed."""
@@ -260,8 +263,8 @@ class _Chain:
         digest = image.rpartition("@")[2]
         if not _DIGEST.match(digest):
             raise DeployError(
-                f"cannot tell which image {outputs['ServiceName']} runs ({image or 'no service'});"
-                " deploy the infra with `invoke deploy-infra` first"
+                f"cannot tell which image {outputs[Output.SERVICE_NAME]} runs "
+                f"({image or 'no service'}); deploy the infra with `invoke deploy-infra` first"
             )
         return digest
 
@@ -288,7 +291,7 @@ class _Chain:
         ensure_node_modules()
         before = self._fingerprints()
         cdk_command(
-            self.env.name,
+            self.env,
             "deploy",
             image_digest=self.digest,
             certificate_arn=self.request.certificate_arn,
@@ -347,14 +350,12 @@ class _Chain:
         )
         if outputs.get(Output.IMAGE_DIGEST) != self.digest:
             raise DeployError(
-                f"the migrate task runs {outputs.get('ImageDigest')}, not "
+                f"the migrate task runs {outputs.get(Output.IMAGE_DIGEST)}, not "
                 f"{self.short}; run the infra step for this image first"
             )
         return outputs
 
     def _migrate(self) -> StepResult:
-        from mlplatform.release.cdk_cli import migrate_run_task_request
-
         if self._service_digest() == self.digest:
             return StepResult("migrate", False, f"the service already runs {self.short}")
         outputs = self._migration_outputs()
@@ -388,22 +389,28 @@ class _Chain:
     def _model(self) -> StepResult:
         from mlplatform.release.model import release_champion
 
-        changed, detail = release_champion(self.env, self.request.source, self.paths, self.reporter)
+        changed, detail = release_champion(self.target, self.source, self.reporter)
         return StepResult("model", changed, detail)
 
     def _endpoint(self) -> StepResult:
+        from mlplatform.serving.endpoints import EndpointRequest
         from mlplatform.serving.endpoints import deploy as deploy_endpoint
 
-        outcome, plans = deploy_endpoint(
-            self.env.name,
-            self.paths,
-            self.request.strategy,
-            None,
-            self.request.serving_image,
-            self.reporter,
-        )
+        endpoint = EndpointRequest(self.request.strategy, None, self.request.serving_image)
+        outcome, plans = deploy_endpoint(self.target, endpoint, self.reporter)
         versions = ", ".join(f"{p.variant} v{p.model_version}" for p in plans)
         verb = "created" if outcome.created else "updated" if outcome.changed else "unchanged"
         return StepResult(
             "endpoint", outcome.changed, f"{outcome.endpoint_name} {verb} ({versions})"
         )
+
+
+# The chain's steps, each with the method that runs it (STEPS gives their order).
+_STEP_RUNS: dict[str, Callable[[_Chain], StepResult]] = {
+    "infra": _Chain._infra,
+    "image": _Chain._image,
+    "migrate": _Chain._migrate,
+    "service": _Chain._service,
+    "model": _Chain._model,
+    "endpoint": _Chain._endpoint,
+}

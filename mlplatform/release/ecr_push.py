@@ -17,8 +17,8 @@ from typing import Any
 
 import botocore.exceptions
 
-from mlplatform.local.runtimes.base import Reporter
 from mlplatform.release.oci_image import ImageError, OciImage
+from mlplatform.reporting import Reporter
 
 __all__ = ["RELEASE_TAG_PREFIX", "image_present", "push_image", "release_tag"]
 

@@ -1,7 +1,7 @@
 """The one-off MLflow database migration as an ECS task: run it once, wait, record the result.
 
     task_id = run_migration(ecs, migrate_run_task_request(outputs), digest, reporter)
-    migrated_digest(ecs, outputs["MigrateTaskDefinitionArn"])   # digest whose migration succeeded
+    migrated_digest(ecs, outputs[Output.MIGRATE_TASK_DEFINITION_ARN])  # its migrated digest
 
 A successful migration is recorded as a tag on the migrate task definition revision. A revision
 names exactly one image, and CloudFormation makes a new revision for every new image, so the tag
@@ -13,14 +13,22 @@ migrations of one database race.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import botocore.exceptions
 
 from mlplatform.errors import PlatformError
-from mlplatform.local.runtimes.base import Reporter
+from mlplatform.names import Output
+from mlplatform.reporting import Reporter
 
-__all__ = ["MIGRATED_TAG", "MigrationError", "migrated_digest", "run_migration"]
+__all__ = [
+    "MIGRATED_TAG",
+    "MigrationError",
+    "migrate_run_task_request",
+    "migrated_digest",
+    "run_migration",
+]
 
 MIGRATED_TAG = "mlplatform:migrated-digest"
 # The longest expected migration; a stuck one fails the step instead of hanging the deploy.
@@ -44,7 +52,7 @@ def migrated_digest(ecs: Any, task_definition_arn: str) -> str | None:
 def run_migration(ecs: Any, request: dict[str, Any], digest: str, reporter: Reporter) -> str:
     """Run (or join) the migrate task to its end; tag the definition on exit code 0.
 
-    `request` is mlplatform.release.cdk_cli.migrate_run_task_request(outputs). Returns the task id.
+    `request` is migrate_run_task_request(outputs). Returns the task id.
     """
     cluster, definition = request["cluster"], request["taskDefinition"]
     arn = ""
@@ -96,3 +104,27 @@ def _unfinished(ecs: Any, cluster: str, definition: str) -> str | None:
 
 def _id(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
+
+
+def migrate_run_task_request(outputs: Mapping[str, str]) -> dict[str, object]:
+    """ECS RunTask arguments for the one-off ``migrate`` task, from the stacks' outputs.
+
+    ``outputs`` merges the outputs of the network stack (PrivateSubnetIds) and the mlflow stack
+    (ClusterName, MigrateTaskDefinitionArn, TaskSecurityGroupId). Run it once per release,
+    before the service rolls to the new image: two servers migrating one database race.
+
+        ecs.run_task(**migrate_run_task_request(outputs))
+    """
+    return {
+        "cluster": outputs[Output.CLUSTER_NAME],
+        "taskDefinition": outputs[Output.MIGRATE_TASK_DEFINITION_ARN],
+        "launchType": "FARGATE",
+        "count": 1,
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": [s for s in outputs[Output.PRIVATE_SUBNET_IDS].split(",") if s],
+                "securityGroups": [outputs[Output.TASK_SECURITY_GROUP_ID]],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+    }

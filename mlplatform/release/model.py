@@ -14,32 +14,31 @@ from mlflow.exceptions import MlflowException
 
 from mlplatform.cloud import aws
 from mlplatform.config import Environment
-from mlplatform.local.runtimes.base import Reporter
-from mlplatform.paths import StatePaths
-from mlplatform.registry.access import registry_for
-from mlplatform.registry.promotion import Registry, promote
+from mlplatform.registry.client import Registry
+from mlplatform.registry.packaging import resolve_version
+from mlplatform.registry.promotion import promote
 from mlplatform.registry.users import ensure_user
-from mlplatform.serving.local import resolve_version
+from mlplatform.reporting import Reporter
+from mlplatform.target import Target
 
 __all__ = ["release_champion"]
 
 ALIAS = "champion"
 
 
-def release_champion(
-    env: Environment, source_env: str, paths: StatePaths, reporter: Reporter
-) -> tuple[bool, str]:
-    """Promote `source_env`'s champion to `env` and point `env`'s champion at it.
+def release_champion(target: Target, source: Target, reporter: Reporter) -> tuple[bool, str]:
+    """Promote `source`'s champion to `target` and point `target`'s champion at it.
 
     Returns (changed, detail); changed is False when the version was promoted before, is already
     champion there, and the client user already logs in.
     """
-    source, target = registry_for(source_env, paths), registry_for(env.name, paths)
+    env = target.env
+    source_registry, target_registry = source.registry(), target.registry()
     name = env.model_name
-    with source.client() as client:
+    with source_registry.client() as client:
         version = resolve_version(client, name, ALIAS, None)
-    result = promote(source, target, name, version, reporter)
-    with target.client() as client:
+    result = promote(source_registry, target_registry, name, version, reporter)
+    with target_registry.client() as client:
         try:
             current: str | None = str(client.get_model_version_by_alias(name, ALIAS).version)
         except MlflowException:
@@ -47,9 +46,9 @@ def release_champion(
         moved = current != result.target_version
         if moved:
             client.set_registered_model_alias(name, ALIAS, result.target_version)
-    user = _ensure_client_user(env, target)
+    user = _ensure_client_user(env, target_registry)
     detail = (
-        f"{name} {source_env} v{version} -> {env.name} v{result.target_version} "
+        f"{name} {source.name} v{version} -> {env.name} v{result.target_version} "
         f"({'registered' if result.created else 'already promoted'}; "
         f"{ALIAS} {'moved' if moved else 'unchanged'}; client user {user})"
     )

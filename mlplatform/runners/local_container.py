@@ -42,7 +42,7 @@ from mlplatform.child_env import inherited_environment
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import TrainingError
 from mlplatform.local.access import LocalEndpoints
-from mlplatform.local.runtimes.base import Reporter
+from mlplatform.reporting import Reporter
 from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
 
 __all__ = [

@@ -23,9 +23,9 @@ from mlplatform.child_env import inherited_environment
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import TrainingError
 from mlplatform.local.access import LocalEndpoints
-from mlplatform.local.runtimes.base import Reporter
 from mlplatform.readiness import log_tail
 from mlplatform.registry.archive import make_targz
+from mlplatform.reporting import Reporter
 from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
 
 __all__ = ["NativeRunner", "contract_tree"]

@@ -19,11 +19,11 @@ import botocore.exceptions
 from mlplatform.cloud.stack_outputs import mlflow_url, stack_outputs, subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
-from mlplatform.local.runtimes.base import Reporter
 from mlplatform.names import Output, repository_output, stack_name
+from mlplatform.reporting import Reporter
 from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
 
-__all__ = ["CloudTarget", "SageMakerRunner", "resolve_target"]
+__all__ = ["JobSetup", "SageMakerRunner", "job_setup"]
 
 # The outputs infra/ stacks export, by stack suffix.
 _OUTPUTS = {
@@ -35,7 +35,7 @@ _OUTPUTS = {
 
 
 @dataclass(frozen=True)
-class CloudTarget:
+class JobSetup:
     """Everything a job needs from the deployed infrastructure."""
 
     image_uri: str
@@ -46,7 +46,7 @@ class CloudTarget:
     tracking_uri: str
 
 
-def resolve_target(env: Environment, cfn: Any, image_digest: str | None = None) -> CloudTarget:
+def job_setup(env: Environment, cfn: Any, image_digest: str | None = None) -> JobSetup:
     """Read role, network, bucket, tracking URL and image repository from the stack outputs."""
     digest = image_digest or env.training.training_image_digest
     if not digest:
@@ -57,7 +57,7 @@ def resolve_target(env: Environment, cfn: Any, image_digest: str | None = None) 
     values: dict[str, str] = {}
     for suffix, keys in _OUTPUTS.items():
         values.update(stack_outputs(cfn, stack_name(env, suffix), keys, TrainingError))
-    return CloudTarget(
+    return JobSetup(
         image_uri=f"{values[repository_output('training')]}@{digest}",
         role_arn=values[Output.EXECUTION_ROLE_ARN],
         subnets=subnet_ids(values),
@@ -75,7 +75,7 @@ class SageMakerRunner:
     def __init__(
         self,
         sagemaker: Any,
-        target: CloudTarget,
+        target: JobSetup,
         find_registration: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         self.sm = sagemaker

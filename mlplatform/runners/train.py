@@ -1,25 +1,22 @@
-"""Training operations as the tasks call them: upload data, train with a runner, run the gate.
+"""`invoke data`, `invoke train` and `invoke champion` for one target: upload, train, gate.
 
-Locally the endpoints and credentials come from the running stack's state; for a cloud
-environment they come from boto3's own chain and the infrastructure's stack outputs, with
-AWS_ENDPOINT_URL pointing at an emulator when one stands in for AWS.
+Locally the endpoints and credentials come from the running stack; for a cloud environment from
+boto3's own chain and the infrastructure's stack outputs, with AWS_ENDPOINT_URL pointing at an
+emulator when one stands in for AWS (mlplatform.target hides which).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow.exceptions import MlflowException
 
 from mlplatform.cloud import aws
-from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
-from mlplatform.local.access import local_stack
-from mlplatform.local.runtimes.base import Reporter
-from mlplatform.paths import StatePaths
-from mlplatform.registry.access import registry_for
 from mlplatform.registry.client import authenticated_client
 from mlplatform.registry.gate import GateDecision, run_gate
+from mlplatform.reporting import Reporter
 from mlplatform.runners.datasets import Upload, upload_channels
 from mlplatform.runners.local_container import (
     LocalContainerRunner,
@@ -29,67 +26,63 @@ from mlplatform.runners.local_container import (
 )
 from mlplatform.runners.native import NativeRunner
 from mlplatform.runners.request import TrainingResult, new_request
-from mlplatform.runners.sagemaker import SageMakerRunner, resolve_target
+from mlplatform.runners.sagemaker import SageMakerRunner, job_setup
+from mlplatform.target import Target
 
-__all__ = ["RUNNERS", "champion", "train", "upload_data"]
+__all__ = ["RUNNERS", "TrainOptions", "champion", "train", "upload_data"]
 
 RUNNERS = ("native", "local-container", "sagemaker")
 
 
-def upload_data(env: Environment, paths: StatePaths) -> list[Upload]:
-    """Generate the example's channels and upload them to the environment's bucket.
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train: the runner, hyperparameter overrides, and the sagemaker runner's options."""
+
+    runner: str = "native"
+    overrides: tuple[str, ...] = ()
+    image_digest: str | None = None  # sagemaker: the training image in ECR (default: config)
+    wait: bool = True  # sagemaker: wait for the job to end (False: submit only)
+
+
+def upload_data(target: Target) -> list[Upload]:
+    """Generate the example's channels and upload them to the target's bucket.
 
     Locally that is the stack's SeaweedFS; for a cloud environment its bucket through boto3's
     chain (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for an emulation).
     """
-    if env.name != "local":
-        return upload_channels(env, aws.client("s3", region=env.region), env.bucket_name)
-    creds, endpoints = local_stack(env, paths)
-    return upload_channels(env, aws.local_client("s3", env, creds), endpoints.bucket)
+    return upload_channels(target.env, target.client("s3"), target.env.bucket_name)
 
 
-def train(
-    env: Environment,
-    paths: StatePaths,
-    runner: str,
-    overrides: list[str],
-    reporter: Reporter,
-    image_digest: str | None = None,
-    wait: bool = True,
-) -> TrainingResult:
+def train(target: Target, options: TrainOptions, reporter: Reporter) -> TrainingResult:
     """Validate the hyperparameters, then run one training job with the chosen runner."""
+    runner = options.runner
     if runner not in RUNNERS:
         raise TrainingError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
-    request = new_request(env, overrides)
+    env = target.env
+    request = new_request(env, list(options.overrides))
     if runner == "sagemaker":
-        if env.name == "local":
-            raise TrainingError(
-                "the sagemaker runner trains in a cloud environment; use --env staging or prod"
-            )
+        target.cloud_only("the sagemaker runner trains in a cloud environment", TrainingError)
         # boto3's own credential chain and AWS_ENDPOINT_URL: AWS, or an emulator standing in.
-        cfn = aws.client("cloudformation", region=env.region)
-        target = resolve_target(env, cfn, image_digest)
-        sm = aws.client("sagemaker", region=env.region)
-        finder = _registration_finder(env, paths)
-        return SageMakerRunner(sm, target, finder).run(request, reporter, wait=wait)
-    creds, endpoints = local_stack(env, paths)
-    if runner == "native":
-        log = paths.logs / "training" / f"{request.job_name}.log"
-        client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
-        undo = _undo_registration(client_login, _alias_version(client_login, env.model_name))
-        return NativeRunner(endpoints, aws.local_client("s3", env, creds), undo).run(
-            request, reporter, log
+        setup = job_setup(env, target.client("cloudformation"), options.image_digest)
+        finder = _registration_finder(target)
+        return SageMakerRunner(target.client("sagemaker"), setup, finder).run(
+            request, reporter, wait=options.wait
         )
+    creds, endpoints = target.local_stack()
+    log = target.paths.logs / "training" / f"{request.job_name}.log"
+    s3 = aws.local_client("s3", env, creds)
+    client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
+    if runner == "native":
+        undo = _undo_registration(client_login, _alias_version(client_login, env.model_name))
+        return NativeRunner(endpoints, s3, undo).run(request, reporter, log)
     # local-container: the training image under the SageMaker SDK's local mode.
-    log = paths.logs / "training" / f"{request.job_name}.log"
     check_engine()
     image = ensure_image(reporter, log)
     python = sdk_python(reporter)
-    client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
     previous = _alias_version(client_login, env.model_name)
     return LocalContainerRunner(
         endpoints,
-        aws.local_client("s3", env, creds),
+        s3,
         image,
         python,
         find_registration=_registered_by(client_login),
@@ -142,11 +135,11 @@ def _registered_by(login: tuple[str, str, str]) -> Any:
     return find
 
 
-def _registration_finder(env: Environment, paths: StatePaths) -> Any:
+def _registration_finder(target: Target) -> Any:
     """Look up, as the admin, the run and version a finished cloud job registered."""
 
     def find(job_name: str) -> tuple[str, str]:
-        with registry_for(env.name, paths).client() as client:
+        with target.registry().client() as client:
             runs = client.search_runs(
                 experiment_ids=[e.experiment_id for e in client.search_experiments()],
                 filter_string=f"tags.`mlp.training_job` = '{job_name}'",
@@ -163,9 +156,10 @@ def _registration_finder(env: Environment, paths: StatePaths) -> Any:
     return find
 
 
-def champion(env: Environment, paths: StatePaths, model: str | None) -> GateDecision:
-    """Run the promotion gate on the environment's registry as its admin."""
-    with registry_for(env.name, paths).client() as client:
+def champion(target: Target, model: str | None) -> GateDecision:
+    """Run the promotion gate on the target's registry as its admin."""
+    training = target.env.training
+    with target.registry().client() as client:
         return run_gate(
-            client, model or env.model_name, env.training.gate_metric, env.training.min_improvement
+            client, model or target.env.model_name, training.gate_metric, training.min_improvement
         )

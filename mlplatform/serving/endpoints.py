@@ -9,20 +9,18 @@ outputs; every AWS call goes through boto3's own chain (AWS_ENDPOINT_URL for an 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 
-from mlplatform.cloud import aws
-from mlplatform.cloud.stack_outputs import stack_outputs, subnet_ids
-from mlplatform.config import Environment, load_environment
+from mlplatform.cloud.stack_outputs import subnet_ids
+from mlplatform.config import Environment
 from mlplatform.errors import RegistryError
-from mlplatform.local.runtimes.base import Reporter
-from mlplatform.names import MODELS_PREFIX, Output, endpoint_name, stack_name
-from mlplatform.paths import StatePaths
-from mlplatform.registry.access import registry_for
-from mlplatform.serving.local import PackagedModel, package_version, resolve_version
+from mlplatform.names import MODELS_PREFIX, Output, endpoint_name
+from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
+from mlplatform.reporting import Reporter
 from mlplatform.serving.rollout import (
     DeployOutcome,
     EndpointError,
@@ -34,83 +32,86 @@ from mlplatform.serving.rollout import (
     rollback,
     shift_traffic,
 )
+from mlplatform.target import Target
 
-__all__ = ["deploy", "endpoint_name", "rollback_endpoint", "status", "traffic"]
+__all__ = ["EndpointRequest", "deploy", "rollback_endpoint", "status", "traffic"]
 
 
-def _target(env: Environment) -> EndpointTarget:
+def _rollout_target(env: Environment) -> EndpointTarget:
     sm = env.sagemaker
     return EndpointTarget(
         endpoint_name(env), sm.invocations_per_instance, sm.latency_alarm_ms, sm.error_alarm_count
     )
 
 
-def _client(env: Environment, service: str) -> Any:
-    return aws.client(service, region=env.region)
+@dataclass(frozen=True)
+class EndpointRequest:
+    """How to deploy: each None takes the environment's [E.sagemaker] setting."""
+
+    strategy: str | None = None  # all-at-once, canary or linear
+    challenger_percent: float | None = None  # share of traffic for the challenger variant
+    image: str | None = None  # serving image, ECR URI by digest
 
 
-def _upload(env: Environment, packaged: PackagedModel) -> str:
+def _upload(target: Target, packaged: PackagedModel) -> str:
+    bucket = target.env.bucket_name
     key = f"{MODELS_PREFIX}/{packaged.name}/{packaged.version}/{packaged.sha256[:12]}/model.tar.gz"
-    s3 = _client(env, "s3")
+    s3 = target.client("s3")
     try:
-        s3.head_object(Bucket=env.bucket_name, Key=key)
+        s3.head_object(Bucket=bucket, Key=key)
     except botocore.exceptions.ClientError:
         try:
             s3.upload_file(
                 str(packaged.archive),
-                env.bucket_name,
+                bucket,
                 key,
                 ExtraArgs={"Metadata": {"sha256": packaged.sha256}},
             )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            raise EndpointError(
-                f"cannot upload the model to s3://{env.bucket_name}/{key}: {exc}"
-            ) from None
-    return f"s3://{env.bucket_name}/{key}"
+            raise EndpointError(f"cannot upload the model to s3://{bucket}/{key}: {exc}") from exc
+    return f"s3://{bucket}/{key}"
+
+
+def _weight(variant: str, percent: float, variants: int) -> float:
+    if variants == 1:
+        return 1.0
+    return percent / 100 if variant == "challenger" else 1 - percent / 100
 
 
 def deploy(
-    env_name: str,
-    paths: StatePaths,
-    strategy: str | None,
-    challenger_percent: float | None,
-    image: str | None,
-    reporter: Reporter,
+    target: Target, request: EndpointRequest, reporter: Reporter
 ) -> tuple[DeployOutcome, list[VariantPlan]]:
-    """Deploy champion (and challenger) of the environment's registry to its endpoint."""
-    env = load_environment(env_name)
-    if env.name == "local":
-        raise EndpointError(
-            "the local environment is served by `invoke serve`; use --env staging or prod"
-        )
+    """Deploy champion (and challenger) of the target's registry to its endpoint."""
+    target.cloud_only(
+        "an endpoint (the local environment is served by `invoke serve`)", EndpointError
+    )
+    env = target.env
     sm_cfg = env.sagemaker
-    strategy = strategy or sm_cfg.endpoint_strategy
-    percent = sm_cfg.challenger_percent if challenger_percent is None else challenger_percent
+    strategy = request.strategy or sm_cfg.endpoint_strategy
+    percent = (
+        sm_cfg.challenger_percent
+        if request.challenger_percent is None
+        else request.challenger_percent
+    )
     if not 0 <= percent <= 100:
         raise EndpointError(f"--challenger must be between 0 and 100, got {percent:g}")
-    image = image or sm_cfg.serving_image
+    image = request.image or sm_cfg.serving_image
     if not image:
         raise EndpointError(
             f"no serving image for {env.name}: set [{env.name}.sagemaker] "
             "serving_image (ECR URI by digest) or pass --image"
         )
-    cfn = _client(env, "cloudformation")
-    role = stack_outputs(
-        cfn,
-        stack_name(env, "sagemaker"),
-        (Output.ENDPOINT_ROLE_ARN, Output.SECURITY_GROUP_ID),
-        EndpointError,
+    role = target.outputs(
+        "sagemaker", (Output.ENDPOINT_ROLE_ARN, Output.SECURITY_GROUP_ID), EndpointError
     )
-    network = stack_outputs(
-        cfn, stack_name(env, "network"), (Output.PRIVATE_SUBNET_IDS,), EndpointError
-    )
+    network = target.outputs("network", (Output.PRIVATE_SUBNET_IDS,), EndpointError)
     vpc = {
         "subnets": subnet_ids(network),
         "security_groups": [role[Output.SECURITY_GROUP_ID]],
     }
-    registry = registry_for(env.name, paths)
+    registry = target.registry()
     name = env.model_name
-    sm = _client(env, "sagemaker")
+    sm = target.client("sagemaker")
     plans: list[VariantPlan] = []
     with tempfile.TemporaryDirectory(prefix="mlp-endpoint-") as tmp:
         with registry.client() as client:
@@ -128,18 +129,13 @@ def deploy(
         for variant, version in wanted:
             packaged = packages[version]
             reporter.step(f"uploading {name} version {version} (sha256 {packaged.sha256[:12]}…)")
-            url = _upload(env, packaged)
-            weight = (
-                (1 - percent / 100)
-                if variant == "champion" and len(wanted) > 1
-                else (percent / 100 if variant == "challenger" else 1.0)
-            )
+            url = _upload(target, packaged)
             plan = VariantPlan(
                 variant,
                 name,
                 version,
                 f"{endpoint_name(env)}-v{version}-{packaged.sha256[:8]}"[:63],
-                weight,
+                _weight(variant, percent, len(wanted)),
                 sm_cfg.endpoint_instance_type,
                 sm_cfg.endpoint_min_instances,
                 sm_cfg.endpoint_min_instances,
@@ -151,9 +147,9 @@ def deploy(
     reporter.step(f"deploying {endpoint_name(env)} ({strategy})")
     outcome = deploy_endpoint(
         sm,
-        _client(env, "application-autoscaling"),
-        _client(env, "cloudwatch"),
-        _target(env),
+        target.client("application-autoscaling"),
+        target.client("cloudwatch"),
+        _rollout_target(env),
         plans,
         strategy,
     )
@@ -164,24 +160,24 @@ def deploy(
     return outcome, plans
 
 
-def traffic(env_name: str, challenger_percent: float) -> dict[str, float]:
+def traffic(target: Target, challenger_percent: float) -> dict[str, float]:
     """Shift the challenger's share of traffic without redeploying."""
-    env = load_environment(env_name)
-    return shift_traffic(_client(env, "sagemaker"), endpoint_name(env), challenger_percent)
+    return shift_traffic(target.client("sagemaker"), endpoint_name(target.env), challenger_percent)
 
 
-def rollback_endpoint(env_name: str) -> tuple[str, str]:
+def rollback_endpoint(target: Target) -> tuple[str, str]:
     """Return the endpoint to the config the current one replaced."""
-    env = load_environment(env_name)
     return rollback(
-        _client(env, "sagemaker"), _client(env, "application-autoscaling"), endpoint_name(env)
+        target.client("sagemaker"),
+        target.client("application-autoscaling"),
+        endpoint_name(target.env),
     )
 
 
-def status(env_name: str) -> list[dict[str, Any]]:
+def status(target: Target) -> list[dict[str, Any]]:
     """Each variant of the environment's endpoint: model version, weight, instances."""
-    env = load_environment(env_name)
+    name = endpoint_name(target.env)
     try:
-        return describe_endpoint(_client(env, "sagemaker"), endpoint_name(env))
+        return describe_endpoint(target.client("sagemaker"), name)
     except botocore.exceptions.ClientError as exc:
-        raise EndpointError(f"cannot describe {endpoint_name(env)}: {exc}") from None
+        raise EndpointError(f"cannot describe {name}: {exc}") from exc

@@ -29,25 +29,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-import mlflow
-from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
-
 from mlplatform.child_env import inherited_environment
-from mlplatform.config import Environment
-from mlplatform.errors import PortInUseError, RegistryError, ServiceStartError
-from mlplatform.local.access import local_stack
-from mlplatform.paths import StatePaths
+from mlplatform.errors import PortInUseError, ServiceStartError
 from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
-from mlplatform.registry.archive import make_targz
 from mlplatform.registry.client import authenticated_client
+from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
+from mlplatform.target import Target
 
 __all__ = [
     "STOP_SIGNALS",
-    "PackagedModel",
+    "ServeRequest",
     "StopSignal",
-    "package_version",
-    "resolve_version",
     "serve_command",
     "serve_local",
     "server_group",
@@ -112,42 +104,6 @@ def stop_signals_interrupt() -> Iterator[None]:
         return
     with _stop_signals_handled(_raise_stop):
         yield
-
-
-@dataclass(frozen=True)
-class PackagedModel:
-    """A registry version packed for an endpoint."""
-
-    name: str
-    version: str
-    archive: Path
-    sha256: str
-
-
-def resolve_version(client: Any, name: str, alias: str | None, version: str | None) -> str:
-    """The version number an alias (or an explicit version) names; RegistryError if none."""
-    try:
-        if version:
-            return str(client.get_model_version(name, version).version)
-        return str(client.get_model_version_by_alias(name, alias or "champion").version)
-    except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise
-        what = f"version {version}" if version else f"alias {alias or 'champion'!r}"
-        raise RegistryError(f"model {name!r} has no {what} in this registry") from exc
-
-
-def package_version(tracking_uri: str, name: str, version: str, workdir: Path) -> PackagedModel:
-    """Download a version's MLflow model and pack it as model.tar.gz (deterministic)."""
-    model_dir = workdir / "model"
-    mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}", dst_path=str(model_dir), tracking_uri=tracking_uri
-    )
-    # MLflow adds this file on download (the registry's name and version number). The same model
-    # has other version numbers in other registries: the archive holds only the model's files.
-    (model_dir / REGISTERED_MODEL_META_FILE_NAME).unlink(missing_ok=True)
-    archive = workdir / "model.tar.gz"
-    return PackagedModel(name, version, archive, make_targz(model_dir, archive))
 
 
 def _unpack(archive: Path, target: Path) -> Path:
@@ -256,30 +212,35 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
+@dataclass(frozen=True)
+class ServeRequest:
+    """What `invoke serve` serves, and where: a version (or the version an alias names)."""
+
+    model: str | None = None  # default: the environment's model_name
+    alias: str | None = "champion"
+    version: str | None = None  # wins over alias
+    port: int = 8080
+    workers: int = 1
+
+
 def serve_local(
-    env: Environment,
-    paths: StatePaths,
-    model: str | None,
-    alias: str | None,
-    version: str | None,
-    port: int,
-    workers: int,
-    on_ready: Callable[[PackagedModel, str], None],
+    target: Target, request: ServeRequest, on_ready: Callable[[PackagedModel, str], None]
 ) -> None:
     """Serve a version of the local registry on 127.0.0.1:port until stopped (see serve_command)."""
+    port, workers = request.port, request.workers
     # From the start: a stop signal while the model downloads removes the download too.
     with stop_signals_interrupt():
-        creds, endpoints = local_stack(env, paths, services=("mlflow",))
-        name = model or env.model_name
+        creds, endpoints = target.local_stack(services=("mlflow",))
+        name = request.model or target.env.model_name
         with tempfile.TemporaryDirectory(prefix="mlp-package-") as tmp:
             # The client user reads the registry; its credentials leave os.environ before the
             # scoring server (which inherits the environment) starts.
             with authenticated_client(
                 endpoints.tracking_uri, creds.client_username, creds.client_password
             ) as client:
-                number = resolve_version(client, name, alias, version)
+                number = resolve_version(client, name, request.alias, request.version)
                 packaged = package_version(endpoints.tracking_uri, name, number, Path(tmp))
-            log = paths.logs / "serving" / f"{name}-{number}.log"
+            log = target.paths.logs / "serving" / f"{name}-{number}.log"
             with tempfile.TemporaryDirectory(prefix="mlp-serve-") as serve_tmp:
                 model_dir = _unpack(packaged.archive, Path(serve_tmp) / "model")
                 serve_command(

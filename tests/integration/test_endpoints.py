@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from mlplatform.registry.client import authenticated_client
-from mlplatform.serving.local import package_version
+from mlplatform.registry.packaging import package_version
 from tests.cli import kit
 from tests.integration.conftest import PROD_OUTPUTS, Stack, ensure_stack_outputs, prod_admin
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from mlplatform.registry.archive import make_targz
 from mlplatform.registry.client import authenticated_client
-from mlplatform.serving.local import package_version
+from mlplatform.registry.packaging import package_version
 
 FILES = {
     "MLmodel": b"flavors: {}\n",

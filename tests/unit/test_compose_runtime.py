@@ -9,9 +9,9 @@ import pytest
 
 from mlplatform.config import load_environment
 from mlplatform.errors import RuntimeSelectionError, ServiceStartError
-from mlplatform.local.runtimes.base import SilentReporter
 from mlplatform.local.runtimes.compose import ComposeRuntime
 from mlplatform.paths import StatePaths
+from mlplatform.reporting import SilentReporter
 
 ENV = load_environment("local")
 

@@ -21,10 +21,11 @@ from moto.moto_api import state_manager
 from mlplatform.cloud import aws
 from mlplatform.config import load_environment
 from mlplatform.errors import PlatformError
-from mlplatform.local.runtimes.base import SilentReporter
 from mlplatform.paths import StatePaths
 from mlplatform.release import migration as migration_task
 from mlplatform.release.chain import STEPS, DeployError, DeployRequest, deploy, parse_steps
+from mlplatform.reporting import SilentReporter
+from mlplatform.target import resolve_targets
 from tests.oci_images import write_layout
 
 REGION = "eu-west-1"
@@ -34,11 +35,8 @@ OLD = "sha256:" + "0" * 64
 
 def run(tmp_path: Path, **request: Any) -> list[Any]:
     steps = request.pop("steps", STEPS)
-    chain = deploy(
-        DeployRequest("prod", steps=steps, **request),
-        StatePaths(tmp_path / "state"),
-        SilentReporter(),
-    )
+    prod, local = resolve_targets("prod", "local", paths=StatePaths(tmp_path / "state"))
+    chain = deploy(prod, local, DeployRequest(steps=steps, **request), SilentReporter())
     return list(chain)
 
 
@@ -56,7 +54,7 @@ def test_an_unknown_step_is_named(text: str) -> None:
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        ({"env_name": "local"}, "deploy targets a cloud environment; use --env staging or prod"),
+        ({"target": "local"}, "deploy targets a cloud environment; use --env staging or prod"),
         ({"strategy": "big-bang"}, "unknown strategy 'big-bang'; choose one of all-at-once"),
         ({"image": "x.tar", "image_digest": DIGEST}, "pass --image or --image-digest, not both"),
         ({}, r"no MLflow image to release: pass --image .* or set \[prod.mlflow\] image_digest"),
@@ -66,9 +64,12 @@ def test_an_unknown_step_is_named(text: str) -> None:
 def test_bad_requests_fail_before_anything_runs(
     tmp_path: Path, request_: dict[str, Any], message: str
 ) -> None:
-    fields = {"env_name": "prod", **request_}
+    fields = dict(request_)
+    target, source = resolve_targets(
+        fields.pop("target", "prod"), "local", paths=StatePaths(tmp_path)
+    )
     with pytest.raises(DeployError, match=message):
-        list(deploy(DeployRequest(**fields), StatePaths(tmp_path), SilentReporter()))
+        list(deploy(target, source, DeployRequest(**fields), SilentReporter()))
 
 
 # -- image and migrate against moto -----------------------------------------------------------
@@ -176,8 +177,8 @@ def test_a_failed_migration_stops_the_chain_before_the_service(
     with pytest.raises(DeployError) as caught:
         done.extend(
             deploy(
-                DeployRequest("prod", steps=("migrate", "service"), image_digest=DIGEST),
-                StatePaths(tmp_path),
+                *resolve_targets("prod", "local", paths=StatePaths(tmp_path)),
+                DeployRequest(steps=("migrate", "service"), image_digest=DIGEST),
                 SilentReporter(),
             )
         )

@@ -22,10 +22,12 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from mlplatform.cloud.stack_outputs import stack_outputs
+from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
-from mlplatform.local.runtimes.base import SilentReporter
 from mlplatform.paths import StatePaths
 from mlplatform.release.chain import DeployError, DeployRequest, deploy
+from mlplatform.reporting import SilentReporter
+from mlplatform.target import resolve_targets
 from mlplatform.toolchain import node_deps
 
 REGION = "eu-west-1"
@@ -140,8 +142,8 @@ def cdk_deploys(monkeypatch: pytest.MonkeyPatch, cloud: Any) -> list[dict[str, A
 
     calls: list[dict[str, Any]] = []
 
-    def cdk_command(env_name: str, action: str, **kwargs: Any) -> None:
-        calls.append({"env": env_name, "action": action, **kwargs})
+    def cdk_command(env: Environment, action: str, **kwargs: Any) -> None:
+        calls.append({"env": env.name, "action": action, **kwargs})
         # The CLI deletes a ROLLBACK_COMPLETE stack and creates it again; on REVIEW_IN_PROGRESS
         # it executes a CREATE change set (moto shows no outputs after that: re-create here too).
         cloud.delete_stack(StackName=STACK)
@@ -163,8 +165,9 @@ class Warnings(SilentReporter):
 
 
 def _run(tmp_path: Path, *steps: str, reporter: SilentReporter | None = None) -> list[Any]:
-    request = DeployRequest("prod", steps=steps, image_digest=DIGEST)
-    return list(deploy(request, StatePaths(tmp_path / "state"), reporter or SilentReporter()))
+    prod, local = resolve_targets("prod", "local", paths=StatePaths(tmp_path / "state"))
+    request = DeployRequest(steps=steps, image_digest=DIGEST)
+    return list(deploy(prod, local, request, reporter or SilentReporter()))
 
 
 @pytest.mark.parametrize("status", FAILED_FIRST_DEPLOYS)

@@ -17,9 +17,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlplatform.local.runtimes.base import SilentReporter
 from mlplatform.release.ecr_push import image_present, push_image, release_tag
 from mlplatform.release.oci_image import ImageError, open_image
+from mlplatform.reporting import SilentReporter
 from tests.oci_images import write_archive, write_layout
 
 REPO = "mlp-prod-mlflow"

@@ -18,7 +18,7 @@ from mlplatform.config import load_environment
 from mlplatform.errors import TrainingError
 from mlplatform.local.access import LocalEndpoints
 from mlplatform.local.credentials import Credentials
-from mlplatform.local.runtimes.base import SilentReporter
+from mlplatform.reporting import SilentReporter
 from mlplatform.runners.local_container import (
     LocalContainerRunner,
     TrainingImage,

@@ -18,8 +18,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.file_utils import local_file_uri_to_path
 
-from mlplatform.local.runtimes.base import SilentReporter
-from mlplatform.registry.promotion import PromotionError, Registry, promote
+from mlplatform.registry.client import Registry
+from mlplatform.registry.promotion import PromotionError, promote
+from mlplatform.reporting import SilentReporter
 
 MODEL = "fraud-classifier"
 SOURCE_FILES = {

@@ -16,9 +16,9 @@ from moto import mock_aws
 
 from mlplatform.config import load_environment
 from mlplatform.errors import TrainingError
-from mlplatform.local.runtimes.base import SilentReporter
+from mlplatform.reporting import SilentReporter
 from mlplatform.runners.request import TrainingRequest
-from mlplatform.runners.sagemaker import SageMakerRunner, resolve_target
+from mlplatform.runners.sagemaker import SageMakerRunner, job_setup
 from training.hyperparameters import parse
 
 ENV = load_environment("prod")
@@ -71,7 +71,7 @@ def request() -> TrainingRequest:
 
 def test_create_training_job_request_carries_no_secret(aws) -> None:  # type: ignore[no-untyped-def]
     deploy_outputs(aws)
-    target = resolve_target(ENV, aws, DIGEST)
+    target = job_setup(ENV, aws, DIGEST)
     sm = boto3.client("sagemaker", region_name=ENV.region)
     sent: list[bytes] = []
     sm.meta.events.register(
@@ -121,7 +121,7 @@ def test_create_training_job_request_carries_no_secret(aws) -> None:  # type: ig
 def test_no_wait_submits_and_returns(aws) -> None:  # type: ignore[no-untyped-def]
     deploy_outputs(aws)
     sm = boto3.client("sagemaker", region_name=ENV.region)
-    runner = SageMakerRunner(sm, resolve_target(ENV, aws, DIGEST), None)
+    runner = SageMakerRunner(sm, job_setup(ENV, aws, DIGEST), None)
     result = runner.run(request(), SilentReporter(), wait=False)
     assert result.model_version == "" and result.model_artifact.endswith(
         f"/{result.job_name}/output/model.tar.gz"
@@ -131,7 +131,7 @@ def test_no_wait_submits_and_returns(aws) -> None:  # type: ignore[no-untyped-de
 
 def test_undeployed_infra_and_missing_digest_are_one_line_errors(aws) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TrainingError, match="no training image digest for prod"):
-        resolve_target(ENV, aws, None)
+        job_setup(ENV, aws, None)
     deploy_outputs(aws, skip="network")
     with pytest.raises(TrainingError, match=r"stack mlp-prod-network is not deployed"):
-        resolve_target(ENV, aws, DIGEST)
+        job_setup(ENV, aws, DIGEST)

@@ -6,33 +6,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Reporter", "Runtime", "ServiceStatus", "SilentReporter", "StackStatus"]
+from mlplatform.reporting import Reporter
 
-
-class Reporter(Protocol):
-    """Where long operations report progress; the task layer renders it with rich."""
-
-    def step(self, message: str) -> None:
-        """A step is starting."""
-
-    def done(self, message: str) -> None:
-        """A step finished (or was already in the desired state)."""
-
-    def warn(self, message: str) -> None:
-        """Something the user must notice (reduced parity, a fallback)."""
-
-
-class SilentReporter:
-    """A reporter that drops everything (library callers that want no output)."""
-
-    def step(self, message: str) -> None:  # noqa: D102
-        pass
-
-    def done(self, message: str) -> None:  # noqa: D102
-        pass
-
-    def warn(self, message: str) -> None:  # noqa: D102
-        pass
+__all__ = ["Runtime", "ServiceStatus", "StackStatus"]
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ from mlplatform.errors import PlatformError, RuntimeSelectionError, ServiceStart
 from mlplatform.local.compose_file import COMPOSE_PATH, PORT_VARIABLES, render
 from mlplatform.local.credentials import load_or_create, write_service_files
 from mlplatform.local.health import healthy, service_url
-from mlplatform.local.runtimes.base import Reporter, ServiceStatus, StackStatus
+from mlplatform.local.runtimes.base import ServiceStatus, StackStatus
 from mlplatform.local.services import SERVICES
 from mlplatform.paths import StatePaths
 from mlplatform.registry.users import ensure_user
+from mlplatform.reporting import Reporter
 
 __all__ = ["ComposeRuntime", "compose_cli"]
 

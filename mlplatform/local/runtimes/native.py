@@ -24,7 +24,7 @@ from mlplatform.local.database_admin import (
     server_command,
 )
 from mlplatform.local.health import healthy, service_url
-from mlplatform.local.runtimes.base import Reporter, ServiceStatus, StackStatus
+from mlplatform.local.runtimes.base import ServiceStatus, StackStatus
 from mlplatform.local.services import (
     SERVICES,
     mlflow_environment,
@@ -35,6 +35,7 @@ from mlplatform.local.supervisor import Program, Supervisor
 from mlplatform.paths import StatePaths
 from mlplatform.readiness import follow_log, port_open, wait_until
 from mlplatform.registry.users import ensure_user
+from mlplatform.reporting import Reporter
 from mlplatform.toolchain import system_deps
 
 __all__ = ["SQLITE_WARNING", "NativeRuntime"]

@@ -117,7 +117,7 @@ def synthesize(
 def synthesize_with_cli(env: Environment, outdir: Path) -> Synthesized:
     """Synth through mlplatform.release.cdk_cli, i.e. the pinned CDK CLI, as `invoke synth` does."""
     synth(
-        env.name,
+        env,
         image_digest=TEST_DIGEST,
         certificate_arn=None if env.mlflow.allow_http else test_certificate_arn(env),
         output=outdir,

@@ -14,6 +14,7 @@ from mlplatform.config import load_environments
 from mlplatform.errors import ConfigError
 from mlplatform.release import cdk_cli
 from mlplatform.release.cdk_cli import ConfirmationRequiredError, cdk_argv, cdk_command
+from mlplatform.release.migration import migrate_run_task_request
 
 
 def release(name: str) -> dict[str, str]:
@@ -75,20 +76,20 @@ def test_bootstrap_targets_the_configured_account_and_region():
 
 def test_destroy_prod_is_refused_without_confirmation(no_cli):
     with pytest.raises(ConfirmationRequiredError, match="--confirm prod"):
-        cdk_command("prod", "destroy")
+        cdk_command(load_environments()["prod"], "destroy")
     with pytest.raises(ConfirmationRequiredError):
-        cdk_command("prod", "destroy", confirm="staging")
+        cdk_command(load_environments()["prod"], "destroy", confirm="staging")
     assert no_cli == []
 
 
 def test_destroy_prod_runs_when_confirmed_by_name(no_cli):
-    cdk_command("prod", "destroy", confirm="prod", **release("prod"))
+    cdk_command(load_environments()["prod"], "destroy", confirm="prod", **release("prod"))
     (argv,) = no_cli
     assert argv[3] == "destroy" and "--force" in argv and "env=prod" in argv
 
 
 def test_destroy_staging_needs_no_confirmation_but_still_prompts(no_cli):
-    cdk_command("staging", "destroy", **release("staging"))
+    cdk_command(load_environments()["staging"], "destroy", **release("staging"))
     (argv,) = no_cli
     assert "--force" not in argv
 
@@ -98,7 +99,7 @@ def test_settings_the_app_would_refuse_fail_before_the_cli_starts(no_cli, action
     """Inside the CLI a ConfigError ends as a traceback in its output (issue 16 saw one for
     `./kit synth --env prod` without a digest); checked first, it is one line and nothing runs."""
     with pytest.raises(ConfigError, match=r"^\[prod\.mlflow\] image_digest is not set"):
-        cdk_command("prod", action, confirm="prod")
+        cdk_command(load_environments()["prod"], action, confirm="prod")
     assert no_cli == []
 
 
@@ -109,7 +110,7 @@ def test_missing_cli_is_a_one_line_error(monkeypatch):
 
 
 def test_migrate_run_task_request_uses_private_subnets_and_the_task_group():
-    request = cdk_cli.migrate_run_task_request(
+    request = migrate_run_task_request(
         {
             "ClusterName": "c",
             "MigrateTaskDefinitionArn": "arn:td",
@@ -163,7 +164,10 @@ def test_every_cli_call_has_telemetry_notices_and_version_check_off(
     # Neither the caller's shell nor a caller's extra_env turns them back on.
     monkeypatch.setenv("CDK_DISABLE_CLI_TELEMETRY", "false")
     cdk_command(
-        "staging", action, extra_env={"CDK_DISABLE_VERSION_CHECK": ""}, **release("staging")
+        load_environments()["staging"],
+        action,
+        extra_env={"CDK_DISABLE_VERSION_CHECK": ""},
+        **release("staging"),
     )
     [(argv, env)] = recorded_cli
     assert argv[3] == action and "--no-notices" in argv

@@ -21,11 +21,12 @@ from mlplatform.cloud.stack_outputs import subnet_ids
 from mlplatform.config import Environment, load_environments
 from mlplatform.emulator.policy_evaluation import NamedPolicy, unused_grants
 from mlplatform.errors import TrainingError
-from mlplatform.local.runtimes.base import SilentReporter
 from mlplatform.names import MODELS_PREFIX
-from mlplatform.release.cdk_cli import cdk_command, migrate_run_task_request
+from mlplatform.release.cdk_cli import cdk_command
+from mlplatform.release.migration import migrate_run_task_request
+from mlplatform.reporting import SilentReporter
 from mlplatform.runners.request import new_request
-from mlplatform.runners.sagemaker import SageMakerRunner, resolve_target
+from mlplatform.runners.sagemaker import SageMakerRunner, job_setup
 from mlplatform.serving.rollout import (
     EndpointError,
     EndpointTarget,
@@ -153,9 +154,9 @@ def deployed(emulator: PatchedMoto, tmp_path_factory: pytest.TempPathFactory) ->
     # The certificate exists before the deploy, as in a real account.
     cert = client("acm").request_certificate(DomainName="mlflow.prod.internal")["CertificateArn"]
     out = tmp_path_factory.mktemp("cdk-out-emulated")
-    cdk_command(ENV_NAME, "bootstrap", output=out, extra_env=variables)
+    cdk_command(env, "bootstrap", output=out, extra_env=variables)
     cdk_command(
-        ENV_NAME,
+        env,
         "deploy",
         image_digest=TEST_DIGEST,
         certificate_arn=cert,
@@ -409,7 +410,7 @@ def test_a_training_job_runs_with_the_training_role_and_not_the_endpoint_role(de
     """The kit's SageMaker runner: channels, output, image and client secret, role by role."""
     env = deployed["env"]
     sm, cf = deployed["client"]("sagemaker"), deployed["client"]("cloudformation")
-    target = resolve_target(env, cf, TEST_DIGEST)
+    target = job_setup(env, cf, TEST_DIGEST)
     result = SageMakerRunner(sm, target).run(new_request(env, []), SilentReporter())
     assert result.model_artifact.endswith("/output/model.tar.gz")
     decided = [d for d in deployed["aws"].authorizations() if result.job_name in d["why"]]
