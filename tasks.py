@@ -91,8 +91,12 @@ def down(c, volumes=False):
     """Stop the local stack (every process group). Does nothing when it is not up."""
     reporter = RichReporter()
     with _errors(reporter):
-        environment, paths, rt = _runtime()
-        stopped = take_down(rt, environment, paths, reporter, volumes=volumes)
+        from mlplatform.emulator.environment import stop_emulations
+
+        local = _target("local")
+        rt = open_runtime(local.env, local.paths, "auto")
+        emulations = stop_emulations(local, reporter, volumes=volumes)
+        stopped = emulations + take_down(rt, local.paths, reporter, volumes=volumes)
     if not stopped and not volumes:
         console.print("nothing was running")
 
@@ -293,7 +297,7 @@ def emulate(c, env="prod", down=False, volumes=False):
 )
 def promote(c, version, to, model=None, from_="local", json_=False):
     """Copy a model version to another environment's registry, verified against a manifest."""
-    from mlplatform.registry.promotion import promote_version
+    from mlplatform.release.model import promote_version
     from mlplatform.target import resolve_targets
 
     reporter = RichReporter()

@@ -45,6 +45,7 @@ def retention_days(days: int, key: str) -> logs.RetentionDays:
     try:
         return _RETENTION[days]
     except KeyError:
+        # Deliberately without its cause: the KeyError says nothing the message does not.
         raise ConfigError(
             f"{key}: {days} is not a CloudWatch Logs retention; use one of {sorted(_RETENTION)}"
         ) from None

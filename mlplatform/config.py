@@ -396,8 +396,8 @@ def load_environments(path: str | os.PathLike[str] | None = None) -> dict[str, E
     file = config_path(path)
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: file not found (set MLPLATFORM_CONFIG or create it)") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{file}: file not found (set MLPLATFORM_CONFIG or create it)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
     unknown = sorted(set(raw) - set(ENV_NAMES))

@@ -1,34 +1,48 @@
-"""Exceptions the library raises; only the task layer turns them into messages and exit codes.
+"""Every exception the library raises; only the task layer turns them into messages and exit codes.
 
     PlatformError
-     ├── ConfigError            environments.toml or an environment variable is wrong
-     ├── SystemDependencyError  a program the stack needs is not installed
-     ├── RuntimeSelectionError  the requested runtime cannot run here
-     ├── PortInUseError         a port the stack needs is taken by something else
-     ├── ServiceStartError      a service did not become ready (carries its recent log lines)
-     ├── EmulatorError          the AWS emulator refused a call the kit made
-     ├── TrainingError          a training job could not start or failed (its reason, one line)
-     ├── RegistryError          a registry operation (alias, gate) was refused or found nothing
-     │    └── PromotionError    (mlplatform.registry.promotion) a copy does not match its manifest
-     ├── EndpointError          (mlplatform.serving.rollout) SageMaker refused an endpoint operation
-     ├── CdkCommandError        (mlplatform.release.cdk_cli) the CDK CLI is missing or failed
-     └── ConfirmationRequiredError  (mlplatform.release.cdk_cli) a destructive command, unconfirmed
+     ├── ConfigError                environments.toml or an environment variable is wrong
+     ├── SystemDependencyError      a program the stack needs is not installed
+     ├── RuntimeSelectionError      the requested runtime cannot run here
+     ├── PortInUseError             a port the stack needs is taken by something else
+     ├── ServiceStartError          a service did not become ready (carries its log tail)
+     ├── EmulatorError              the AWS emulator refused a call the kit made
+     ├── UnsupportedPolicy          an IAM policy uses what the strict emulator cannot decide
+     ├── TrainingError              a training job could not start or failed (its reason)
+     ├── RegistryError              a registry operation was refused or found nothing
+     │    └── PromotionError        a promoted copy does not match its manifest
+     ├── EndpointError              SageMaker refused an endpoint operation
+     ├── ImageError                 an image archive or layout is unreadable or inconsistent
+     ├── MigrationError             the migrate task could not run or exited non-zero
+     ├── DeployError                a step of `invoke deploy` failed; later steps did not run
+     ├── CdkCommandError            the CDK CLI is missing or failed
+     └── ConfirmationRequiredError  a destructive command was not confirmed by name
 
-Every message is one line that says what to do; details (log tails) live in attributes.
+Every message is one line that says what to do; details (log tails) live in attributes. A
+translation keeps its cause (`raise ... from exc`), so a debugger or a log shows what failed
+underneath; the task layer prints the message alone.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CdkCommandError",
     "ConfigError",
+    "ConfirmationRequiredError",
+    "DeployError",
     "EmulatorError",
+    "EndpointError",
+    "ImageError",
+    "MigrationError",
     "PlatformError",
     "PortInUseError",
+    "PromotionError",
     "RegistryError",
     "RuntimeSelectionError",
     "ServiceStartError",
     "SystemDependencyError",
     "TrainingError",
+    "UnsupportedPolicy",
 ]
 
 
@@ -73,3 +87,35 @@ class TrainingError(PlatformError):
 
 class RegistryError(PlatformError):
     """The model registry refused an operation or has no such model, version or alias."""
+
+
+class PromotionError(RegistryError):
+    """The copy in the target does not match the source, or the registry refused a step."""
+
+
+class UnsupportedPolicy(PlatformError):
+    """A policy uses an element or condition operator the strict emulator does not implement."""
+
+
+class EndpointError(PlatformError):
+    """SageMaker refused an endpoint operation, or the request itself is invalid."""
+
+
+class ImageError(PlatformError):
+    """An image archive or layout cannot be read, or does not match its own digests."""
+
+
+class MigrationError(PlatformError):
+    """The migrate task could not run, did not stop, or exited non-zero."""
+
+
+class DeployError(PlatformError):
+    """A step of the chain failed; the steps after it did not run."""
+
+
+class CdkCommandError(PlatformError):
+    """The CDK CLI is missing or exited non-zero."""
+
+
+class ConfirmationRequiredError(PlatformError):
+    """A destructive command on a protected environment was not confirmed by name."""

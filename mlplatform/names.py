@@ -9,16 +9,20 @@ them back with the same ones, so a renamed output breaks at one place, not at de
 
 from __future__ import annotations
 
+import re
+
 from mlplatform.config import Environment
 
 __all__ = [
     "ARTIFACTS_PREFIX",
+    "CONTAINER_AUTH_CONFIG_DIR",
     "IMAGES",
     "MLFLOW_PORT",
     "MODELS_PREFIX",
     "STACK_PARTS",
     "Output",
     "availability_zones",
+    "ecr_repository_arn",
     "endpoint_name",
     "repository_name",
     "repository_output",
@@ -27,6 +31,8 @@ __all__ = [
 
 # The container contract of mlflow_server/: it listens here and serves /health without auth.
 MLFLOW_PORT = 5000
+# Inside the MLflow container (compose, ECS): where its auth ini goes, a folder of its own /tmp.
+CONTAINER_AUTH_CONFIG_DIR = "/tmp/mlflow-auth"  # noqa: S108
 # Key prefix under which MLflow's proxied artifact store writes (MLFLOW_ARTIFACTS_DESTINATION).
 ARTIFACTS_PREFIX = "mlflow-artifacts"
 # Key prefix of the archives endpoints serve; the endpoint role reads this prefix only.
@@ -35,6 +41,10 @@ MODELS_PREFIX = "endpoint-models"
 STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
 # The kit's images, each with an ECR repository of its own.
 IMAGES = ("mlflow", "training", "serving")
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/"
+    r"(?P<repository>[a-z0-9._/-]+)(?:@sha256:[0-9a-f]{64}|:[\w.-]+)?$"
+)
 
 
 class Output:
@@ -89,3 +99,11 @@ def endpoint_name(env: Environment) -> str:
 def availability_zones(env: Environment) -> list[str]:
     """The zones the VPC spans, named rather than looked up so synth needs no AWS credentials."""
     return [f"{env.region}{letter}" for letter in "abc"[: env.network.max_azs]]
+
+
+def ecr_repository_arn(image: str) -> str | None:
+    """ARN of the ECR repository an image URI names; None for an image outside ECR."""
+    match = _ECR_IMAGE.match(image)
+    if match is None:
+        return None
+    return f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"

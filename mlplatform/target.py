@@ -23,6 +23,7 @@ from mlplatform.cloud.stack_outputs import DeployedStack, describe_stack, mlflow
 from mlplatform.config import Environment, config_path, load_environments
 from mlplatform.errors import ConfigError, PlatformError
 from mlplatform.local.access import LocalEndpoints, local_stack
+from mlplatform.local.aws_side import local_client
 from mlplatform.local.credentials import Credentials
 from mlplatform.names import stack_name
 from mlplatform.paths import StatePaths, state_paths
@@ -71,7 +72,7 @@ class Target:
         """A boto3 client: the local stack's S3 or emulator, else boto3's chain for the cloud."""
         if self.is_local:
             creds = self.local_stack(("s3" if service == "s3" else "aws",))[0]
-            return aws.local_client(service, self.env, creds)
+            return local_client(service, self.env, creds)
         return aws.client(service, region=self.env.region)
 
     def registry(self) -> Registry:

@@ -29,9 +29,9 @@ from infra.naming import object_arn
 from infra.retention import retention_days
 from infra.stacks.data import DB_PORT
 from mlplatform.config import Environment
-from mlplatform.local.services import CONTAINER_AUTH_CONFIG_DIR
 from mlplatform.names import (
     ARTIFACTS_PREFIX,
+    CONTAINER_AUTH_CONFIG_DIR,
     IMAGES,
     MLFLOW_PORT,
     Output,

@@ -22,8 +22,7 @@ from constructs import Construct
 from infra.nag import acknowledge, iam5_resource, rendered_object_arn
 from infra.naming import object_arn
 from mlplatform.config import Environment
-from mlplatform.emulator.role_calls import ecr_repository_arn
-from mlplatform.names import MODELS_PREFIX, Output, repository_name
+from mlplatform.names import MODELS_PREFIX, Output, ecr_repository_arn, repository_name
 
 __all__ = ["SageMakerStack"]
 

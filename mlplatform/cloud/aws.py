@@ -1,4 +1,4 @@
-"""boto3 clients and the AWS-side seeding of the stack: secrets and the artifact bucket.
+"""boto3 clients, secrets read as JSON, and seeding: secrets and the artifact bucket.
 
 One code path for the emulator and for AWS: the only difference is the endpoint URL (None means
 AWS's own) and the credentials.
@@ -15,14 +15,11 @@ import botocore.exceptions
 
 from mlplatform.config import Environment
 from mlplatform.errors import EmulatorError, PlatformError
-from mlplatform.local.credentials import Credentials
 
 __all__ = [
     "client",
     "ensure_bucket",
     "json_secret",
-    "local_client",
-    "secret_values",
     "seed_secrets",
 ]
 
@@ -55,7 +52,7 @@ def json_secret(
     try:
         value = json.loads(sm.get_secret_value(SecretId=secret_id)["SecretString"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise PlatformError(f"cannot read {env.name}'s {what} secret {secret_id}: {exc}") from None
+        raise PlatformError(f"cannot read {env.name}'s {what} secret {secret_id}: {exc}") from exc
     except (ValueError, KeyError):
         value = None
     if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in keys):
@@ -63,47 +60,6 @@ def json_secret(
             f"{env.name}'s {what} secret {secret_id} is not a JSON object with {', '.join(keys)}"
         )
     return value
-
-
-def local_client(service: str, env: Environment, creds: Credentials) -> Any:
-    """A client for the local stack: S3 is SeaweedFS, every other service the moto emulator."""
-    port = env.ports.s3 if service == "s3" else env.ports.aws
-    return client(
-        service,
-        region=env.region,
-        endpoint_url=f"http://127.0.0.1:{port}",
-        access_key=creds.s3_access_key,
-        secret_key=creds.s3_secret_key,
-    )
-
-
-def secret_values(
-    env: Environment, creds: Credentials, db_host: str, db_port: int, db_name: str | None = None
-) -> dict[str, str]:
-    """The secrets the server reads, keyed by name, shaped as the cloud shapes them.
-
-    The database secret has the fields RDS writes for a generated master secret.
-    """
-    engine = env.database.engine
-    return {
-        env.database_secret_name: json.dumps(
-            {
-                "username": creds.db_username,
-                "password": creds.db_password,
-                "engine": engine,
-                "host": db_host,
-                "port": db_port,
-                "dbname": db_name or env.database.name,
-            }
-        ),
-        env.admin_secret_name: json.dumps(
-            {"username": creds.admin_username, "password": creds.admin_password}
-        ),
-        env.flask_secret_name: creds.flask_secret_key,
-        env.client_secret_name: json.dumps(
-            {"username": creds.client_username, "password": creds.client_password}
-        ),
-    }
 
 
 def seed_secrets(sm: Any, values: dict[str, str]) -> list[str]:

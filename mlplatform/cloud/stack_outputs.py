@@ -92,7 +92,7 @@ def describe_stack(
             return None
         raise error(f"cannot read stack {stack}: {exc}") from exc
     except botocore.exceptions.BotoCoreError as exc:
-        raise error(f"cannot reach CloudFormation for {stack}: {exc}") from None
+        raise error(f"cannot reach CloudFormation for {stack}: {exc}") from exc
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return DeployedStack(stack, str(described.get("StackStatus", "UNKNOWN")), outputs)
 

@@ -31,6 +31,7 @@ from mlplatform.cloud import aws
 from mlplatform.cloud.stack_outputs import mlflow_url_variable
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import PlatformError
+from mlplatform.local.aws_side import secret_values
 from mlplatform.local.credentials import load_or_create
 from mlplatform.local.database_admin import drop_database, ensure_database
 from mlplatform.local.services import Endpoints, mlflow_environment
@@ -39,9 +40,9 @@ from mlplatform.paths import StatePaths
 from mlplatform.readiness import http_ok, port_open, wait_until
 from mlplatform.registry.users import ensure_user
 from mlplatform.reporting import Reporter
-from mlplatform.target import Target
+from mlplatform.target import Target, resolve_targets
 
-__all__ = ["Emulation", "running_emulations"]
+__all__ = ["Emulation", "running_emulations", "stop_emulations"]
 
 
 class Emulation:
@@ -152,7 +153,7 @@ class Emulation:
         creds, _ = load_or_create(self.paths, self.env, db_username=f"mlflow_{self.env.name}")
         ensure_database(self.local_paths.run / "mysqld.sock", creds, self.database_name())
         bucket_new = aws.ensure_bucket(self._aws("s3"), self.env.bucket_name, self.env.region)
-        secrets = aws.secret_values(
+        secrets = secret_values(
             self.env, creds, "127.0.0.1", self.local.ports.database, self.database_name()
         )
         aws.seed_secrets(self._aws("secretsmanager"), secrets)
@@ -218,3 +219,13 @@ def running_emulations(local_paths: StatePaths) -> list[str]:
     """Names of the environments with emulation state under the local stack's folder."""
     root = local_paths.root / "emulated"
     return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+def stop_emulations(local: Target, reporter: Reporter, volumes: bool = False) -> list[str]:
+    """Stop every emulation beside the local stack (before the stack itself goes down)."""
+    stopped = []
+    for emulated in resolve_targets(*running_emulations(local.paths), paths=local.paths):
+        if Emulation(emulated, local).down(volumes=volumes):
+            reporter.done(f"emulated {emulated.name} stopped")
+            stopped.append(emulated.name)
+    return stopped

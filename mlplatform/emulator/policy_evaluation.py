@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import UnsupportedPolicy
 
 __all__ = [
     "Decision",
@@ -30,10 +30,6 @@ __all__ = [
     "service_may_assume",
     "unused_grants",
 ]
-
-
-class UnsupportedPolicy(PlatformError):
-    """A policy uses an element or condition operator this evaluator does not implement."""
 
 
 @dataclass(frozen=True)

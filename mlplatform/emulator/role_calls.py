@@ -14,27 +14,22 @@ condition keys AWS sets, so they can be checked against the deployed policies.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from mlplatform.emulator.policy_evaluation import Request
+from mlplatform.names import ecr_repository_arn
 
 __all__ = [
     "Account",
     "RoleCalls",
-    "ecr_repository_arn",
     "endpoint_calls",
     "task_calls",
     "training_job_calls",
 ]
 
-_ECR_IMAGE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/"
-    r"(?P<repository>[a-z0-9._/-]+)(?:@sha256:[0-9a-f]{64}|:[\w.-]+)?$"
-)
 _PULL = ("ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage")
 # Where the MLflow server keeps artifacts: the container's MLFLOW_ARTIFACTS_DESTINATION.
 _ARTIFACTS_VARIABLE = "MLFLOW_ARTIFACTS_DESTINATION"
@@ -64,14 +59,6 @@ class RoleCalls:
     role_arn: str
     service: str
     requests: list[Request] = field(default_factory=list)
-
-
-def ecr_repository_arn(image: str) -> str | None:
-    """ARN of the ECR repository an image URI names; None for an image outside ECR."""
-    match = _ECR_IMAGE.match(image)
-    if match is None:
-        return None
-    return f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
 
 
 def _s3_parts(url: str) -> tuple[str, str]:

@@ -63,18 +63,12 @@ def bring_up(runtime: Runtime, paths: StatePaths, reporter: Reporter) -> StackSt
     return status
 
 
-def take_down(
-    runtime: Runtime, env: Environment, paths: StatePaths, reporter: Reporter, volumes: bool
-) -> list[str]:
-    """Run the runtime's down and forget the recorded runtime."""
-    from mlplatform.emulator.environment import Emulation, running_emulations
-    from mlplatform.target import Target, resolve_targets
+def take_down(runtime: Runtime, paths: StatePaths, reporter: Reporter, volumes: bool) -> list[str]:
+    """Run the runtime's down and forget the recorded runtime.
 
-    # Emulated environments stand on the local database and emulator: they go first.
-    local = Target(env, paths)
-    for emulated in resolve_targets(*running_emulations(paths), paths=paths):
-        if Emulation(emulated, local).down(volumes=volumes):
-            reporter.done(f"emulated {emulated.name} stopped")
+    Emulated environments stand on the local database and emulator: stop them first
+    (mlplatform.emulator.environment.stop_emulations).
+    """
     stopped = runtime.down(reporter, volumes=volumes)
     paths.runtime_file.unlink(missing_ok=True)
     return stopped

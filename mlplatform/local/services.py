@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlplatform.config import Environment
+from mlplatform.names import CONTAINER_AUTH_CONFIG_DIR
 
 __all__ = [
     "ARTIFACT_PREFIX",
-    "CONTAINER_AUTH_CONFIG_DIR",
     "DATABASE_SERVER_FLAGS",
     "SERVICES",
     "Endpoints",
@@ -61,10 +61,6 @@ def s3_server_flags(data_dir: str, ip: str, bind: str, port: int, config: str) -
         "-admin.ui=false",
         "-webdav=false",
     ]
-
-
-# Inside a container (compose, ECS): a folder of the container's own /tmp, private to it.
-CONTAINER_AUTH_CONFIG_DIR = "/tmp/mlflow-auth"  # noqa: S108
 
 
 @dataclass(frozen=True)

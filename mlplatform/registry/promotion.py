@@ -28,23 +28,18 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from mlplatform.errors import PlatformError, RegistryError
+from mlplatform.errors import PromotionError, RegistryError
 from mlplatform.registry.archive import manifest
 from mlplatform.registry.client import Registry
 from mlplatform.reporting import Reporter
-from mlplatform.target import Target
 
-__all__ = ["PromotionError", "PromotionResult", "promote", "promote_version"]
+__all__ = ["PromotionError", "PromotionResult", "promote"]
 
 KEY_TAG = "mlp.promotion.key"
 MODEL_DIR = "model"
 # Test-only fault injection: the process dies right after copying, before verification and
 # registration, as a crash or a kill would leave it.
 FAULT_VARIABLE = "MLPLATFORM_FAULT_AFTER_COPY"
-
-
-class PromotionError(RegistryError):
-    """The copy in the target does not match the source, or the registry refused a step."""
 
 
 @dataclass(frozen=True)
@@ -218,13 +213,3 @@ def promote(
             client.set_terminated(run_id)
             reporter.done(f"registered {name} version {created.version} in {target.env_name}")
         return result(str(created.version), verified_files=checked, created=True)
-
-
-def promote_version(
-    source: Target, target: Target, model: str | None, version: str, reporter: Reporter
-) -> PromotionResult:
-    """`invoke promote`: `model` (default: the source's) from one registry to another's."""
-    if source.name == target.name:
-        raise PlatformError(f"--from and --to are both {source.name!r}")
-    name = model or source.env.model_name
-    return promote(source.registry(), target.registry(), name, version, reporter)

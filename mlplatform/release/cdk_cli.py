@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from mlplatform.config import REPO_ROOT, Environment
-from mlplatform.errors import PlatformError
+from mlplatform.errors import CdkCommandError, ConfirmationRequiredError
 from mlplatform.release.cdk_context import (
     CONTEXT_CERTIFICATE_ARN,
     CONTEXT_IMAGE_DIGEST,
@@ -58,14 +58,6 @@ Action = Literal["synth", "diff", "deploy", "destroy", "bootstrap", "list"]
 # infra/ and so does not read infra/cdk.json's "notices": false.
 NO_PHONE_HOME_ENV = {"CDK_DISABLE_CLI_TELEMETRY": "true", "CDK_DISABLE_VERSION_CHECK": "true"}
 NO_NOTICES = "--no-notices"
-
-
-class CdkCommandError(PlatformError):
-    """The CDK CLI is missing or exited non-zero."""
-
-
-class ConfirmationRequiredError(PlatformError):
-    """A destructive command on a protected environment was not confirmed by name."""
 
 
 @dataclass(frozen=True)

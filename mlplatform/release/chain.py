@@ -41,7 +41,7 @@ from mlflow.exceptions import MlflowException
 
 from mlplatform.cloud.stack_outputs import DeployedStack
 from mlplatform.config import DIGEST_PATTERN
-from mlplatform.errors import PlatformError
+from mlplatform.errors import DeployError, PlatformError
 from mlplatform.names import STACK_PARTS, Output, repository_output, stack_name
 from mlplatform.release.ecr_push import image_present, push_image
 from mlplatform.release.migration import migrate_run_task_request, migrated_digest, run_migration
@@ -61,10 +61,6 @@ _FOREIGN_ERRORS = (
     botocore.exceptions.ClientError,
     MlflowException,
 )
-
-
-class DeployError(PlatformError):
-    """A step of the chain failed; the steps after it did not run."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +274,7 @@ class _Chain:
                 prints[part] = None
                 continue
             except botocore.exceptions.BotoCoreError as exc:
-                raise DeployError(f"cannot reach CloudFormation: {exc}") from None
+                raise DeployError(f"cannot reach CloudFormation: {exc}") from exc
             text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
             prints[part] = hashlib.sha256(text.encode()).hexdigest()
         return prints
@@ -366,7 +362,7 @@ class _Chain:
         try:
             task = run_migration(ecs, migrate_run_task_request(outputs), self.digest, self.reporter)
         except PlatformError as exc:
-            raise DeployError(f"{exc}; see log group /{self.env.name_prefix}/mlflow") from None
+            raise DeployError(f"{exc}; see log group /{self.env.name_prefix}/mlflow") from exc
         return StepResult("migrate", True, f"task {task} migrated the database for {self.short}")
 
     def _service(self) -> StepResult:

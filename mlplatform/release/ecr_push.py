@@ -40,7 +40,7 @@ def _details(ecr: Any, repository: str, digest: str) -> dict[str, Any] | None:
     except ecr.exceptions.ImageNotFoundException:
         return None
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise ImageError(f"cannot read ECR repository {repository}: {exc}") from None
+        raise ImageError(f"cannot read ECR repository {repository}: {exc}") from exc
     details = found.get("imageDetails") or [{}]
     return dict(details[0])
 
@@ -71,7 +71,7 @@ def push_image(ecr: Any, repository: str, image: OciImage, reporter: Reporter) -
             imageTag=tag,
         )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise ImageError(f"pushing {image.digest[:19]}… to {repository} failed: {exc}") from None
+        raise ImageError(f"pushing {image.digest[:19]}… to {repository} failed: {exc}") from exc
     if not image_present(ecr, repository, image.digest):
         raise ImageError(f"ECR stored the manifest under another digest than {image.digest}")
     return True

@@ -18,7 +18,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import MigrationError
 from mlplatform.names import Output
 from mlplatform.reporting import Reporter
 
@@ -36,16 +36,12 @@ _WAIT = {"Delay": 6, "MaxAttempts": 200}
 _BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 
 
-class MigrationError(PlatformError):
-    """The migrate task could not run, did not stop, or exited non-zero."""
-
-
 def migrated_digest(ecs: Any, task_definition_arn: str) -> str | None:
     """The image digest whose migration succeeded with this task definition, if any."""
     try:
         tags = ecs.list_tags_for_resource(resourceArn=task_definition_arn).get("tags", [])
     except _BOTO_ERRORS as exc:
-        raise MigrationError(f"cannot read the tags of {task_definition_arn}: {exc}") from None
+        raise MigrationError(f"cannot read the tags of {task_definition_arn}: {exc}") from exc
     return next((t["value"] for t in tags if t["key"] == MIGRATED_TAG), None)
 
 
@@ -71,13 +67,13 @@ def run_migration(ecs: Any, request: dict[str, Any], digest: str, reporter: Repo
             reporter.step(f"migrate: waiting for task {_id(arn)}")
         ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=_WAIT)
         (task,) = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"]
-    except botocore.exceptions.WaiterError:
+    except botocore.exceptions.WaiterError as exc:
         raise MigrationError(
             f"task {_id(arn)} is still running after {_WAIT['Delay'] * _WAIT['MaxAttempts']} s; "
             "it was left running: rerun the deploy to wait for it"
-        ) from None
+        ) from exc
     except _BOTO_ERRORS as exc:
-        raise MigrationError(str(exc)) from None
+        raise MigrationError(str(exc)) from exc
     codes = [c.get("exitCode") for c in task.get("containers", [])]
     if not codes or any(code != 0 for code in codes):
         raise MigrationError(
@@ -87,7 +83,7 @@ def run_migration(ecs: Any, request: dict[str, Any], digest: str, reporter: Repo
     try:
         ecs.tag_resource(resourceArn=definition, tags=[{"key": MIGRATED_TAG, "value": digest}])
     except _BOTO_ERRORS as exc:
-        raise MigrationError(f"migrated, but cannot record it on {definition}: {exc}") from None
+        raise MigrationError(f"migrated, but cannot record it on {definition}: {exc}") from exc
     return _id(arn)
 
 

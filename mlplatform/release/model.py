@@ -1,4 +1,4 @@
-"""Release the gated champion of one registry to a cloud environment's registry.
+"""Models between registries: `invoke promote` of one version, and the release of the champion.
 
 The `model` step of `invoke deploy`: the source registry's `champion` (moved there only by the
 promotion gate, `invoke champion`) is promoted with mlflow's client through
@@ -14,14 +14,15 @@ from mlflow.exceptions import MlflowException
 
 from mlplatform.cloud import aws
 from mlplatform.config import Environment
+from mlplatform.errors import PlatformError
 from mlplatform.registry.client import Registry
 from mlplatform.registry.packaging import resolve_version
-from mlplatform.registry.promotion import promote
+from mlplatform.registry.promotion import PromotionResult, promote
 from mlplatform.registry.users import ensure_user
 from mlplatform.reporting import Reporter
 from mlplatform.target import Target
 
-__all__ = ["release_champion"]
+__all__ = ["promote_version", "release_champion"]
 
 ALIAS = "champion"
 
@@ -62,3 +63,13 @@ def _ensure_client_user(env: Environment, target: Registry) -> str:
         (target.username, target.password),
         (login["username"], login["password"]),
     )
+
+
+def promote_version(
+    source: Target, target: Target, model: str | None, version: str, reporter: Reporter
+) -> PromotionResult:
+    """`invoke promote`: `model` (default: the source's) from one registry to another's."""
+    if source.name == target.name:
+        raise PlatformError(f"--from and --to are both {source.name!r}")
+    name = model or source.env.model_name
+    return promote(source.registry(), target.registry(), name, version, reporter)

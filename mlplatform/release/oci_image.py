@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import ImageError
 from mlplatform.registry.archive import file_sha256
 
 __all__ = ["ImageError", "OciImage", "export_from_engine", "open_image"]
@@ -47,10 +47,6 @@ _PLAIN_LAYERS = {
         "application/vnd.docker.image.rootfs.diff.tar.gzip"
     ),
 }
-
-
-class ImageError(PlatformError):
-    """An image archive or layout cannot be read, or does not match its own digests."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ def open_image(source: Path) -> Iterator[OciImage]:
                     archive.extractall(root, filter="data")
             except (tarfile.TarError, OSError) as exc:
                 first = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
-                raise ImageError(f"{source}: not a readable image archive ({first})") from None
+                raise ImageError(f"{source}: not a readable image archive ({first})") from exc
         yield _compress_layers(_read_layout(root, source), work / "gzip")
 
 
@@ -136,7 +132,7 @@ def _read_layout(root: Path, source: Path) -> OciImage:
         config = json.loads(blobs[parsed["config"]["digest"]].read_bytes())
         platform = f"{config.get('os')}/{config.get('architecture')}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ImageError(f"{source}: not an OCI image layout ({exc})") from None
+        raise ImageError(f"{source}: not an OCI image layout ({exc})") from exc
     if not media_type:
         raise ImageError(f"{source}: the manifest names no media type")
     if platform != "{os}/{architecture}".format(**_PLATFORM):

@@ -114,8 +114,8 @@ def check_engine() -> None:
                 f"no container engine answers `docker info` ({reason}): {ENGINE_HINT}"
             )
         version = _run(["docker", "compose", "version", "--short"], timeout=30)
-    except subprocess.TimeoutExpired:
-        raise TrainingError(f"the container engine did not answer in 30 s: {ENGINE_HINT}") from None
+    except subprocess.TimeoutExpired as exc:
+        raise TrainingError(f"the container engine did not answer in 30 s: {ENGINE_HINT}") from exc
     short = version.stdout.strip().lstrip("v")
     if version.returncode != 0 or not short or short.startswith("1."):
         raise TrainingError(

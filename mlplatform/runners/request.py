@@ -84,7 +84,7 @@ def parse_overrides(pairs: list[str]) -> Hyperparameters:
     try:
         return parse(values)
     except HyperparameterError as exc:
-        raise TrainingError(f"bad hyperparameter: {exc}") from None
+        raise TrainingError(f"bad hyperparameter: {exc}") from exc
 
 
 def git_state() -> tuple[str, bool]:

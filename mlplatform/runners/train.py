@@ -12,8 +12,8 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from mlplatform.cloud import aws
 from mlplatform.errors import TrainingError
+from mlplatform.local.aws_side import local_client
 from mlplatform.registry.client import authenticated_client
 from mlplatform.registry.gate import GateDecision, run_gate
 from mlplatform.reporting import Reporter
@@ -70,7 +70,7 @@ def train(target: Target, options: TrainOptions, reporter: Reporter) -> Training
         )
     creds, endpoints = target.local_stack()
     log = target.paths.logs / "training" / f"{request.job_name}.log"
-    s3 = aws.local_client("s3", env, creds)
+    s3 = local_client("s3", env, creds)
     client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
     if runner == "native":
         undo = _undo_registration(client_login, _alias_version(client_login, env.model_name))

@@ -19,6 +19,7 @@ from mlplatform.cloud.stack_outputs import subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import RegistryError
 from mlplatform.names import MODELS_PREFIX, Output, endpoint_name
+from mlplatform.registry.client import Registry
 from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
 from mlplatform.reporting import Reporter
 from mlplatform.serving.rollout import (
@@ -78,21 +79,13 @@ def _weight(variant: str, percent: float, variants: int) -> float:
     return percent / 100 if variant == "challenger" else 1 - percent / 100
 
 
-def deploy(
-    target: Target, request: EndpointRequest, reporter: Reporter
-) -> tuple[DeployOutcome, list[VariantPlan]]:
-    """Deploy champion (and challenger) of the target's registry to its endpoint."""
-    target.cloud_only(
-        "an endpoint (the local environment is served by `invoke serve`)", EndpointError
-    )
-    env = target.env
+def _settings(env: Environment, request: EndpointRequest) -> tuple[str, float, str]:
+    """Strategy, challenger percent and serving image: the request's, else the environment's."""
     sm_cfg = env.sagemaker
     strategy = request.strategy or sm_cfg.endpoint_strategy
-    percent = (
-        sm_cfg.challenger_percent
-        if request.challenger_percent is None
-        else request.challenger_percent
-    )
+    percent = request.challenger_percent
+    if percent is None:
+        percent = sm_cfg.challenger_percent
     if not 0 <= percent <= 100:
         raise EndpointError(f"--challenger must be between 0 and 100, got {percent:g}")
     image = request.image or sm_cfg.serving_image
@@ -101,28 +94,49 @@ def deploy(
             f"no serving image for {env.name}: set [{env.name}.sagemaker] "
             "serving_image (ECR URI by digest) or pass --image"
         )
+    return strategy, percent, image
+
+
+def _placement(target: Target) -> tuple[str, dict[str, list[str]]]:
+    """The endpoint role and the VPC placement, from the stacks' outputs."""
     role = target.outputs(
         "sagemaker", (Output.ENDPOINT_ROLE_ARN, Output.SECURITY_GROUP_ID), EndpointError
     )
     network = target.outputs("network", (Output.PRIVATE_SUBNET_IDS,), EndpointError)
-    vpc = {
-        "subnets": subnet_ids(network),
-        "security_groups": [role[Output.SECURITY_GROUP_ID]],
-    }
+    vpc = {"subnets": subnet_ids(network), "security_groups": [role[Output.SECURITY_GROUP_ID]]}
+    return role[Output.ENDPOINT_ROLE_ARN], vpc
+
+
+def _wanted_versions(registry: Registry, name: str, percent: float) -> list[tuple[str, str]]:
+    """(variant, version): champion, and challenger when it is another version with traffic."""
+    with registry.client() as client:
+        champion = resolve_version(client, name, "champion", None)
+        try:
+            challenger: str | None = resolve_version(client, name, "challenger", None)
+        except RegistryError:
+            challenger = None
+    wanted = [("champion", champion)]
+    if challenger and challenger != champion and percent > 0:
+        wanted.append(("challenger", challenger))
+    return wanted
+
+
+def deploy(
+    target: Target, request: EndpointRequest, reporter: Reporter
+) -> tuple[DeployOutcome, list[VariantPlan]]:
+    """Deploy champion (and challenger) of the target's registry to its endpoint."""
+    target.cloud_only("the local environment is served by `invoke serve`", EndpointError)
+    env, sm_cfg = target.env, target.env.sagemaker
+    strategy, percent, image = _settings(env, request)
+    role_arn, vpc = _placement(target)
     registry = target.registry()
     name = env.model_name
+    wanted = _wanted_versions(registry, name, percent)
     sm = target.client("sagemaker")
     plans: list[VariantPlan] = []
     with tempfile.TemporaryDirectory(prefix="mlp-endpoint-") as tmp:
-        with registry.client() as client:
-            champion = resolve_version(client, name, "champion", None)
-            try:
-                challenger: str | None = resolve_version(client, name, "challenger", None)
-            except RegistryError:
-                challenger = None
-            wanted = [("champion", champion)]
-            if challenger and challenger != champion and percent > 0:
-                wanted.append(("challenger", challenger))
+        # The models:/ downloads log in through the variables the client context sets.
+        with registry.client():
             packages = {
                 v: package_version(registry.tracking_uri, name, v, Path(tmp) / v) for _, v in wanted
             }
@@ -141,7 +155,7 @@ def deploy(
                 sm_cfg.endpoint_min_instances,
                 sm_cfg.endpoint_max_instances,
             )
-            ensure_model(sm, plan, image, url, role[Output.ENDPOINT_ROLE_ARN], packaged.sha256, vpc)
+            ensure_model(sm, plan, image, url, role_arn, packaged.sha256, vpc)
             plans.append(plan)
             reporter.done(f"{variant}: {name} version {version} at {url}")
     reporter.step(f"deploying {endpoint_name(env)} ({strategy})")

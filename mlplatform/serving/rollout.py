@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import botocore.exceptions
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import EndpointError
 
 __all__ = [
     "STRATEGIES",
@@ -40,10 +40,6 @@ STRATEGIES = ("all-at-once", "canary", "linear")
 Strategy = Literal["all-at-once", "canary", "linear"]
 PREVIOUS_TAG = "mlp:previous-config"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-
-
-class EndpointError(PlatformError):
-    """SageMaker refused an endpoint operation, or the request itself is invalid."""
 
 
 @dataclass(frozen=True)

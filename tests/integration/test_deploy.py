@@ -7,13 +7,13 @@ secrets and bucket are the ones the stacks created); the source registry is the 
 What the emulator cannot show, and where it is covered instead:
 - no container runs: the migrate task stops at once with exit code 0 (moto's state manager);
   the migration itself runs in `invoke emulate` (same entrypoint), and a failing migration is
-  tests/unit/test_deploy_chain.py::test_a_failed_migration_stops_the_chain_before_the_service;
+  tests/unit/release/test_deploy_chain.py::test_a_failed_migration_stops_the_chain_before_the_service;
 - ECS never pulls the pushed image and no task of the service starts: the service's task
   definition naming the digest is what is checked; the deployment circuit breaker is checked
   statically (tests/unit/infra);
 - moto's ECR is an API, not a registry: the manifest and blobs are stored and found by digest,
   not pulled;
-- SageMaker creates the endpoint at once; rollouts are tests/unit/test_endpoints.py.
+- SageMaker creates the endpoint at once; rollouts are tests/unit/serving/test_endpoints.py.
 """
 
 from __future__ import annotations

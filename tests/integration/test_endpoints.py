@@ -3,7 +3,7 @@
 The registry is emulated prod's MLflow, the AWS side the moto server. moto has no UpdateEndpoint,
 so through the tasks only the create path and the requests around it run here; updates, rollouts,
 rollback and scaling around instance-type changes are tested on a moto with UpdateEndpoint added
-(tests/unit/test_endpoints.py).
+(tests/unit/serving/test_endpoints.py).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from mlplatform.cloud import aws
 from mlplatform.config import REPO_ROOT, Environment, load_environment
 from mlplatform.errors import PlatformError, RuntimeSelectionError, ServiceStartError
+from mlplatform.local.aws_side import local_client, secret_values
 from mlplatform.local.compose_file import COMPOSE_PATH, PORT_VARIABLES, render
 from mlplatform.local.credentials import load_or_create, write_service_files
 from mlplatform.local.health import healthy, service_url
@@ -119,10 +120,10 @@ class ComposeRuntime:
         try:
             self.compose("up", "-d", "--wait", "database", "s3", "aws")
             reporter.done("database, s3 and aws healthy")
-            s3 = aws.local_client("s3", self.env, creds)
+            s3 = local_client("s3", self.env, creds)
             aws.ensure_bucket(s3, self.env.bucket_name, self.env.region)
-            sm = aws.local_client("secretsmanager", self.env, creds)
-            aws.seed_secrets(sm, aws.secret_values(self.env, creds, "database", 3306))
+            sm = local_client("secretsmanager", self.env, creds)
+            aws.seed_secrets(sm, secret_values(self.env, creds, "database", 3306))
             reporter.done("bucket and secrets seeded")
             reporter.step("building (if needed) and starting mlflow")
             # --no-deps: the first phase already waited for the dependencies, and converging them

@@ -15,6 +15,7 @@ from pathlib import Path
 from mlplatform.cloud import aws
 from mlplatform.config import REPO_ROOT, Environment
 from mlplatform.errors import PortInUseError, SystemDependencyError
+from mlplatform.local.aws_side import local_client, secret_values
 from mlplatform.local.credentials import Credentials, load_or_create, write_service_files
 from mlplatform.local.database_admin import (
     DatabaseServer,
@@ -231,12 +232,12 @@ class NativeRuntime:
         if name == "database":
             ensure_database(self.paths.run / "mysqld.sock", creds, env.database.name)
         elif name == "s3":
-            s3 = aws.local_client("s3", env, creds)
+            s3 = local_client("s3", env, creds)
             if aws.ensure_bucket(s3, env.bucket_name, env.region):
                 reporter.done(f"s3: created bucket {env.bucket_name}")
         elif name == "aws":
-            sm = aws.local_client("secretsmanager", env, creds)
-            values = aws.secret_values(env, creds, "127.0.0.1", env.ports.database)
+            sm = local_client("secretsmanager", env, creds)
+            values = secret_values(env, creds, "127.0.0.1", env.ports.database)
             changed = aws.seed_secrets(sm, values)
             if changed:
                 reporter.done(f"aws: seeded {len(changed)} secrets in Secrets Manager")

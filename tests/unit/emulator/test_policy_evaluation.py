@@ -16,11 +16,11 @@ from mlplatform.emulator.policy_evaluation import (
     unused_grants,
 )
 from mlplatform.emulator.role_calls import (
-    ecr_repository_arn,
     endpoint_calls,
     task_calls,
     training_job_calls,
 )
+from mlplatform.names import ecr_repository_arn
 
 ROLE = "arn:aws:iam::222222222222:role/mlp-prod-sagemaker-execution"
 BUCKET = "mlp-prod-artifacts-222222222222-eu-west-1"
