@@ -40,8 +40,15 @@ class MlflowLoadBalancer(Construct):
         https = settings.certificate_arn is not None
         self.scheme = "https" if https else "http"
         self.ports = ([443] if https else []) + ([80] if settings.allow_http else [])
+        self.security_group = self._security_group(settings, vpc, vpc_cidr)
+        self.alb = self._alb(settings, vpc, private_subnets)
+        self.target_group = self._target_group(vpc)
+        self._listeners(settings)
 
-        self.security_group = ec2.SecurityGroup(
+    def _security_group(
+        self, settings: MlflowSettings, vpc: ec2.IVpc, vpc_cidr: str
+    ) -> ec2.SecurityGroup:
+        group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
             vpc=vpc,
@@ -51,11 +58,20 @@ class MlflowLoadBalancer(Construct):
         clients = ec2.Peer.ipv4(vpc_cidr) if settings.internal else ec2.Peer.any_ipv4()
         # Port 80 is open in both modes: it either forwards (allow_http) or redirects.
         for port in sorted({*self.ports, 80}):
-            self.security_group.add_ingress_rule(
-                clients, ec2.Port.tcp(port), f"MLflow clients on {port}"
+            group.add_ingress_rule(clients, ec2.Port.tcp(port), f"MLflow clients on {port}")
+        if not settings.internal:
+            acknowledge(
+                group,
+                "AwsSolutions-EC23",
+                "mlflow.internal = false in environments.toml: this MLflow ALB is meant to be "
+                "reached from the internet; MLflow basic auth guards every route but /health.",
             )
+        return group
 
-        self.alb = elbv2.ApplicationLoadBalancer(
+    def _alb(
+        self, settings: MlflowSettings, vpc: ec2.IVpc, private_subnets: ec2.SubnetSelection
+    ) -> elbv2.ApplicationLoadBalancer:
+        alb = elbv2.ApplicationLoadBalancer(
             self,
             "Alb",
             vpc=vpc,
@@ -67,16 +83,11 @@ class MlflowLoadBalancer(Construct):
             drop_invalid_header_fields=True,
             idle_timeout=cdk.Duration.seconds(120),
         )
-        self.alb.log_access_logs(LogBucket(self, "AccessLogs").bucket, prefix="alb")
-        if not settings.internal:
-            acknowledge(
-                self.security_group,
-                "AwsSolutions-EC23",
-                "mlflow.internal = false in environments.toml: this MLflow ALB is meant to be "
-                "reached from the internet; MLflow basic auth guards every route but /health.",
-            )
+        alb.log_access_logs(LogBucket(self, "AccessLogs").bucket, prefix="alb")
+        return alb
 
-        self.target_group = elbv2.ApplicationTargetGroup(
+    def _target_group(self, vpc: ec2.IVpc) -> elbv2.ApplicationTargetGroup:
+        return elbv2.ApplicationTargetGroup(
             self,
             "Targets",
             vpc=vpc,
@@ -93,8 +104,11 @@ class MlflowLoadBalancer(Construct):
                 unhealthy_threshold_count=3,
             ),
         )
+
+    def _listeners(self, settings: MlflowSettings) -> None:
+        """HTTPS on 443 with a certificate; port 80 forwarding (allow_http) or redirecting."""
         forward = elbv2.ListenerAction.forward([self.target_group])
-        if https:
+        if settings.certificate_arn is not None:
             self.alb.add_listener(
                 "Https",
                 port=443,

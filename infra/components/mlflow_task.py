@@ -85,7 +85,13 @@ class MlflowTask(Construct):
         log_group: logs.ILogGroup,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.task_definition = ecs.FargateTaskDefinition(
+        self.task_definition = self._task_definition(family, cpu, memory_mib)
+        self.container = self._container(
+            family, command, repository, image_digest, environment, secrets, log_group
+        )
+
+    def _task_definition(self, family: str, cpu: int, memory_mib: int) -> ecs.FargateTaskDefinition:
+        task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
             family=family,
@@ -96,7 +102,25 @@ class MlflowTask(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.container = self.task_definition.add_container(
+        acknowledge(
+            task_definition,
+            "AwsSolutions-ECS2",
+            f"{family}: the plain environment holds only non-secret settings (DB host, port, "
+            "artifact URI, allowed hosts, workers); every credential is an ECS secret.",
+        )
+        return task_definition
+
+    def _container(
+        self,
+        family: str,
+        command: str,
+        repository: ecr.IRepository,
+        image_digest: str,
+        environment: Mapping[str, str],
+        secrets: MlflowSecrets,
+        log_group: logs.ILogGroup,
+    ) -> ecs.ContainerDefinition:
+        container = self.task_definition.add_container(
             "mlflow",
             # from_ecr_repository with a "sha256:..." value renders repo@sha256:..., not :tag.
             image=ecs.ContainerImage.from_ecr_repository(repository, image_digest),
@@ -109,19 +133,14 @@ class MlflowTask(Construct):
             health_check=HEALTH_CHECK if command == "serve" else None,
         )
         if command == "serve":
-            self.container.add_port_mappings(
+            container.add_port_mappings(
                 ecs.PortMapping(container_port=MLFLOW_PORT, protocol=ecs.Protocol.TCP)
             )
+        # The image pull and the secrets above gave the task definition its execution role.
         acknowledge(
-            self.task_definition,
-            "AwsSolutions-ECS2",
-            f"{family}: the plain environment holds only non-secret settings (DB host, port, "
-            "artifact URI, allowed hosts, workers); every credential is an ECS secret.",
-        )
-        execution_role = self.task_definition.obtain_execution_role()
-        acknowledge(
-            execution_role,
+            self.task_definition.obtain_execution_role(),
             "AwsSolutions-IAM5[Resource::*]",
             f"{family} execution role: the '*' is ecr:GetAuthorizationToken, which has no "
             "resource-level form; image pulls and secret reads are scoped to their ARNs.",
         )
+        return container

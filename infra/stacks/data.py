@@ -126,11 +126,29 @@ class DataStack(cdk.Stack):
         )
 
     def _database(self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection) -> rds.DatabaseInstance:
-        env = self._settings
-        db = env.database
+        db = self._settings.database
         engine = engine_for(db.engine, db.version)
-        instance_id = f"{env.name_prefix}-mlflow"
-        parameters = rds.ParameterGroup(
+        instance_id = f"{self._settings.name_prefix}-mlflow"
+        parameters = self._parameter_group(engine, instance_id)
+        log_groups = self._log_groups(instance_id)
+        instance = self._instance(engine, instance_id, parameters, vpc, subnets)
+        for group in log_groups:
+            instance.node.add_dependency(group)
+        _no_egress(instance.connections.security_groups[0])
+        # The rotation constructs open the database's port from this group (both directions).
+        # The master login is read fresh by its only users (migrate task, rotation): one user.
+        instance.add_rotation_single_user(
+            automatically_after=cdk.Duration.days(db.rotation_days),
+            vpc_subnets=subnets,
+            security_group=self.rotation_security_group,
+            exclude_characters=EXCLUDED_CHARACTERS,
+        )
+        self.mlflow_login = self._mlflow_login(instance, subnets)
+        self._acknowledge_database(instance)
+        return instance
+
+    def _parameter_group(self, engine: rds.IInstanceEngine, instance_id: str) -> rds.ParameterGroup:
+        return rds.ParameterGroup(
             self,
             "Parameters",
             engine=engine,
@@ -139,9 +157,11 @@ class DataStack(cdk.Stack):
             # MySQL refuses that to a non-SUPER user unless this is set.
             parameters={"log_bin_trust_function_creators": "1"},
         )
+
+    def _log_groups(self, instance_id: str) -> list[logs.LogGroup]:
         # Log groups made here (not by RDS on first write) so they get a retention without the
         # LogRetention custom-resource Lambda.
-        log_groups = [
+        return [
             logs.LogGroup(
                 self,
                 f"RdsLog{kind.capitalize()}",
@@ -151,7 +171,18 @@ class DataStack(cdk.Stack):
             )
             for kind in ("error", "slowquery")
         ]
-        instance = rds.DatabaseInstance(
+
+    def _instance(
+        self,
+        engine: rds.IInstanceEngine,
+        instance_id: str,
+        parameters: rds.IParameterGroup,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+    ) -> rds.DatabaseInstance:
+        env = self._settings
+        db = env.database
+        return rds.DatabaseInstance(
             self,
             "Database",
             engine=engine,
@@ -176,25 +207,12 @@ class DataStack(cdk.Stack):
             backup_retention=cdk.Duration.days(db.backup_retention_days),
             copy_tags_to_snapshot=True,
             publicly_accessible=False,
-            # The minor is pinned above; an automatic upgrade would drift from the tested one.
+            # The minor is pinned (ENGINE_VERSIONS); an automatic upgrade would drift from the
+            # tested one.
             auto_minor_version_upgrade=False,
             cloudwatch_logs_exports=["error", "slowquery"],
             removal_policy=cdk.RemovalPolicy.SNAPSHOT,
         )
-        for group in log_groups:
-            instance.node.add_dependency(group)
-        _no_egress(instance.connections.security_groups[0])
-        # The rotation constructs open the database's port from this group (both directions).
-        # The master login is read fresh by its only users (migrate task, rotation): one user.
-        instance.add_rotation_single_user(
-            automatically_after=cdk.Duration.days(db.rotation_days),
-            vpc_subnets=subnets,
-            security_group=self.rotation_security_group,
-            exclude_characters=EXCLUDED_CHARACTERS,
-        )
-        self.mlflow_login = self._mlflow_login(instance, subnets)
-        self._acknowledge_database(instance)
-        return instance
 
     def _mlflow_login(
         self, instance: rds.DatabaseInstance, subnets: ec2.SubnetSelection

@@ -18,13 +18,15 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from mlplatform.config import Environment
+from mlplatform.config import Environment, MonitoringSettings
 from mlplatform.names import Output
 
 __all__ = ["MonitoringStack"]
 
 _FIVE_MINUTES = cdk.Duration.minutes(5)
 _GIB = 1024**3
+# An alarm's metric, threshold, comparison and what it means when it fires.
+_AlarmSpec = tuple[cw.IMetric, float, cw.ComparisonOperator, str]
 
 
 class MonitoringStack(cdk.Stack):
@@ -43,9 +45,21 @@ class MonitoringStack(cdk.Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        mon = settings.monitoring
         prefix = settings.name_prefix
+        self.topic = self._topic(settings)
+        metrics = {
+            **self._load_balancer_metrics(settings.monitoring, alb, target_group),
+            **self._service_metrics(settings.monitoring, service),
+            **self._database_metrics(settings.monitoring, database),
+        }
+        self.alarms = self._alarms(prefix, metrics)
+        self.dashboard = self._dashboard(prefix, alb, target_group)
+        cdk.CfnOutput(self, Output.ALARM_TOPIC_ARN, value=self.topic.topic_arn)
+        cdk.CfnOutput(self, Output.DASHBOARD_NAME, value=self.dashboard.dashboard_name)
 
+    def _topic(self, settings: Environment) -> sns.Topic:
+        """The encrypted topic every alarm notifies, with one e-mail subscription per address."""
+        prefix = settings.name_prefix
         key = kms.Key(
             self,
             "TopicKey",
@@ -58,17 +72,23 @@ class MonitoringStack(cdk.Stack):
         key.grant(
             iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
         )
-        self.topic = sns.Topic(
+        topic = sns.Topic(
             self, "Alarms", topic_name=f"{prefix}-alarms", master_key=key, enforce_ssl=True
         )
         # A topic nobody subscribes to turns every alarm into silence; AWS mails each address a
         # confirmation link, and the subscription delivers once it is followed.
-        for email in mon.alarm_emails:
-            self.topic.add_subscription(subs.EmailSubscription(email))
+        for email in settings.monitoring.alarm_emails:
+            topic.add_subscription(subs.EmailSubscription(email))
+        return topic
 
+    @staticmethod
+    def _load_balancer_metrics(
+        mon: MonitoringSettings,
+        alb: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+    ) -> dict[str, _AlarmSpec]:
         lb_metrics = alb.metrics
-        tg_metrics = target_group.metrics
-        metrics: dict[str, tuple[cw.IMetric, float, cw.ComparisonOperator, str]] = {
+        return {
             "Alb5xx": (
                 cw.MathExpression(
                     expression="elb + target",
@@ -88,13 +108,20 @@ class MonitoringStack(cdk.Stack):
                 "MLflow answered 5xx (from the ALB or the tasks)",
             ),
             "UnhealthyHosts": (
-                tg_metrics.unhealthy_host_count(
+                target_group.metrics.unhealthy_host_count(
                     period=cdk.Duration.minutes(1), statistic="Maximum"
                 ),
                 1,
                 cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 "an MLflow task fails GET /health",
             ),
+        }
+
+    @staticmethod
+    def _service_metrics(
+        mon: MonitoringSettings, service: ecs.FargateService
+    ) -> dict[str, _AlarmSpec]:
+        return {
             "ServiceCpu": (
                 service.metric_cpu_utilization(period=_FIVE_MINUTES),
                 mon.cpu_alarm_percent,
@@ -107,6 +134,13 @@ class MonitoringStack(cdk.Stack):
                 cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 "MLflow tasks' average memory is high",
             ),
+        }
+
+    @staticmethod
+    def _database_metrics(
+        mon: MonitoringSettings, database: rds.DatabaseInstance
+    ) -> dict[str, _AlarmSpec]:
+        return {
             "DatabaseCpu": (
                 database.metric_cpu_utilization(period=_FIVE_MINUTES),
                 mon.cpu_alarm_percent,
@@ -126,8 +160,11 @@ class MonitoringStack(cdk.Stack):
                 "the MLflow database has many connections",
             ),
         }
+
+    def _alarms(self, prefix: str, metrics: dict[str, _AlarmSpec]) -> dict[str, cw.Alarm]:
+        """One alarm per metric, notifying the topic when it fires and when it clears."""
         action = cw_actions.SnsAction(self.topic)
-        self.alarms: dict[str, cw.Alarm] = {}
+        alarms: dict[str, cw.Alarm] = {}
         for name, (metric, threshold, comparison, what) in metrics.items():
             alarm = cw.Alarm(
                 self,
@@ -144,27 +181,34 @@ class MonitoringStack(cdk.Stack):
             )
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
-            self.alarms[name] = alarm
+            alarms[name] = alarm
+        return alarms
 
-        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-mlflow")
-        self.dashboard.add_widgets(
+    def _dashboard(
+        self,
+        prefix: str,
+        alb: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+    ) -> cw.Dashboard:
+        """Every alarm's state, then requests, latency and running tasks."""
+        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-mlflow")
+        dashboard.add_widgets(
             *(
                 cw.AlarmWidget(title=name, alarm=alarm, width=8)
                 for name, alarm in self.alarms.items()
             )
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cw.GraphWidget(
                 title="Requests and latency",
-                left=[lb_metrics.request_count(period=cdk.Duration.minutes(1))],
-                right=[lb_metrics.target_response_time(period=cdk.Duration.minutes(1))],
+                left=[alb.metrics.request_count(period=cdk.Duration.minutes(1))],
+                right=[alb.metrics.target_response_time(period=cdk.Duration.minutes(1))],
                 width=12,
             ),
             cw.GraphWidget(
                 title="Running tasks",
-                left=[tg_metrics.healthy_host_count(period=cdk.Duration.minutes(1))],
+                left=[target_group.metrics.healthy_host_count(period=cdk.Duration.minutes(1))],
                 width=12,
             ),
         )
-        cdk.CfnOutput(self, Output.ALARM_TOPIC_ARN, value=self.topic.topic_arn)
-        cdk.CfnOutput(self, Output.DASHBOARD_NAME, value=self.dashboard.dashboard_name)
+        return dashboard

@@ -14,7 +14,7 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 from infra.retention import retention_days
-from mlplatform.config import Environment
+from mlplatform.config import Environment, NetworkSettings
 from mlplatform.names import Output, availability_zones
 
 __all__ = ["INTERFACE_ENDPOINTS", "S3_BUCKET_ACTIONS", "S3_OBJECT_ACTIONS", "NetworkStack"]
@@ -68,8 +68,20 @@ class NetworkStack(cdk.Stack):
             ec2.SubnetType.PRIVATE_ISOLATED if isolated else ec2.SubnetType.PRIVATE_WITH_EGRESS
         )
         self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
+        self.vpc = self._vpc(net, private_type)
+        cdk.CfnOutput(
+            self,
+            Output.PRIVATE_SUBNET_IDS,
+            value=",".join(self.vpc.select_subnets(subnet_type=private_type).subnet_ids),
+        )
+        self._flow_logs(net)
+        self._s3_endpoint(settings)
+        self.endpoint_security_group: ec2.ISecurityGroup | None = None
+        if net.has_interface_endpoints:
+            self.endpoint_security_group = self._interface_endpoints(net)
 
-        self.vpc = ec2.Vpc(
+    def _vpc(self, net: NetworkSettings, private_type: ec2.SubnetType) -> ec2.Vpc:
+        vpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(net.cidr),
@@ -85,29 +97,22 @@ class NetworkStack(cdk.Stack):
             # default group (every resource gets its own SG), so the Lambda is not worth its IAM.
             restrict_default_security_group=False,
         )
-
-        for subnet in [
-            *self.vpc.public_subnets,
-            *self.vpc.select_subnets(subnet_type=private_type).subnets,
-        ]:
+        for subnet in [*vpc.public_subnets, *vpc.select_subnets(subnet_type=private_type).subnets]:
             cfn_subnet = subnet.node.default_child
             assert isinstance(cfn_subnet, ec2.CfnSubnet)
             # Zones are named from settings on purpose (synth must not look them up), which is
             # exactly what cfn-lint W3010 warns about; the ignore is scoped to these subnets.
             cfn_subnet.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3010"]}})
         acknowledge(
-            self.vpc,
+            vpc,
             "CloudFormation-Validate::W3010",
-            f"{self.vpc.node.path} names its zones ({', '.join(self._zones)}) from "
+            f"{vpc.node.path} names its zones ({', '.join(self._zones)}) from "
             "environments.toml on purpose: synth must not look them up, which would need AWS "
             "credentials.",
         )
-        cdk.CfnOutput(
-            self,
-            Output.PRIVATE_SUBNET_IDS,
-            value=",".join(self.vpc.select_subnets(subnet_type=private_type).subnet_ids),
-        )
+        return vpc
 
+    def _flow_logs(self, net: NetworkSettings) -> None:
         flow_log_group = logs.LogGroup(
             self,
             "FlowLogGroup",
@@ -122,6 +127,7 @@ class NetworkStack(cdk.Stack):
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
+    def _s3_endpoint(self, settings: Environment) -> ec2.GatewayVpcEndpoint:
         s3_endpoint = self.vpc.add_gateway_endpoint(
             "S3Endpoint",
             service=ec2.GatewayVpcEndpointAwsService.S3,
@@ -129,33 +135,7 @@ class NetworkStack(cdk.Stack):
         )
         for statement in self._s3_endpoint_statements(settings):
             s3_endpoint.add_to_policy(statement)
-        self.endpoint_security_group: ec2.ISecurityGroup | None = None
-        if net.has_interface_endpoints:
-            # One security group for all interface endpoints: HTTPS from inside the VPC only.
-            endpoint_sg = ec2.SecurityGroup(
-                self,
-                "EndpointSecurityGroup",
-                vpc=self.vpc,
-                description="Interface VPC endpoints: HTTPS from the VPC",
-                allow_all_outbound=False,
-            )
-            endpoint_sg.add_ingress_rule(
-                # The literal range from settings, not the VPC's token: it reads in the template
-                # and lets cdk-nag evaluate the rule.
-                ec2.Peer.ipv4(net.cidr),
-                ec2.Port.tcp(443),
-                "HTTPS from the VPC",
-            )
-            self.endpoint_security_group = endpoint_sg
-            for name, service in INTERFACE_ENDPOINTS.items():
-                self.vpc.add_interface_endpoint(
-                    f"{name}Endpoint",
-                    service=service,
-                    subnets=self.private_subnets,
-                    security_groups=[endpoint_sg],
-                    private_dns_enabled=True,
-                    open=False,
-                )
+        return s3_endpoint
 
     def _s3_endpoint_statements(self, settings: Environment) -> list[iam.PolicyStatement]:
         """What the S3 gateway endpoint admits: the kit's artifact bucket and ECR's layer bucket.
@@ -190,6 +170,34 @@ class NetworkStack(cdk.Stack):
                 resources=[layers],
             ),
         ]
+
+    def _interface_endpoints(self, net: NetworkSettings) -> ec2.SecurityGroup:
+        """The INTERFACE_ENDPOINTS in the private subnets; returns their security group."""
+        # One security group for all interface endpoints: HTTPS from inside the VPC only.
+        endpoint_sg = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="Interface VPC endpoints: HTTPS from the VPC",
+            allow_all_outbound=False,
+        )
+        endpoint_sg.add_ingress_rule(
+            # The literal range from settings, not the VPC's token: it reads in the template
+            # and lets cdk-nag evaluate the rule.
+            ec2.Peer.ipv4(net.cidr),
+            ec2.Port.tcp(443),
+            "HTTPS from the VPC",
+        )
+        for name, service in INTERFACE_ENDPOINTS.items():
+            self.vpc.add_interface_endpoint(
+                f"{name}Endpoint",
+                service=service,
+                subnets=self.private_subnets,
+                security_groups=[endpoint_sg],
+                private_dns_enabled=True,
+                open=False,
+            )
+        return endpoint_sg
 
     @property
     def availability_zones(self) -> list[str]:

@@ -50,17 +50,25 @@ class SageMakerStack(cdk.Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        training = settings.training
-        prefix = settings.name_prefix
+        self.security_group = self._jobs_security_group(vpc, alb_security_group, alb_ports)
+        self.role = self._execution_role(
+            settings, bucket, key, repositories["training"], client_secret
+        )
+        self.endpoint_role = self._endpoint_role(settings, key, repositories["serving"])
+        cdk.CfnOutput(self, Output.EXECUTION_ROLE_ARN, value=self.role.role_arn)
+        cdk.CfnOutput(self, Output.ENDPOINT_ROLE_ARN, value=self.endpoint_role.role_arn)
+        cdk.CfnOutput(self, Output.SECURITY_GROUP_ID, value=self.security_group.security_group_id)
 
-        self.security_group = ec2.SecurityGroup(
+    def _jobs_security_group(
+        self, vpc: ec2.IVpc, alb_security_group: ec2.ISecurityGroup, alb_ports: Sequence[int]
+    ) -> ec2.SecurityGroup:
+        sg = ec2.SecurityGroup(
             self,
             "JobsSecurityGroup",
             vpc=vpc,
             description="SageMaker jobs and endpoints: HTTPS out (AWS APIs, MLflow ALB), peers in",
             allow_all_outbound=False,
         )
-        sg = self.security_group
         # HTTPS reaches the VPC endpoints, S3 (gateway endpoint prefix list) and the ALB.
         sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and MLflow")
         # Distributed training: instances of one job talk to each other on any port.
@@ -81,8 +89,19 @@ class SageMakerStack(cdk.Stack):
             )
             if port != 443:
                 sg.add_egress_rule(alb_security_group, ec2.Port.tcp(port), f"to MLflow on {port}")
+        return sg
 
-        self.role = iam.Role(
+    def _execution_role(
+        self,
+        settings: Environment,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        repository: ecr.IRepository,
+        client_secret: secretsmanager.ISecret,
+    ) -> iam.Role:
+        """The training jobs' role, with its policy."""
+        prefix = settings.name_prefix
+        role = iam.Role(
             self,
             "ExecutionRole",
             role_name=f"{prefix}-sagemaker-execution",
@@ -90,11 +109,25 @@ class SageMakerStack(cdk.Stack):
             description=f"{prefix}: SageMaker training jobs",
             max_session_duration=cdk.Duration.hours(12),
         )
+        statements = self._training_statements(settings, bucket, key, repository, client_secret)
+        policy = iam.Policy(self, "ExecutionPolicy", statements=statements, roles=[role])
+        self._acknowledge(policy, settings, "/aws/sagemaker/TrainingJobs:*", "training")
+        return role
+
+    def _training_statements(
+        self,
+        settings: Environment,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        repository: ecr.IRepository,
+        client_secret: secretsmanager.ISecret,
+    ) -> list[iam.PolicyStatement]:
+        training = settings.training
         # The prefixes the training code uses ([<env>.training] in environments.toml): jobs
         # read their channels under dataset_prefix and write model archives under output_prefix.
         data_prefix, output_prefix = training.dataset_prefix, training.output_prefix
         data, output = f"{data_prefix}/*", f"{output_prefix}/*"
-        training_statements = [
+        return [
             iam.PolicyStatement(
                 sid="ListOwnPrefixes",
                 actions=["s3:ListBucket"],
@@ -113,7 +146,7 @@ class SageMakerStack(cdk.Stack):
                 actions=["s3:PutObject", "s3:AbortMultipartUpload"],
                 resources=[object_arn(self, settings, output)],
             ),
-            self._pull("PullOwnImages", [repositories["training"].repository_arn]),
+            self._pull("PullOwnImages", [repository.repository_arn]),
             self._logs("/aws/sagemaker/TrainingJobs:*"),
             iam.PolicyStatement(
                 sid="MlflowClientSecret",
@@ -122,45 +155,48 @@ class SageMakerStack(cdk.Stack):
             ),
             *self._common(key),
         ]
-        policy = iam.Policy(
-            self, "ExecutionPolicy", statements=training_statements, roles=[self.role]
-        )
-        self._acknowledge(policy, settings, "/aws/sagemaker/TrainingJobs:*", "training")
 
+    def _endpoint_role(
+        self, settings: Environment, key: kms.IKey, repository: ecr.IRepository
+    ) -> iam.Role:
+        """The endpoints' role, with its policy."""
+        prefix = settings.name_prefix
         # Endpoints run with a role of their own: SageMaker reads the model archive and pulls the
         # serving image with it, and the container needs nothing else (no data, no secrets).
-        self.endpoint_role = iam.Role(
+        role = iam.Role(
             self,
             "EndpointRole",
             role_name=f"{prefix}-sagemaker-endpoint",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"{prefix}: SageMaker endpoints (model archives, serving image)",
         )
-        serving = [repositories["serving"].repository_arn]
-        configured = settings.sagemaker.serving_image
-        other = ecr_repository_arn(configured) if configured else None
-        own = f":repository/{repository_name(settings, 'serving')}"
-        serving += [other] if other and not other.endswith(own) else []
-        endpoint_policy = iam.Policy(
+        policy = iam.Policy(
             self,
             "EndpointPolicy",
-            roles=[self.endpoint_role],
+            roles=[role],
             statements=[
                 iam.PolicyStatement(
                     sid="ReadModels",
                     actions=["s3:GetObject"],
                     resources=[object_arn(self, settings, f"{MODELS_PREFIX}/*")],
                 ),
-                self._pull("PullServingImage", serving),
+                self._pull("PullServingImage", self._serving_images(settings, repository)),
                 self._logs("/aws/sagemaker/Endpoints/*"),
                 *self._common(key),
             ],
         )
-        self._acknowledge(endpoint_policy, settings, "/aws/sagemaker/Endpoints/*", "endpoint")
+        self._acknowledge(policy, settings, "/aws/sagemaker/Endpoints/*", "endpoint")
+        return role
 
-        cdk.CfnOutput(self, Output.EXECUTION_ROLE_ARN, value=self.role.role_arn)
-        cdk.CfnOutput(self, Output.ENDPOINT_ROLE_ARN, value=self.endpoint_role.role_arn)
-        cdk.CfnOutput(self, Output.SECURITY_GROUP_ID, value=self.security_group.security_group_id)
+    @staticmethod
+    def _serving_images(settings: Environment, repository: ecr.IRepository) -> list[str]:
+        """The kit's serving repository, plus the configured serving image's if it is another."""
+        serving = [repository.repository_arn]
+        configured = settings.sagemaker.serving_image
+        other = ecr_repository_arn(configured) if configured else None
+        own = f":repository/{repository_name(settings, 'serving')}"
+        serving += [other] if other and not other.endswith(own) else []
+        return serving
 
     @staticmethod
     def _pull(sid: str, repositories: list[str]) -> iam.PolicyStatement:
