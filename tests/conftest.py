@@ -1,10 +1,15 @@
-"""Suite-wide safety: no test reaches real AWS or a developer's MLflow by accident."""
+"""Suite-wide safety: no test reaches real AWS or a developer's MLflow by accident, and a
+session leaves no kit process and no temporary folder behind."""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
 
 import pytest
+
+from tests.leftovers import snapshot, wait_for_leftovers
 
 SCRUBBED_PREFIXES = ("AWS_", "MLFLOW_", "MLPLATFORM_")
 
@@ -18,6 +23,38 @@ def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # boto3 must not find a developer's ~/.aws either.
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftovers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the run when a kit process started by this session, or an `mlp-*` temporary folder
+    it created, is still there after every test and fixture teardown (rule: tests/leftovers.py).
+
+    The session gets a TMPDIR of its own, which the kit passes on to everything it starts: its
+    temporary folders and its processes are then told apart from a developer's. This fixture is
+    the first session fixture set up, so the last torn down: its check runs after the stacks,
+    emulations and servers of every other fixture were stopped. What ran before the session (a
+    developer's own stack) is in the first snapshot and never counts.
+    """
+    basetemp = tmp_path_factory.getbasetemp()
+    tmpdir = basetemp / "tmp"
+    tmpdir.mkdir(exist_ok=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(tmpdir))
+    # tempfile keeps the first folder it found: forget it, so this process uses TMPDIR too.
+    patch.setattr(tempfile, "tempdir", None)
+    try:
+        before = snapshot([str(tmpdir)])
+        yield
+        found = wait_for_leftovers(before, os.getpid(), [str(basetemp)], [str(tmpdir)])
+        if found:
+            pytest.fail(
+                "the session left these behind (stop them; see tests/leftovers.py):\n"
+                + "\n".join(f"  {line}" for line in found),
+                pytrace=False,
+            )
+    finally:
+        patch.undo()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -35,6 +35,22 @@ DATABASE_SERVER_FLAGS = (
     "--collation-server=utf8mb4_unicode_ci",
     "--sql-mode=ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
     "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
+    # RDS for MySQL's durability: a commit is on disk (redo log and binary log) before it is
+    # acknowledged, and pages are written through the doublewrite buffer. MariaDB's own default
+    # for sync_binlog is 0, so these are stated, not left to either engine.
+    "--innodb-flush-log-at-trx-commit=1",
+    "--innodb-doublewrite=ON",
+    # RDS keeps a binary log whenever automated backups are on, and every cloud environment
+    # has them (backup_retention_days > 0); without a binary log sync_binlog means nothing.
+    "--log-bin=binlog",
+    "--sync-binlog=1",
+    # The format RDS recommends; stated because MySQL 8.0 (ROW) and MariaDB (MIXED) differ.
+    "--binlog-format=MIXED",
+    # The cloud's parameter group sets this (infra/stacks/data.py): with a binary log, MLflow's
+    # migrations may create triggers only with it.
+    "--log-bin-trust-function-creators=1",
+    # Nothing replays the local binary log; a day of it bounds the disk it takes.
+    "--binlog-expire-logs-seconds=86400",
 )
 
 

@@ -5,10 +5,12 @@ It runs from its own state folder and on its own ports, so a developer's stack k
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ import boto3
 import pytest
 
 from tests.cli import REPO, kit
+from tests.leftovers import stragglers
 
 TEST_PORTS = {"mlflow": 15000, "s3": 18433, "aws": 14566, "database": 13307}
 # Where emulated cloud environments' MLflow servers listen during tests.
@@ -78,16 +81,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = write_config(home / "environments.toml", TEST_PORTS)
     env = {"MLPLATFORM_HOME": str(home / "state"), "MLPLATFORM_CONFIG": str(config)}
     s = Stack(home, env, TEST_PORTS)
-    groups: list[int] = []
     try:
         s.kit("up")
-        groups = s.process_groups()
         yield s
     finally:
         s.kit("down", check=False)
-        for pgid in groups:
-            if group_alive(pgid):
-                os.killpg(pgid, signal.SIGKILL)
+        kill_stragglers(home)
+
+
+def kill_stragglers(home: Path, grace: float = 10) -> None:
+    """The backstop after `invoke down`: every process still naming the stack's folder (its
+    supervisors, services and their workers, an emulation's too) gets `grace` seconds to go,
+    then its whole process group is killed. Groups are found now, not remembered from `up`:
+    tests restart services, and a restarted service has a new group."""
+    deadline = time.monotonic() + grace
+    while (left := stragglers(str(home))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for process in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgid(process.pid), signal.SIGKILL)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import signal
 import socket
@@ -187,6 +188,90 @@ def test_kill_9_of_mlflow_loses_no_acknowledged_write(
     assert len(steps) == len(set(steps)), "a metric was written twice"
     assert set(acknowledged) <= set(steps), "an acknowledged write was lost"
     assert set(steps) <= set(acknowledged) | set(failed)
+
+
+# RDS for MySQL's defaults (binary logging is on because every cloud environment keeps backups).
+RDS_DURABILITY = {
+    "innodb_flush_log_at_trx_commit": 1,
+    "sync_binlog": 1,
+    "innodb_doublewrite": "ON",
+    "log_bin": "ON",
+}
+
+
+def durability_settings(stack: Stack) -> dict[str, object]:
+    """The running database's durability settings, asked over TCP with MLflow's own login."""
+    creds = json.loads((stack.home / "state" / "secrets" / "credentials.json").read_text())
+    conn = pymysql.connect(
+        host="127.0.0.1",
+        port=stack.ports["database"],
+        user=creds["db_username"],
+        password=creds["db_password"],
+        connect_timeout=5,
+    )
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT @@innodb_flush_log_at_trx_commit, @@sync_binlog, @@innodb_doublewrite,"
+            " @@log_bin"
+        )
+        row = cur.fetchone()
+    assert row is not None
+    # MariaDB answers booleans as 1/0, MySQL 8.0.30+ answers innodb_doublewrite as ON/OFF.
+    flag = {1: "ON", 0: "OFF", "1": "ON", "0": "OFF"}
+    return {
+        "innodb_flush_log_at_trx_commit": int(row[0]),
+        "sync_binlog": int(row[1]),
+        "innodb_doublewrite": flag.get(row[2], row[2]),
+        "log_bin": flag.get(row[3], row[3]),
+    }
+
+
+def test_kill_9_of_the_database_loses_no_acknowledged_write(
+    stack: Stack, mlflow_client: MlflowClient
+) -> None:
+    """The database server dies (SIGKILL) while a client logs metrics through MLflow; `invoke up`
+    brings it back (supervisord leaves a crashed service down, as `up` says). Every metric whose
+    log call returned is there afterwards, and the server runs with RDS's durability settings,
+    without which an acknowledged commit can be lost to a crash."""
+    assert durability_settings(stack) == RDS_DURABILITY
+    exp = mlflow_client.create_experiment("database-crash")
+    rid = mlflow_client.create_run(exp).info.run_id
+    acknowledged: list[int] = []
+    failed: list[int] = []
+    started = threading.Event()
+
+    def log_loop() -> None:
+        for step in range(100000):
+            try:
+                mlflow_client.log_metric(rid, "m", float(step), step=step)
+            except Exception:
+                failed.append(step)
+                return
+            acknowledged.append(step)
+            if step == 50:
+                started.set()
+
+    worker = threading.Thread(target=log_loop)
+    worker.start()
+    assert started.wait(60), "logging never got going"
+    database = stack.status()["services"]["database"]
+    os.killpg(os.getpgid(database["pid"]), signal.SIGKILL)
+    worker.join(60)
+    assert not worker.is_alive(), "a log call hung after the database died"
+    assert failed, "the loop should have seen the database die"
+    assert stack.status()["services"]["database"]["healthy"] is False
+
+    stack.kit("up")
+    status = stack.status()
+    for name, service in status["services"].items():
+        assert service["healthy"] is True, name
+    assert status["services"]["database"]["pid"] != database["pid"]
+    steps = [m.step for m in mlflow_client.get_metric_history(rid, "m")]
+    assert len(steps) == len(set(steps)), "a metric was written twice"
+    lost = sorted(set(acknowledged) - set(steps))
+    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. steps {lost[:10]}"
+    assert set(steps) <= set(acknowledged) | set(failed)
+    assert durability_settings(stack) == RDS_DURABILITY
 
 
 def test_taken_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path) -> None:

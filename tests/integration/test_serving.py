@@ -53,14 +53,34 @@ def endpoint(stack: Stack, version: str) -> Iterator[subprocess.Popen[str]]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    line = proc.stdout.readline()  # the ready line comes once /ping answers
-    assert f"serving {MODEL} version {version} at http://127.0.0.1:{PORT}" in line, (
-        line + proc.stderr.read() if proc.poll() is not None else line
-    )
-    yield proc
+    groups: set[int] = set()
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()  # the ready line comes once /ping answers
+        assert f"serving {MODEL} version {version} at http://127.0.0.1:{PORT}" in line, (
+            line + proc.stderr.read() if proc.poll() is not None else line
+        )
+        # The scoring server runs in a session of its own: Ctrl-C to the kit does not reach
+        # it, so its groups are remembered for the backstop below.
+        groups = {os.getpgid(pid) for pid in server_pids()}
+        yield proc
+    finally:
+        stop_serve(proc, groups)
+
+
+def stop_serve(proc: subprocess.Popen[str], groups: set[int], grace: float = 30) -> None:
+    """Stop `invoke serve` as Ctrl-C does; after `grace` seconds kill it, then kill whatever is
+    left of the scoring server's process `groups`, so no server outlives the fixture."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
-        proc.wait(30)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    for group in groups:
+        if group_alive(group):
+            os.killpg(group, signal.SIGKILL)
 
 
 def post(body: bytes, content_type: str) -> tuple[int, dict]:
