@@ -153,41 +153,60 @@ def test_logged_data_survives_down_and_up(
     assert Path(restored).read_text() == "precision=0.93\n"
 
 
+class MetricLogger:
+    """Logs a metric step by step in a thread until a call fails; keeps what was acknowledged."""
+
+    def __init__(
+        self, client: MlflowClient, experiment: str, acknowledged_before_kill: int
+    ) -> None:
+        self.client = client
+        self.run_id = client.create_run(client.create_experiment(experiment)).info.run_id
+        self.acknowledged: list[int] = []
+        self.failed: list[int] = []
+        self._started = threading.Event()
+        self._after = acknowledged_before_kill
+        self._worker = threading.Thread(target=self._loop)
+        self._worker.start()
+        assert self._started.wait(60), "logging never got going"
+
+    def _loop(self) -> None:
+        for step in range(100000):
+            try:
+                self.client.log_metric(self.run_id, "m", float(step), step=step)
+            except Exception:
+                self.failed.append(step)
+                return
+            self.acknowledged.append(step)
+            if step == self._after:
+                self._started.set()
+
+    def join(self, killed: str) -> None:
+        """Wait for the loop to see the kill; it must end, not hang."""
+        self._worker.join(60)
+        assert not self._worker.is_alive(), f"a log call hung after {killed} died"
+        assert self.failed, f"the loop should have seen {killed} die"
+
+    def check_every_acknowledged_write_is_there(self) -> None:
+        """No acknowledged step lost, none written twice, none that was never sent."""
+        steps = [m.step for m in self.client.get_metric_history(self.run_id, "m")]
+        assert len(steps) == len(set(steps)), "a metric was written twice"
+        lost = sorted(set(self.acknowledged) - set(steps))
+        assert not lost, f"{len(lost)} acknowledged writes lost, e.g. steps {lost[:10]}"
+        assert set(steps) <= set(self.acknowledged) | set(self.failed)
+
+
 def test_kill_9_of_mlflow_loses_no_acknowledged_write(
     stack: Stack, mlflow_client: MlflowClient
 ) -> None:
-    exp = mlflow_client.create_experiment("crash")
-    rid = mlflow_client.create_run(exp).info.run_id
-    acknowledged: list[int] = []
-    failed: list[int] = []
-    started = threading.Event()
-
-    def log_loop() -> None:
-        for step in range(100000):
-            try:
-                mlflow_client.log_metric(rid, "m", float(step), step=step)
-            except Exception:
-                failed.append(step)
-                return
-            acknowledged.append(step)
-            if step == 20:
-                started.set()
-
-    worker = threading.Thread(target=log_loop)
-    worker.start()
-    assert started.wait(60), "logging never got going"
+    logger = MetricLogger(mlflow_client, "crash", acknowledged_before_kill=20)
     pid = stack.status()["services"]["mlflow"]["pid"]
     os.killpg(os.getpgid(pid), signal.SIGKILL)
-    worker.join(60)
-    assert failed, "the loop should have seen the server die"
+    logger.join("the server")
     status = stack.status()
     assert status["services"]["mlflow"]["healthy"] is False
 
     stack.kit("up")
-    steps = [m.step for m in mlflow_client.get_metric_history(rid, "m")]
-    assert len(steps) == len(set(steps)), "a metric was written twice"
-    assert set(acknowledged) <= set(steps), "an acknowledged write was lost"
-    assert set(steps) <= set(acknowledged) | set(failed)
+    logger.check_every_acknowledged_write_is_there()
 
 
 # RDS for MySQL's defaults (binary logging is on because every cloud environment keeps backups).
@@ -234,31 +253,10 @@ def test_kill_9_of_the_database_loses_no_acknowledged_write(
     log call returned is there afterwards, and the server runs with RDS's durability settings,
     without which an acknowledged commit can be lost to a crash."""
     assert durability_settings(stack) == RDS_DURABILITY
-    exp = mlflow_client.create_experiment("database-crash")
-    rid = mlflow_client.create_run(exp).info.run_id
-    acknowledged: list[int] = []
-    failed: list[int] = []
-    started = threading.Event()
-
-    def log_loop() -> None:
-        for step in range(100000):
-            try:
-                mlflow_client.log_metric(rid, "m", float(step), step=step)
-            except Exception:
-                failed.append(step)
-                return
-            acknowledged.append(step)
-            if step == 50:
-                started.set()
-
-    worker = threading.Thread(target=log_loop)
-    worker.start()
-    assert started.wait(60), "logging never got going"
+    logger = MetricLogger(mlflow_client, "database-crash", acknowledged_before_kill=50)
     database = stack.status()["services"]["database"]
     os.killpg(os.getpgid(database["pid"]), signal.SIGKILL)
-    worker.join(60)
-    assert not worker.is_alive(), "a log call hung after the database died"
-    assert failed, "the loop should have seen the database die"
+    logger.join("the database")
     assert stack.status()["services"]["database"]["healthy"] is False
 
     stack.kit("up")
@@ -266,11 +264,7 @@ def test_kill_9_of_the_database_loses_no_acknowledged_write(
     for name, service in status["services"].items():
         assert service["healthy"] is True, name
     assert status["services"]["database"]["pid"] != database["pid"]
-    steps = [m.step for m in mlflow_client.get_metric_history(rid, "m")]
-    assert len(steps) == len(set(steps)), "a metric was written twice"
-    lost = sorted(set(acknowledged) - set(steps))
-    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. steps {lost[:10]}"
-    assert set(steps) <= set(acknowledged) | set(failed)
+    logger.check_every_acknowledged_write_is_there()
     assert durability_settings(stack) == RDS_DURABILITY
 
 
