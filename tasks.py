@@ -502,7 +502,7 @@ def test(c, unit=False, containers=False, k="", install=True):
     with _errors():
         if install:
             installed = system_deps.ensure(
-                [system_deps.DATABASE, system_deps.COMPOSE, system_deps.BROWSER]
+                [system_deps.DATABASE, system_deps.COMPOSE, system_deps.BROWSER, system_deps.STRACE]
             )
             if installed:
                 err_console.print(f"installed with apt: {', '.join(installed)}")

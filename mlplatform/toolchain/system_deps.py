@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mlplatform.errors import SystemDependencyError
 
-__all__ = ["BROWSER", "COMPOSE", "DATABASE", "SystemPackage", "ensure", "missing"]
+__all__ = ["BROWSER", "COMPOSE", "DATABASE", "STRACE", "SystemPackage", "ensure", "missing"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ COMPOSE = SystemPackage(
     "docker-compose", ("docker-compose",), "validating the compose file offline"
 )
 BROWSER = SystemPackage("chromium", ("chromium",), "checking the MLflow UI in a real browser")
+STRACE = SystemPackage("strace", ("strace",), "recording the CDK CLI's outbound connections")
 
 
 def _installed(pkg: SystemPackage) -> bool:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
+import sys
 import typing
 from pathlib import Path
 
@@ -183,3 +186,68 @@ def test_the_cli_run_by_hand_from_infra_sends_nothing_either():
     settings = json.loads((REPO_ROOT / "infra" / "cdk.json").read_text())
     assert settings["notices"] is False
     assert settings["context"]["cli-telemetry"] is False
+
+
+# A connect(2) to anything but this machine: an IPv4/IPv6 address that is not loopback.
+_CONNECT = re.compile(
+    r'connect\(\d+, \{sa_family=AF_INET6?, .*?(?:inet_addr|inet_pton)\((?:AF_INET6, )?"([^"]+)"'
+)
+
+
+def _outbound(trace: str) -> list[str]:
+    """The non-loopback addresses a strace log shows connect() calls to."""
+    loopback = ("127.", "::1", "::ffff:127.")
+    return [addr for addr in _CONNECT.findall(trace) if not addr.startswith(loopback)]
+
+
+def test_outbound_parser_finds_a_remote_connect_and_ignores_loopback() -> None:
+    trace = "\n".join(
+        [
+            '12 connect(3, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr("52.1.2.3")}'
+            ", 16) = -1 ENETUNREACH",
+            '12 connect(4, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}'
+            ", 16) = 0",
+            "12 connect(5, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), "
+            'inet_pton(AF_INET6, "2600::1", &sin6_addr), sin6_scope_id=0}, 28) = -1',
+            '12 connect(6, {sa_family=AF_UNIX, sun_path="/tmp/jsii.sock"}, 110) = 0',
+        ]
+    )
+    assert _outbound(trace) == ["52.1.2.3", "2600::1"]
+
+
+def test_a_synth_through_the_cli_connects_to_nothing_outside_this_machine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every connect() of the CLI and the app it runs, recorded by strace across forks."""
+    if shutil.which("strace") is None:
+        pytest.fail("strace is not installed: `./kit test` installs it (apt) when run as root")
+    log = tmp_path / "connect.trace"
+    run = cdk_cli._run
+
+    def traced(argv, extra_env, cwd=cdk_cli.INFRA_DIR, stdout=None):  # type: ignore[no-untyped-def]
+        return run(
+            ["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(log), *argv],
+            extra_env,
+            cwd,
+            stdout,
+        )
+
+    monkeypatch.setattr(cdk_cli, "_run", traced)
+    cdk_cli.synth(load_environments()["staging"], output=tmp_path / "out", **release("staging"))
+    trace = log.read_text()
+    assert "SIGCHLD" in trace, "strace did not follow the CLI's child processes"
+    assert _outbound(trace) == []
+
+
+def test_the_recording_sees_a_real_outbound_connect(tmp_path: Path) -> None:
+    """The same strace recording, on a process that does try a remote host (TEST-NET-1)."""
+    log = tmp_path / "connect.trace"
+    code = (
+        "import socket\n"
+        "try:\n    socket.create_connection(('192.0.2.1', 443), 1)\nexcept OSError:\n    pass"
+    )
+    subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(log), sys.executable, "-c", code],
+        check=True,
+    )
+    assert _outbound(log.read_text()) == ["192.0.2.1"]
