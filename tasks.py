@@ -61,8 +61,9 @@ def _target(name: str):  # type: ignore[no-untyped-def]
 
 
 def _runtime(requested: str = "auto"):  # type: ignore[no-untyped-def]
+    """The local target and the runtime that holds (or will hold) its stack."""
     local = _target("local")
-    return local.env, local.paths, open_runtime(local.env, local.paths, requested)
+    return local, open_runtime(local.env, local.paths, requested)
 
 
 @task(help={"runtime": "auto (default: the running one, else native), native or compose"})
@@ -70,9 +71,9 @@ def up(c, runtime="auto"):
     """Bring the local stack up: database, S3 store, AWS emulator, MLflow. Safe to run twice."""
     reporter = RichReporter()
     with _errors(reporter):
-        env, paths, rt = _runtime(runtime)
-        status = bring_up(rt, paths, reporter)
-        creds_env = client_environment(env, paths)
+        local, rt = _runtime(runtime)
+        status = bring_up(rt, local.paths, reporter)
+        creds_env = client_environment(local.env, local.paths)
     unhealthy = [s.name for s in status.services if not s.healthy]
     if unhealthy:
         raise Exit(f"error: not healthy after up: {', '.join(unhealthy)}; see `invoke logs`", 1)
@@ -93,8 +94,7 @@ def down(c, volumes=False):
     with _errors(reporter):
         from mlplatform.emulator.environment import stop_emulations
 
-        local = _target("local")
-        rt = open_runtime(local.env, local.paths, "auto")
+        local, rt = _runtime()
         emulations = stop_emulations(local, reporter, volumes=volumes)
         stopped = emulations + take_down(rt, local.paths, reporter, volumes=volumes)
     if not stopped and not volumes:
@@ -105,7 +105,7 @@ def down(c, volumes=False):
 def status(c, json_=False):
     """Show each service of the local stack, its URL and whether its health check passes."""
     with _errors():
-        rt = _runtime()[2]
+        rt = _runtime()[1]
         result = rt.status()
     if json_:
         print(json.dumps(result.as_json(), indent=2))
@@ -133,7 +133,7 @@ def status(c, json_=False):
 def logs(c, service=None, follow=False):
     """Print the recent log lines of one service (-s NAME) or of all, optionally following."""
     with _errors():
-        for name, line in service_logs(_runtime()[2], service, follow):
+        for name, line in service_logs(_runtime()[1], service, follow):
             print(line if service else f"{name} | {line}", flush=True)
 
 

@@ -51,9 +51,10 @@ class SageMakerStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.security_group = self._jobs_security_group(vpc, alb_security_group, alb_ports)
-        self.role = self._execution_role(
+        training = self._training_statements(
             settings, bucket, key, repositories["training"], client_secret
         )
+        self.role = self._execution_role(settings, training)
         self.endpoint_role = self._endpoint_role(settings, key, repositories["serving"])
         cdk.CfnOutput(self, Output.EXECUTION_ROLE_ARN, value=self.role.role_arn)
         cdk.CfnOutput(self, Output.ENDPOINT_ROLE_ARN, value=self.endpoint_role.role_arn)
@@ -92,14 +93,9 @@ class SageMakerStack(cdk.Stack):
         return sg
 
     def _execution_role(
-        self,
-        settings: Environment,
-        bucket: s3.IBucket,
-        key: kms.IKey,
-        repository: ecr.IRepository,
-        client_secret: secretsmanager.ISecret,
+        self, settings: Environment, statements: list[iam.PolicyStatement]
     ) -> iam.Role:
-        """The training jobs' role, with its policy."""
+        """The training jobs' role, with its policy of `statements`."""
         prefix = settings.name_prefix
         role = iam.Role(
             self,
@@ -109,7 +105,6 @@ class SageMakerStack(cdk.Stack):
             description=f"{prefix}: SageMaker training jobs",
             max_session_duration=cdk.Duration.hours(12),
         )
-        statements = self._training_statements(settings, bucket, key, repository, client_secret)
         policy = iam.Policy(self, "ExecutionPolicy", statements=statements, roles=[role])
         self._acknowledge(policy, settings, "/aws/sagemaker/TrainingJobs:*", "training")
         return role

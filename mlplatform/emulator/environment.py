@@ -51,6 +51,7 @@ class Emulation:
     def __init__(self, target: Target, local: Target) -> None:
         target.cloud_only("the local environment is the local stack; emulate a cloud one")
         self.env = target.env
+        self.local_target = local
         self.local = local.env
         self.local_paths = local.paths
         self.paths = StatePaths(local.paths.root / "emulated" / target.name)
@@ -145,9 +146,7 @@ class Emulation:
 
     def up(self, reporter: Reporter) -> str:
         """Seed the environment's AWS side, start its registry; return its URL."""
-        from mlplatform.local.access import local_stack
-
-        local_stack(self.local, self.local_paths, services=("database", "s3", "aws"))
+        self.local_target.local_stack(services=("database", "s3", "aws"))
         self.paths.ensure()
         (self.paths.root / "endpoints.json").write_text(json.dumps(self._requested_endpoints()))
         creds, _ = load_or_create(self.paths, self.env, db_username=f"mlflow_{self.env.name}")
