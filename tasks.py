@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -225,16 +224,47 @@ def champion(c, model=None, env="local", json_=False):
 
 
 @task(
+    iterable=["image"],
+    help={
+        "image": "mlflow, training or serving (repeat for several; default: all three)",
+        "no-cache": "rebuild every layer (shows the build is reproducible: same digest)",
+        "json": "print a JSON object: image name -> tag, digest, archive",
+    },
+)
+def build(c, image=None, no_cache=False, json_=False):
+    """Build the images AWS runs (MLflow, training, serving) reproducibly; print their digests.
+
+    Podman or Docker, whichever answers. The OCI archives land in the state folder's images/;
+    `invoke deploy` pushes those bytes.
+    """
+    from mlplatform.images.build import build_images, select
+    from mlplatform.images.engine import find_engine
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        specs = select(list(image or []))
+        built = build_images(specs, find_engine(), state_paths().ensure(), reporter, no_cache)
+    if json_:
+        print(json.dumps({b.name: b.as_json() for b in built}, indent=2))
+        return
+    for b in built:
+        console.print(f"{b.name:<9} {b.digest}  {b.archive}")
+
+
+@task(
     help={
         "model": "registered model name (default: model_name of the environment)",
         "alias": "alias to serve (default champion)",
         "version": "serve this version number instead of an alias",
         "port": "port on 127.0.0.1 (default 8080)",
         "workers": "scoring server workers (default 1: see docs/serving-and-promotion.md)",
+        "container": "run the serving image (invoke build) as SageMaker runs it, not this host",
     }
 )
-def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
+def serve(c, model=None, alias="champion", version=None, port=8080, workers=1, container=False):
     """Serve a registry version locally with SageMaker's contract (/ping, /invocations).
+
+    --container runs the endpoint's own image with the model.tar.gz mounted at /opt/ml/model.
 
     Ctrl-C stops it (exit 0); SIGTERM or SIGHUP stop it the same way, server group and all, and
     exit 128 + the signal (143, 129) so a process manager sees the signal ended it.
@@ -248,10 +278,11 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=1):
         )
         sys.stdout.flush()
 
-    with _errors():
+    reporter = RichReporter()
+    with _errors(reporter):
         try:
-            request = ServeRequest(model, alias, version, int(port), int(workers))
-            serve_local(_target("local"), request, ready)
+            request = ServeRequest(model, alias, version, int(port), int(workers), container)
+            serve_local(_target("local"), request, ready, reporter)
         except StopSignal as exc:
             console.print(f"endpoint stopped ({exc})")
             raise Exit(code=exc.exit_code) from None
@@ -488,31 +519,38 @@ def bootstrap(c, env):
 
 @task(
     help={
-        "unit": "run only the fast unit tests",
-        "containers": "run the compose runtime on Podman instead (builds images; minutes)",
-        "k": "pytest -k expression",
+        "unit": "run only the fast unit tests (no servers)",
+        "containers": "run only the container lane (Podman: images, compose runtime; minutes)",
+        "k": "pytest -k expression (applied to each lane)",
         "install": "install missing system packages with apt when root (default: yes)",
     }
 )
 def test(c, unit=False, containers=False, k="", install=True):
-    """Install what the tests need (system packages when root) and run the whole test suite."""
-    from mlplatform.toolchain.node_deps import ensure_node_modules
-    from mlplatform.toolchain.testing import pytest_command
+    """Install what the tests need (system packages when root) and run the test lanes.
 
+    Without flags: the suite (unit and integration tests on real servers), then the container
+    lane. Each lane's wall time is printed at the end; any failed lane fails the run.
+    """
+    from mlplatform.toolchain.node_deps import ensure_node_modules
+    from mlplatform.toolchain.testing import packages_for, run_lane, select_lanes
+
+    lanes = select_lanes(unit, containers)
     with _errors():
         if install:
-            installed = system_deps.ensure(
-                [system_deps.DATABASE, system_deps.COMPOSE, system_deps.BROWSER, system_deps.STRACE]
-            )
+            installed = system_deps.ensure(packages_for(lanes))
             if installed:
                 err_console.print(f"installed with apt: {', '.join(installed)}")
         if ensure_node_modules():
             err_console.print("installed the pinned CDK CLI with npm ci")
         if recorded_runtime(state_paths()):
             err_console.print("note: the tests use their own stack and ports; yours keeps running")
-    result = subprocess.run(pytest_command(unit, containers, k), cwd=REPO_ROOT, check=False)
-    if result.returncode != 0:
-        raise Exit(code=result.returncode)
+    results = [run_lane(lane, REPO_ROOT, k) for lane in lanes]
+    for r in results:
+        mark = "[green]passed[/green]" if r.passed else f"[red]failed (exit {r.exit_code})[/red]"
+        err_console.print(f"lane {r.lane:<10} {mark}  {r.seconds / 60:.1f} min")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise Exit(code=failed[0].exit_code)
 
 
 @task
@@ -555,7 +593,7 @@ ns = Collection(
     # the local stack
     up, down, status, logs, env,
     # training, serving, promotion
-    data, train, champion, serve, emulate, promote,
+    data, train, champion, build, serve, emulate, promote,
     # SageMaker endpoints, and the whole release
     deploy_endpoint, traffic, rollback, endpoints, deploy,
     # infrastructure

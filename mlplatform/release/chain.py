@@ -42,10 +42,10 @@ from mlflow.exceptions import MlflowException
 from mlplatform.cloud.stack_outputs import DeployedStack
 from mlplatform.config import DIGEST_PATTERN
 from mlplatform.errors import DeployError, PlatformError
+from mlplatform.images.oci_archive import OciImage, export_from_engine, open_image
 from mlplatform.names import STACK_PARTS, Output, repository_output, stack_name
 from mlplatform.release.ecr_push import image_present, push_image
 from mlplatform.release.migration import migrate_run_task_request, migrated_digest, run_migration
-from mlplatform.release.oci_image import OciImage, export_from_engine, open_image
 from mlplatform.reporting import Reporter
 from mlplatform.serving.rollout import STRATEGIES
 from mlplatform.target import Target

@@ -17,7 +17,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from mlplatform.release.oci_image import ImageError, OciImage
+from mlplatform.images.oci_archive import ImageError, OciImage
 from mlplatform.reporting import Reporter
 
 __all__ = ["RELEASE_TAG_PREFIX", "image_present", "push_image", "release_tag"]

@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -38,9 +37,10 @@ from typing import Any
 
 import botocore.exceptions
 
-from mlplatform.child_env import inherited_environment
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import TrainingError
+from mlplatform.images.base import base_image
+from mlplatform.images.engine import engine_environment
 from mlplatform.local.access import LocalEndpoints
 from mlplatform.reporting import Reporter
 from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
@@ -50,9 +50,9 @@ __all__ = [
     "LocalContainerRunner",
     "TrainingImage",
     "check_engine",
-    "engine_environment",
     "ensure_image",
     "image_content_key",
+    "job_command",
     "sdk_python",
 ]
 
@@ -61,31 +61,13 @@ ENGINE_HINT = (
     '`eval "$(compose/standins/podman-env.sh)"` (see compose/standins/README.md)'
 )
 IMAGE_REPOSITORY = "mlplatform/training"
-STANDINS = REPO_ROOT / "compose" / "standins"
 SDK_LOCK = REPO_ROOT / "requirements" / "local-container.txt"
 SDK_VENV = REPO_ROOT / ".venv-local-container"
 JOB_SCRIPT = Path(__file__).with_name("local_mode_job.py")
+
+
 # Variables that select and reach the engine (Docker contexts, Podman's API socket and config);
 # the only ones of the caller's environment the engine commands get beyond child_env's.
-ENGINE_VARIABLES = (
-    "DOCKER_HOST",
-    "DOCKER_CONTEXT",
-    "DOCKER_CONFIG",
-    "DOCKER_CERT_PATH",
-    "DOCKER_TLS_VERIFY",
-    "CONTAINERS_CONF",
-    "CONTAINER_HOST",
-    "XDG_RUNTIME_DIR",
-)
-
-
-def engine_environment() -> dict[str, str]:
-    """child_env's allow-list plus the engine's variables: no AWS_*, no MLFLOW_*."""
-    env = inherited_environment()
-    env.update({k: os.environ[k] for k in ENGINE_VARIABLES if k in os.environ})
-    return env
-
-
 def _run(cmd: list[str], timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cmd,
@@ -149,6 +131,15 @@ def _build_inputs(root: Path) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
+def job_command(python: Path) -> list[str]:
+    """How the SDK's interpreter runs local_mode_job.py.
+
+    -P: a script's own folder comes first on sys.path, and this one holds runners/sagemaker.py,
+    which `import sagemaker` would then find instead of the SDK.
+    """
+    return [str(python), "-P", str(JOB_SCRIPT)]
+
+
 def image_content_key(root: Path, base_image_id: str) -> str:
     """sha256 over the base image's id and every build input's path and bytes.
 
@@ -186,19 +177,6 @@ def _inspect(reference: str) -> dict[str, Any] | None:
     except (ValueError, IndexError, KeyError):
         return None
     return {"id": found["Id"], "repo_digests": found.get("RepoDigests")}
-
-
-def base_image() -> str | None:
-    """compose/standins/build.sh's MLP_BASE_IMAGE (its default, or the caller's value)."""
-    env = engine_environment()
-    if "MLP_BASE_IMAGE" in os.environ:
-        env["MLP_BASE_IMAGE"] = os.environ["MLP_BASE_IMAGE"]
-    out = _run(["bash", str(STANDINS / "build.sh"), "--print-env"], env=env)
-    for line in out.stdout.splitlines():
-        if line.startswith("export MLP_BASE_IMAGE="):
-            # build.sh prints shell-quoted values (printf %q).
-            return shlex.split(line.partition("=")[2])[0] or None
-    return None
 
 
 def ensure_image(reporter: Reporter, log_file: Path) -> TrainingImage:
@@ -333,7 +311,7 @@ class LocalContainerRunner:
             try:
                 with open(log_file, "ab") as log:
                     subprocess.run(
-                        [str(self.python), str(JOB_SCRIPT)],
+                        job_command(self.python),
                         input=json.dumps(spec).encode(),
                         env=self.sdk_environment(),
                         stdout=log,

@@ -2,7 +2,8 @@
 
 The endpoint serves the packaged model of a registry version — the same deterministic
 model.tar.gz a SageMaker endpoint is given — unpacked and run by MLflow's own scoring server
-(`mlflow models serve --env-manager local`), which already speaks /ping and /invocations and
+(`mlflow models serve --env-manager local`) started by the serving image's own entrypoint
+(`python -m scoring_server serve`), which already speaks /ping and /invocations and
 answers malformed input with 4xx. The kit resolves the alias, packages, checks the port and
 supervises the server's process group.
 
@@ -30,10 +31,14 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from mlplatform.child_env import inherited_environment
+from mlplatform.config import REPO_ROOT
 from mlplatform.errors import PortInUseError, ServiceStartError
+from mlplatform.images.build import SPECS, BuiltImage, build_images
+from mlplatform.images.engine import Engine, find_engine
 from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
 from mlplatform.registry.client import authenticated_client
 from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
+from mlplatform.reporting import Reporter, SilentReporter
 from mlplatform.target import Target
 
 __all__ = [
@@ -114,23 +119,20 @@ def _unpack(archive: Path, target: Path) -> Path:
 
 
 def _scoring_command(model_dir: Path, port: int, workers: int) -> list[str]:
-    """MLflow's scoring server on an unpacked model (for server_group)."""
+    """The serving image's entrypoint (scoring_server/) on an unpacked model, on this host."""
     return [
         sys.executable,
         "-m",
-        "mlflow",
-        "models",
+        "scoring_server",
         "serve",
-        "-m",
+        "--model-dir",
         str(model_dir),
-        "-h",
+        "--host",
         "127.0.0.1",
-        "-p",
+        "--port",
         str(port),
-        "-w",
+        "--workers",
         str(workers),
-        "--env-manager",
-        "local",
     ]
 
 
@@ -151,6 +153,8 @@ def server_group(
     # bin must be on PATH.
     env = inherited_environment()
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # The scoring entrypoint lives in the repository, as the MLflow server's does.
+    env["PYTHONPATH"] = str(REPO_ROOT)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -221,13 +225,63 @@ class ServeRequest:
     version: str | None = None  # wins over alias
     port: int = 8080
     workers: int = 1
+    container: bool = False  # the serving image (invoke build) instead of this host's Python
+
+
+def _unpack_readable(archive: Path, serve_tmp: Path) -> Path:
+    """Unpack for a container's own user: readable files under a folder no one else can list."""
+    # SageMaker's /opt/ml/model is readable by the container's user; the temporary folder is
+    # only traversable by others, so its random name is all that leads to the model.
+    serve_tmp.chmod(0o711)
+    model_dir = _unpack(archive, serve_tmp / "model")
+    for path in [model_dir, *model_dir.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return model_dir
+
+
+def _container_command(
+    engine: Engine, image: BuiltImage, model_dir: Path, port: int, workers: int
+) -> list[str]:
+    """Run the serving image as SageMaker does: `serve`, the model mounted at /opt/ml/model."""
+    return [
+        engine.program,
+        "run",
+        "--rm",
+        *engine.limit_flags(),
+        "--name",
+        _container_name(port),
+        "--publish",
+        f"127.0.0.1:{port}:8080",
+        "--volume",
+        f"{model_dir}:/opt/ml/model:ro",
+        "--env",
+        f"MLFLOW_MODELS_WORKERS={workers}",
+        image.tag,
+        "serve",
+    ]
+
+
+def _container_name(port: int) -> str:
+    return f"mlplatform-serve-{port}"
 
 
 def serve_local(
-    target: Target, request: ServeRequest, on_ready: Callable[[PackagedModel, str], None]
+    target: Target,
+    request: ServeRequest,
+    on_ready: Callable[[PackagedModel, str], None],
+    reporter: Reporter | None = None,
 ) -> None:
-    """Serve a version of the local registry on 127.0.0.1:port until stopped (see serve_command)."""
+    """Serve a version of the local registry on 127.0.0.1:port until stopped (see serve_command).
+
+    With request.container the serving image is built (cache hits when nothing changed) and run
+    with the unpacked model.tar.gz mounted read-only where SageMaker puts it.
+    """
     port, workers = request.port, request.workers
+    reporter = reporter or SilentReporter()
+    engine = image = None
+    if request.container:
+        engine = find_engine()
+        (image,) = build_images([SPECS["serving"]], engine, target.paths.ensure(), reporter)
     # From the start: a stop signal while the model downloads removes the download too.
     with stop_signals_interrupt():
         creds, endpoints = target.local_stack(services=("mlflow",))
@@ -242,10 +296,18 @@ def serve_local(
                 packaged = package_version(endpoints.tracking_uri, name, number, Path(tmp))
             log = target.paths.logs / "serving" / f"{name}-{number}.log"
             with tempfile.TemporaryDirectory(prefix="mlp-serve-") as serve_tmp:
-                model_dir = _unpack(packaged.archive, Path(serve_tmp) / "model")
-                serve_command(
-                    _scoring_command(model_dir, port, workers),
-                    port,
-                    log,
-                    lambda: on_ready(packaged, f"http://127.0.0.1:{port}"),
-                )
+                if engine is None or image is None:
+                    model_dir = _unpack(packaged.archive, Path(serve_tmp) / "model")
+                    cmd = _scoring_command(model_dir, port, workers)
+                else:
+                    model_dir = _unpack_readable(packaged.archive, Path(serve_tmp))
+                    cmd = _container_command(engine, image, model_dir, port, workers)
+                try:
+                    serve_command(
+                        cmd, port, log, lambda: on_ready(packaged, f"http://127.0.0.1:{port}")
+                    )
+                finally:
+                    if engine is not None:
+                        # `run --rm` removes the container when it stops; one whose client was
+                        # killed first would outlive it and keep the port.
+                        engine.run(["rm", "--force", _container_name(port)], timeout=60)

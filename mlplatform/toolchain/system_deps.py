@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from mlplatform.errors import SystemDependencyError
 
-__all__ = ["BROWSER", "COMPOSE", "DATABASE", "STRACE", "SystemPackage", "ensure", "missing"]
+__all__ = [
+    "BROWSER",
+    "COMPOSE",
+    "CONTAINERS",
+    "DATABASE",
+    "STRACE",
+    "SystemPackage",
+    "ensure",
+    "missing",
+]
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,19 @@ COMPOSE = SystemPackage(
 )
 BROWSER = SystemPackage("chromium", ("chromium",), "checking the MLflow UI in a real browser")
 STRACE = SystemPackage("strace", ("strace",), "recording the CDK CLI's outbound connections")
+# The container lane: rootful Podman and what Debian's podman does not pull in itself. netavark
+# fails every RUN step of a build without iptables; debootstrap makes the base image (no registry).
+# Programs under /usr/lib/podman are not on PATH: they are looked for by their full path.
+CONTAINERS = [
+    SystemPackage("podman", ("podman",), "building and running the kit's images"),
+    SystemPackage("runc", ("runc",), "the OCI runtime Podman runs containers with"),
+    SystemPackage("netavark", ("/usr/lib/podman/netavark",), "container networks"),
+    SystemPackage("aardvark-dns", ("/usr/lib/podman/aardvark-dns",), "names on compose networks"),
+    SystemPackage("fuse-overlayfs", ("fuse-overlayfs",), "Podman's overlay storage"),
+    SystemPackage("slirp4netns", ("slirp4netns",), "Podman's user-mode networking"),
+    SystemPackage("iptables", ("iptables",), "netavark's firewall rules"),
+    SystemPackage("debootstrap", ("debootstrap",), "making the base image without a registry"),
+]
 
 
 def _installed(pkg: SystemPackage) -> bool:

@@ -1,4 +1,4 @@
-"""The container engine for the opt-in container tests (`-m container`, `./kit test --containers`).
+"""The container engine for the container lane (`-m container`; `./kit test` runs it).
 
 On Podman, compose/standins/podman-env.sh provides Compose v2, the API socket, the healthcheck loop
 and the `docker` shim the kit looks for; the fixtures start them in a folder of the session's own
@@ -7,10 +7,12 @@ and stop them at the end. Without a registry, compose/standins/build.sh makes th
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from tests.cli import REPO
 
 STANDINS = REPO / "compose" / "standins"
+KIT = [sys.executable, "-m", "invoke"]
 
 
 def exports(text: str) -> dict[str, str]:
@@ -43,21 +46,19 @@ def run_checked(
     return result
 
 
-def _selected(config: pytest.Config) -> bool:
-    return "container" in (config.getoption("-m") or "") or bool(
-        os.environ.get("MLP_CONTAINER_TESTS")
-    )
-
-
 @pytest.fixture(scope="session")
-def engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """Variables that make the kit's `docker info` and `docker compose` answer, on Podman."""
-    if not _selected(request.config):
-        pytest.skip("builds images and starts containers: select with -m container")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Variables that make the kit's `docker info` and `docker compose` answer, on Podman.
+
+    Without Podman the lane fails with what to install: a container test that was selected and
+    cannot run must not pass as skipped (`invoke test` installs Podman as root).
+    """
     if not shutil.which("podman"):
-        pytest.skip("no Podman: apt-get install podman runc (see compose/standins/README.md)")
+        pytest.fail(
+            "no Podman: apt-get install podman runc netavark aardvark-dns fuse-overlayfs "
+            "slirp4netns iptables debootstrap (./kit test does it as root)",
+            pytrace=False,
+        )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
     env = {**base, "MLP_PODMAN_DIR": str(tmp_path_factory.mktemp("podman"))}
     try:
@@ -68,11 +69,22 @@ def engine(
 
 
 @pytest.fixture(scope="session")
-def images(engine: dict[str, str]) -> dict[str, str]:
-    """The stand-in images and the MLflow image (build.sh: cache hits when nothing changed)."""
+def images(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The stand-in images, and the kit's three images as `invoke build` makes them.
+
+    build.sh makes the stand-ins (and the MLflow image through `invoke build`); then `invoke
+    build --json` builds all three (cache hits where nothing changed), and their digests are
+    in the returned variables as MLP_TEST_DIGEST_<NAME>, their archives as MLP_TEST_ARCHIVE_<NAME>.
+    """
     env = {
         **engine,
         **exports(run_checked([str(STANDINS / "build.sh"), "--print-env"], engine, 60).stdout),
+        # Built images and logs land in the session's folder, not the developer's state.
+        "MLPLATFORM_HOME": str(tmp_path_factory.mktemp("images")),
     }
-    run_checked([str(STANDINS / "build.sh")], env, 1800)
+    run_checked([str(STANDINS / "build.sh")], env, 2400)
+    built = json.loads(run_checked([*KIT, "build", "--json"], env, 2400).stdout)
+    for name, image in built.items():
+        env[f"MLP_TEST_DIGEST_{name.upper()}"] = image["digest"]
+        env[f"MLP_TEST_ARCHIVE_{name.upper()}"] = image["archive"]
     return env

@@ -5,9 +5,9 @@ credentials of `invoke env`, `down`, `up` again (the run and its artifact are st
 `down --volumes` (nothing of the project is left). On its own ports and state folder, so a
 developer's native stack keeps running.
 
-Opt-in: select it with `-m container` (or set MLP_CONTAINER_TESTS=1). It needs Podman (Debian's
-podman, runc) or Docker with Compose v2; without a registry the images are made locally by
-compose/standins/build.sh (a few minutes the first time, seconds from the build cache after).
+The container lane (`-m container`; `./kit test` runs it, installing Podman as root). It needs
+Podman (Debian's podman, runc) or Docker with Compose v2; without a registry the images are made
+locally by compose/standins/build.sh (minutes the first time, seconds from the build cache after).
 On Podman, compose/standins/podman-env.sh provides Compose v2, the API socket, the healthcheck loop
 and the `docker` shim the kit looks for; the test starts them in its own folder and stops them.
 """
@@ -71,7 +71,11 @@ def _project_resources(env: dict[str, str]) -> list[str]:
 @pytest.mark.timeout(2400)
 def test_compose_stack_end_to_end(images: dict[str, str], tmp_path: Path) -> None:
     if _project_resources(images):
-        pytest.skip(f"a compose project named {PROJECT!r} exists here; the kit's name is fixed")
+        pytest.fail(
+            f"a compose project named {PROJECT!r} exists here (the kit's name is fixed): "
+            "`./kit down` it, then run the lane again",
+            pytrace=False,
+        )
     config = write_config(tmp_path / "environments.toml", PORTS)
     home = tmp_path / "state"
     env = {**images, "MLPLATFORM_HOME": str(home), "MLPLATFORM_CONFIG": str(config)}

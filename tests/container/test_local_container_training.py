@@ -7,7 +7,7 @@ and a model that loads and predicts; the second run reuses the image; no contain
 no secret of the stack reaches the compose file the SDK writes, the container's environment, a
 docker command line or the job log. A `docker` in front of podman-env.sh's shim records those.
 
-Opt-in like the compose runtime test: `-m container` or `./kit test --containers`.
+In the container lane, like the compose runtime test (`-m container`; `./kit test` runs it).
 """
 
 from __future__ import annotations

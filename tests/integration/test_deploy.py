@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
+from mlplatform.images.oci_archive import open_image
 from mlplatform.registry.client import authenticated_client
 from mlplatform.release.ecr_push import release_tag
-from mlplatform.release.oci_image import open_image
 from tests.cli import kit
 from tests.emulator.process import patched_moto
 from tests.integration.conftest import Stack

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,11 +43,22 @@ CALLER_SECRETS = {
 }
 
 
+# The same tests on both ways `invoke serve` runs the model: on this host, and in the serving
+# image SageMaker runs (`--container`: the container lane, Podman).
+MODES = ["host", pytest.param("container", marks=pytest.mark.container)]
+
+
+@pytest.fixture(scope="module", params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def endpoint(stack: Stack, version: str) -> Iterator[subprocess.Popen[str]]:
+def endpoint(stack: Stack, version: str, mode: str) -> Iterator[subprocess.Popen[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    cmd = [sys.executable, "-m", "invoke", "serve", "--version", version, "--port", str(PORT)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "serve", "--version", version, "--port", str(PORT)],
+        [*cmd, "--container"] if mode == "container" else cmd,
         cwd=REPO,
         env={**env, **stack.env, **CALLER_SECRETS},
         stdout=subprocess.PIPE,
@@ -66,6 +78,8 @@ def endpoint(stack: Stack, version: str) -> Iterator[subprocess.Popen[str]]:
         yield proc
     finally:
         stop_serve(proc, groups)
+        if mode == "container":  # a failed run must not leave the container on the port
+            subprocess.run(["podman", "rm", "--force", CONTAINER], capture_output=True, check=False)
 
 
 def stop_serve(proc: subprocess.Popen[str], groups: set[int], grace: float = 30) -> None:
@@ -169,17 +183,37 @@ def test_unknown_alias_and_taken_port_are_one_line_errors(stack: Stack, endpoint
     assert result.stderr.strip() == f"error: port {PORT} is taken by another process; pass --port"
 
 
+CONTAINER = f"mlplatform-serve-{PORT}"
+
+
 def server_pids(port: int = PORT) -> list[int]:
-    """The scoring server's processes (`mlflow models serve` on `port` and its workers' parent)."""
+    """The scoring server's processes (`mlflow models serve` on `port` and its workers' parent).
+
+    In the container the server listens on SageMaker's 8080 and reads /opt/ml/model; as root,
+    this machine's /proc shows a rootful container's processes too.
+    """
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"models\x00serve" in cmd and f"{port}".encode() in cmd:
+        if b"models\x00serve" not in cmd:
+            continue
+        in_container = b"/opt/ml/model" in cmd and port == PORT
+        if f"{port}".encode() in cmd or in_container:
             found.append(int(pid))
     return found
+
+
+def container_running() -> bool:
+    """Whether the serving container of the endpoint fixture exists (any state)."""
+    if not shutil.which("podman"):
+        return False
+    names = subprocess.run(
+        ["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True
+    ).stdout.split()
+    return CONTAINER in names
 
 
 def test_the_server_gets_nothing_of_the_callers_shell(endpoint) -> None:  # type: ignore[no-untyped-def]
@@ -200,6 +234,7 @@ def test_interrupt_stops_the_whole_server(endpoint) -> None:  # type: ignore[no-
     assert endpoint.wait(30) == 0
     assert "endpoint stopped" in endpoint.stdout.read()
     assert not any(group_alive(g) for g in groups)
+    assert not container_running()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", PORT)) != 0
 

@@ -17,8 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from mlplatform.images.oci_archive import ImageError, open_image
 from mlplatform.release.ecr_push import image_present, push_image, release_tag
-from mlplatform.release.oci_image import ImageError, open_image
 from mlplatform.reporting import SilentReporter
 from tests.oci_images import write_archive, write_layout
 

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,13 @@ from mlplatform.local.access import LocalEndpoints
 from mlplatform.local.credentials import Credentials
 from mlplatform.reporting import SilentReporter
 from mlplatform.runners.local_container import (
+    JOB_SCRIPT,
     LocalContainerRunner,
     TrainingImage,
     check_engine,
     image_content_key,
     image_from_inspect,
+    job_command,
 )
 from mlplatform.runners.request import new_request
 from tests.cli import REPO
@@ -235,3 +239,16 @@ def test_a_failed_job_removes_the_version_it_registered(tmp_path: Path) -> None:
         f"training job {request.job_name} failed: S3UploadFailedError: upload refused"
     )
     assert removed == [(ENV.model_name, "4")]
+
+
+def test_the_job_script_imports_the_sdk_not_the_runner_beside_it(tmp_path: Path) -> None:
+    """runners/sagemaker.py sits beside local_mode_job.py; `import sagemaker` must not find it."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("import sys; print(sys.path[0])")
+    script_dir = str(JOB_SCRIPT.parent)
+    cmd = job_command(Path(sys.executable))
+    assert cmd[-1] == str(JOB_SCRIPT)
+    first = subprocess.run(
+        [*cmd[:-1], str(probe)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert first != str(tmp_path) and first != script_dir

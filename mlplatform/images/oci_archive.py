@@ -19,9 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -30,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplatform.errors import ImageError
+from mlplatform.errors import EngineMissingError, ImageError
+from mlplatform.images.engine import Engine, find_engine
 from mlplatform.registry.archive import file_sha256
 
-__all__ = ["ImageError", "OciImage", "export_from_engine", "open_image"]
+__all__ = ["ImageError", "OciImage", "export_from_engine", "open_image", "save_archive"]
 
 _INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -90,28 +89,28 @@ def open_image(source: Path) -> Iterator[OciImage]:
 def export_from_engine(reference: str, directory: Path) -> Path:
     """Save a local engine image as an OCI archive in `directory`; return the archive's path.
 
-    The engine is MLP_ENGINE, else podman, else docker: whichever is installed.
+    The engine is the one that answers (engine.find_engine: MLP_ENGINE, else Podman, else Docker).
     """
-    engine = os.environ.get("MLP_ENGINE") or next(
-        (e for e in ("podman", "docker") if shutil.which(e)), None
-    )
-    if engine is None:
+    try:
+        engine = find_engine()
+    except EngineMissingError as exc:
         raise ImageError(
-            f"{reference!r} is not a file and no container engine is installed to export it; "
-            "pass an OCI archive (podman save --format oci-archive) or --image-digest"
-        )
+            f"{reference!r} is not a file and no container engine answers to export it; "
+            "pass an OCI archive (invoke build writes them) or --image-digest"
+        ) from exc
     archive = directory / "image.oci.tar"
-    extra = ["--format", "oci-archive"] if Path(engine).name == "podman" else []
-    done = subprocess.run(
-        [engine, "save", *extra, "-o", str(archive), reference],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    save_archive(engine, reference, archive)
+    return archive
+
+
+def save_archive(engine: Engine, reference: str, archive: Path) -> None:
+    """Write the engine's image `reference` to `archive` as an OCI archive; ImageError if not."""
+    # Podman writes its own format unless told; Docker 25 and later writes an OCI layout.
+    extra = ["--format", "oci-archive"] if engine.kind == "podman" else []
+    done = engine.run(["save", *extra, "-o", str(archive), reference], timeout=1800)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ImageError(f"{engine} could not export {reference!r}: {last}")
-    return archive
+        raise ImageError(f"{engine.kind} could not export {reference!r}: {last}")
 
 
 def _read_layout(root: Path, source: Path) -> OciImage:

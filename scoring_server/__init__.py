@@ -1,0 +1,1 @@
+"""The model server of the kit's serving image and of `invoke serve`: one entrypoint for both."""
