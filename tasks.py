@@ -573,6 +573,38 @@ def lock(c):
             console.print(f"wrote {path}")
 
 
+@task(
+    help={
+        "module": "core module(s) to mutate, comma-separated: promotion, archive, gate, chain, "
+        "config (default: all)",
+        "jobs": "mutants tested at once (default: one per core)",
+    }
+)
+def mutate(c, module="", jobs=0):
+    """Mutation-test the core modules with mutmut and print each one's score (not in CI)."""
+    from rich.table import Table
+
+    from mlplatform.toolchain.mutation import run_mutation, select_modules
+
+    with _errors():
+        modules = select_modules(module)
+        err_console.print(f"mutmut: {', '.join(modules)} (progress in mutants/invoke-mutate.log)")
+        scores = run_mutation(modules, int(jobs))
+    table = Table(title="mutation score")
+    for col in ("module", "killed", "survived", "no tests", "other", "total", "score"):
+        table.add_column(col)
+    for s in scores:
+        table.add_row(
+            s.module,
+            *(str(n) for n in (s.killed, s.survived, s.no_tests, s.other, s.total)),
+            f"{s.percent:.1f}%",
+        )
+    console.print(table)
+    for s in scores:
+        for name in s.survivors:
+            console.print(f"survived: {name}  (mutmut show {name})", soft_wrap=True)
+
+
 @task(name="compose-file", help={"check": "fail if the committed file differs instead of writing"})
 def compose_file(c, check=False):
     """Render compose/docker-compose.yml from the services in mlplatform/local/services.py."""
@@ -599,5 +631,5 @@ ns = Collection(
     # infrastructure
     synth, diff, deploy_infra, destroy, bootstrap,
     # development
-    test, lint, lock, compose_file,
+    test, lint, lock, compose_file, mutate,
 )  # fmt: skip

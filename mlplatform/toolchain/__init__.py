@@ -4,4 +4,5 @@
 - system_deps.py  Debian packages the stack and tests need (apt, as root)
 - node_deps.py    the pinned CDK CLI from package-lock.json
 - testing.py      the pytest command `invoke test` runs
+- mutation.py     mutmut over the core modules (`invoke mutate`, docs/testing.md)
 """

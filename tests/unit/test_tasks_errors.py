@@ -71,3 +71,10 @@ def test_synth_without_an_image_digest_is_one_line(home: dict[str, str]) -> None
         "error: [prod.mlflow] image_digest is not set: push the MLflow image and set it, or "
         "pass -c mlflow_image_digest=sha256:<digest>"
     )
+
+
+def test_mutate_of_an_unknown_module_is_one_line(home: dict[str, str]) -> None:
+    line = one_line_error(kit("mutate", "--module", "gates", env=home))
+    assert line == (
+        "error: unknown module 'gates'; choose from promotion, archive, gate, chain, config"
+    )

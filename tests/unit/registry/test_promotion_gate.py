@@ -6,7 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    PERMISSION_DENIED,
+    RESOURCE_DOES_NOT_EXIST,
+)
 
 from mlplatform.errors import RegistryError
 from mlplatform.registry.gate import run_gate
@@ -20,6 +24,8 @@ class FakeRegistry:
         self.aliases: dict[str, str] = {}
 
     def get_model_version_by_alias(self, name: str, alias: str):  # type: ignore[no-untyped-def]
+        if name != "m":
+            raise MlflowException(f"model {name} not found", error_code=RESOURCE_DOES_NOT_EXIST)
         if alias not in self.aliases:
             raise MlflowException(f"alias {alias} not found", error_code=INVALID_PARAMETER_VALUE)
         version = self.aliases[alias]
@@ -31,6 +37,7 @@ class FakeRegistry:
         )
 
     def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        assert name == "m", name
         self.aliases[alias] = str(version)
 
 
@@ -120,3 +127,63 @@ def test_champion_without_the_metric_refuses_and_keeps_the_champion() -> None:
     with pytest.raises(RegistryError, match=r"^version 1 of m has no metric 'f1' on its run$"):
         run_gate(reg, "m", "f1", 0.0)
     assert reg.aliases["champion"] == "1"
+
+
+def test_a_model_the_registry_does_not_know_has_no_challenger() -> None:
+    """MLflow answers RESOURCE_DOES_NOT_EXIST for an unknown model: read as no alias."""
+    with pytest.raises(RegistryError, match=r"^model 'other' has no 'challenger' version"):
+        run_gate(FakeRegistry({}), "other", "f1", 0.0)
+
+
+class RefusingRegistry(FakeRegistry):
+    """Refuses reads of `refuse_read` and every alias change, as a registry without rights does."""
+
+    def __init__(self, metrics: dict[str, dict[str, float]], refuse_read: str) -> None:
+        super().__init__(metrics)
+        self.refuse_read = refuse_read
+
+    def get_model_version_by_alias(self, name: str, alias: str):  # type: ignore[no-untyped-def]
+        if alias == self.refuse_read:
+            raise MlflowException("no READ on m", error_code=PERMISSION_DENIED)
+        return super().get_model_version_by_alias(name, alias)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        raise MlflowException("no MANAGE on m", error_code=PERMISSION_DENIED)
+
+
+def test_a_refused_read_or_alias_change_is_one_line_naming_the_alias() -> None:
+    reg = RefusingRegistry({"1": {"f1": 0.5}}, refuse_read="challenger")
+    with pytest.raises(
+        RegistryError, match=r"^registry refused reading m@challenger: no READ on m$"
+    ):
+        run_gate(reg, "m", "f1", 0.0)
+    reg = RefusingRegistry({"1": {"f1": 0.5}}, refuse_read="")
+    reg.aliases["challenger"] = "1"
+    with pytest.raises(RegistryError, match=r"^could not set m@champion: no MANAGE on m$"):
+        run_gate(reg, "m", "f1", 0.0)
+
+
+def test_a_decision_reports_every_field() -> None:
+    """The `--json` object: model, versions and both values, for a promotion and a no-op."""
+    reg = FakeRegistry({"1": {"f1": 0.5}, "2": {"f1": 0.75}})
+    reg.aliases.update(champion="1", challenger="2")
+    assert run_gate(reg, "m", "f1", 0.0).as_json() == {
+        "model_name": "m",
+        "model_version": "2",
+        "promoted": True,
+        "reason": "f1 0.7500 >= champion's 0.5000 + 0",
+        "metric": "f1",
+        "challenger_value": 0.75,
+        "champion_version": "1",
+        "champion_value": 0.5,
+    }
+    assert run_gate(reg, "m", "f1", 0.0).as_json() == {
+        "model_name": "m",
+        "model_version": "2",
+        "promoted": False,
+        "reason": "challenger is already champion",
+        "metric": "f1",
+        "challenger_value": 0.75,
+        "champion_version": "2",
+        "champion_value": 0.75,
+    }
