@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import stat
 from pathlib import Path
 
@@ -123,3 +124,18 @@ def test_serving_and_training_share_the_install_layer() -> None:
     install = next(i for i, line in enumerate(training) if "pip install" in line)
     assert "requirements/training.txt" in training[install]
     assert serving[: install + 1] == training[: install + 1]
+
+
+def test_podman_containers_ask_for_no_more_rlimits_than_the_engine_holds() -> None:
+    flags = Engine("/usr/bin/podman").limit_flags()
+    asked = dict(flag.split("=", 1) for flag in flags[1::2])
+    assert flags[0::2] == ["--ulimit", "--ulimit"] and set(asked) == {"nofile", "nproc"}
+    for name, limit, cap in (
+        ("nofile", resource.RLIMIT_NOFILE, 1_048_576),
+        ("nproc", resource.RLIMIT_NPROC, 32_768),
+    ):
+        soft, hard = (int(v) for v in asked[name].split(":"))
+        held = resource.getrlimit(limit)[1]
+        assert soft == hard <= cap
+        assert held == resource.RLIM_INFINITY or hard <= held
+    assert Engine("docker").limit_flags() == []
