@@ -171,7 +171,8 @@ def data(c, env="local"):
         "env": "environment to train in (default local)",
         "set_": "hyperparameter override key=value (repeatable)",
         "json": "print a JSON object with run_id, model_name and model_version",
-        "image_digest": "sagemaker runner: sha256 digest of the training image in ECR",
+        "image_digest": "sagemaker runner: the training image's digest in ECR (default: the "
+        "one the last `invoke deploy` released)",
         "wait": "sagemaker runner: wait for the job to finish (default; --no-wait submits only)",
     },
 )
@@ -421,7 +422,9 @@ def endpoints(c, env, json_=False):
         "certificate_arn": "ACM certificate ARN for HTTPS when environments.toml has none",
         "from_": "registry whose champion is released (default local)",
         "strategy": "endpoint rollout: all-at-once, canary or linear (default from config)",
-        "serving_image": "SageMaker serving image, ECR URI by digest (default from config)",
+        "training_image": "training image to release, as --image (default: invoke build's)",
+        "serving_image": "serving image to release, as --image, or an ECR URI by digest to "
+        "serve as it is (default: invoke build's)",
         "json": "print one JSON object per step: step, changed, detail",
         "yes": "let CDK apply IAM and security-group changes without asking (CI)",
     }
@@ -435,11 +438,15 @@ def deploy(  # type: ignore[no-untyped-def]
     certificate_arn=None,
     from_="local",
     strategy=None,
+    training_image=None,
     serving_image=None,
     json_=False,
     yes=False,
 ):
-    """Release everything to an environment: infra, image, migrate, service, model, endpoint."""
+    """Release everything to an environment: infra, image, migrate, service, model, endpoint.
+
+    The three images come from `invoke build` unless named (or pinned in environments.toml).
+    """
     from mlplatform.release.chain import DeployRequest, parse_steps
     from mlplatform.release.chain import deploy as run_chain
     from mlplatform.target import resolve_targets
@@ -453,6 +460,7 @@ def deploy(  # type: ignore[no-untyped-def]
             image_digest=image_digest,
             certificate_arn=certificate_arn,
             strategy=strategy,
+            training_image=training_image,
             serving_image=serving_image,
             approve=yes,
         )
@@ -477,8 +485,16 @@ def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # typ
 
     with _errors():
         ensure_node_modules()
+        target = _target(env)
+        if action in ("deploy", "diff"):
+            from mlplatform.release.chain import released_context
+
+            # Keep the training and serving images the last release recorded in the stack.
+            released = released_context(target, {})
+            kwargs["training_image_digest"] = released["training"]
+            kwargs["serving_image_digest"] = released["serving"]
         result = cdk_command(
-            _target(env).env,
+            target.env,
             action,
             image_digest=image_digest,
             certificate_arn=certificate_arn,

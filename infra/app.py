@@ -3,7 +3,8 @@
     app = build_app(load_environments(), cdk.App(context={"mlflow_image_digest": "sha256:..."}))
 
 Context: ``env`` (build only that environment), ``mlflow_image_digest``, ``certificate_arn``,
-``mlflow_service_image_digest`` (set by ``invoke deploy``: see mlplatform.release.cdk_context).
+``mlflow_service_image_digest``, ``training_image_digest``, ``serving_image_digest`` (set by
+``invoke deploy``: see mlplatform.release.cdk_context).
 """
 
 from __future__ import annotations
@@ -21,12 +22,7 @@ from infra.stacks.sagemaker import SageMakerStack
 from mlplatform.config import Environment, load_environments
 from mlplatform.errors import ConfigError
 from mlplatform.names import stack_name
-from mlplatform.release.cdk_context import (
-    CONTEXT_CERTIFICATE_ARN,
-    CONTEXT_IMAGE_DIGEST,
-    CONTEXT_SERVICE_IMAGE_DIGEST,
-    resolve,
-)
+from mlplatform.release.cdk_context import from_context, resolve
 
 __all__ = ["FEATURE_FLAGS", "EnvironmentStacks", "build_app", "build_environment"]
 
@@ -124,12 +120,7 @@ class EnvironmentStacks:
 
 def build_environment(app: cdk.App, env: Environment) -> EnvironmentStacks:
     """Add one environment's stacks to ``app``, applying the app's context overrides."""
-    settings = resolve(
-        env,
-        image_digest=app.node.try_get_context(CONTEXT_IMAGE_DIGEST),
-        certificate_arn=app.node.try_get_context(CONTEXT_CERTIFICATE_ARN),
-        service_image_digest=app.node.try_get_context(CONTEXT_SERVICE_IMAGE_DIGEST),
-    )
+    settings = resolve(env, **from_context(app.node.try_get_context))
     return EnvironmentStacks(app, settings)
 
 

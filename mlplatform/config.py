@@ -274,8 +274,9 @@ class SageMakerSettings(_Strict):
     )
     endpoint_min_instances: Annotated[int, Field(ge=1, le=100)] = 1
     endpoint_max_instances: Annotated[int, Field(ge=1, le=100)] = 2
-    # MLflow's pyfunc serving image in ECR, by digest (built by `mlflow sagemaker
-    # build-and-push-container` where a container engine is available).
+    # A pin: the serving image every endpoint of this environment runs, an ECR URI by digest
+    # (any repository the endpoint role may pull). Unset: the serving image the last release
+    # pushed to the kit's serving repository (serving_image_digest).
     serving_image: (
         Annotated[
             str,
@@ -285,11 +286,25 @@ class SageMakerSettings(_Strict):
         ]
         | None
     ) = None
+    # Set by `invoke deploy` through mlplatform.release.cdk_context (never from the file): the
+    # serving image the release pushed to the kit's serving repository, recorded as the MLflow
+    # stack's ServingImageDigest output so the endpoint step reads it from the environment.
+    serving_image_digest: Annotated[str, Field(pattern=DIGEST_PATTERN)] | None = None
     endpoint_strategy: Literal["all-at-once", "canary", "linear"] = "canary"
     challenger_percent: Annotated[float, Field(ge=0, le=100)] = 10.0
     invocations_per_instance: Annotated[float, Field(gt=0)] = 100.0
     latency_alarm_ms: Annotated[float, Field(gt=0)] = 500.0
     error_alarm_count: Annotated[float, Field(gt=0)] = 5.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_state_is_not_configuration(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("serving_image_digest") is not None:
+            raise ValueError(
+                "serving_image_digest is set by `invoke deploy` (CDK context), not in this file; "
+                "pin an image with serving_image"
+            )
+        return data
 
     @model_validator(mode="after")
     def _endpoint_scaling(self) -> SageMakerSettings:
@@ -313,6 +328,9 @@ class TrainingSettings(_Strict):
     gate_metric: Literal["average_precision", "roc_auc", "f1"] = "average_precision"
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     max_runtime_seconds: Annotated[int, Field(ge=60, le=432000)] = 3600
+    # A pin: the training image SageMaker jobs run, by digest in the kit's training repository.
+    # Unset: the one the last release pushed (the MLflow stack's TrainingImageDigest output);
+    # `invoke deploy` also sets it through CDK context to record a release.
     training_image_digest: Annotated[str, Field(pattern=DIGEST_PATTERN)] | None = None
 
 

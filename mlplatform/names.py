@@ -19,6 +19,8 @@ __all__ = [
     "IMAGES",
     "MLFLOW_PORT",
     "MODELS_PREFIX",
+    "NO_RELEASED_IMAGE",
+    "RELEASED_IMAGE_OUTPUTS",
     "STACK_PARTS",
     "Output",
     "availability_zones",
@@ -47,6 +49,10 @@ _ECR_IMAGE = re.compile(
 )
 
 
+# The value of TrainingImageDigest/ServingImageDigest before a release pushed that image.
+NO_RELEASED_IMAGE = "none"
+
+
 class Output:
     """CloudFormation output keys, by stack: the stacks declare them, the library reads them."""
 
@@ -65,6 +71,9 @@ class Output:
     SERVICE_NAME = "ServiceName"
     IMAGE_DIGEST = "ImageDigest"
     SERVICE_IMAGE_DIGEST = "ServiceImageDigest"
+    # The release's training and serving images in the kit's repositories ("none": not yet).
+    TRAINING_IMAGE_DIGEST = "TrainingImageDigest"
+    SERVING_IMAGE_DIGEST = "ServingImageDigest"
     MIGRATE_TASK_DEFINITION_ARN = "MigrateTaskDefinitionArn"
     TASK_SECURITY_GROUP_ID = "TaskSecurityGroupId"
     # sagemaker
@@ -74,6 +83,13 @@ class Output:
     # monitoring
     ALARM_TOPIC_ARN = "AlarmTopicArn"
     DASHBOARD_NAME = "DashboardName"
+
+
+# The MLflow stack's outputs recording which training and serving images the release pushed.
+RELEASED_IMAGE_OUTPUTS = {
+    "training": Output.TRAINING_IMAGE_DIGEST,
+    "serving": Output.SERVING_IMAGE_DIGEST,
+}
 
 
 def repository_output(image: str) -> str:

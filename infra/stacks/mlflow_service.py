@@ -34,6 +34,8 @@ from mlplatform.names import (
     CONTAINER_AUTH_CONFIG_DIR,
     IMAGES,
     MLFLOW_PORT,
+    NO_RELEASED_IMAGE,
+    RELEASED_IMAGE_OUTPUTS,
     Output,
     repository_name,
     repository_output,
@@ -454,3 +456,11 @@ class MlflowServiceStack(cdk.Stack):
         )
         for name, repo in self.repositories.items():
             cdk.CfnOutput(self, repository_output(name), value=repo.repository_uri)
+        # Which training and serving images the release pushed: `train --runner sagemaker` and
+        # the endpoint step read them here, so no deploying machine keeps them.
+        released = {
+            "training": settings.training.training_image_digest,
+            "serving": settings.sagemaker.serving_image_digest,
+        }
+        for name, digest in released.items():
+            cdk.CfnOutput(self, RELEASED_IMAGE_OUTPUTS[name], value=digest or NO_RELEASED_IMAGE)

@@ -21,7 +21,13 @@ import botocore.exceptions
 
 from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
-from mlplatform.names import Output, stack_name
+from mlplatform.names import (
+    NO_RELEASED_IMAGE,
+    RELEASED_IMAGE_OUTPUTS,
+    Output,
+    repository_output,
+    stack_name,
+)
 
 __all__ = [
     "NEVER_CREATED",
@@ -29,6 +35,8 @@ __all__ = [
     "describe_stack",
     "mlflow_url",
     "mlflow_url_variable",
+    "released_digest",
+    "released_image",
     "stack_outputs",
     "subnet_ids",
 ]
@@ -125,3 +133,19 @@ def mlflow_url(env: Environment, cfn: Any, error: type[PlatformError] = Platform
 def subnet_ids(network_outputs: dict[str, str]) -> list[str]:
     """The private subnets the network stack exports as one comma-separated output."""
     return [s for s in network_outputs[Output.PRIVATE_SUBNET_IDS].split(",") if s]
+
+
+def released_digest(mlflow_outputs: dict[str, str], image: str) -> str | None:
+    """The digest of the `training` or `serving` image the last release pushed, if any.
+
+    None before a release pushed one, and for a stack deployed before the kit recorded it.
+    """
+    value = mlflow_outputs.get(RELEASED_IMAGE_OUTPUTS[image], NO_RELEASED_IMAGE)
+    return None if value == NO_RELEASED_IMAGE else value
+
+
+def released_image(mlflow_outputs: dict[str, str], image: str) -> str | None:
+    """`<repository URI>@<digest>` of the image the last release pushed, or None."""
+    digest = released_digest(mlflow_outputs, image)
+    repository = mlflow_outputs.get(repository_output(image))
+    return f"{repository}@{digest}" if digest and repository else None

@@ -30,7 +30,15 @@ from mlplatform.images.oci_archive import open_image, save_archive
 from mlplatform.paths import StatePaths
 from mlplatform.reporting import Reporter
 
-__all__ = ["SOURCE_DATE_EPOCH", "SPECS", "BuiltImage", "ImageSpec", "build_images", "select"]
+__all__ = [
+    "SOURCE_DATE_EPOCH",
+    "SPECS",
+    "BuiltImage",
+    "ImageSpec",
+    "build_images",
+    "built_archive",
+    "select",
+]
 
 # Any fixed time gives reproducible builds; 0 says plainly that it is not a build date.
 SOURCE_DATE_EPOCH = 0
@@ -102,6 +110,11 @@ def _build_args(engine: Engine, spec: ImageSpec, base: str, no_cache: bool) -> l
     return [*args, str(REPO_ROOT)]
 
 
+def built_archive(paths: StatePaths, name: str) -> Path:
+    """Where `invoke build` saves one image's OCI archive (`invoke deploy` pushes it from there)."""
+    return paths.root / "images" / f"{name}.oci.tar"
+
+
 def build_images(
     specs: Sequence[ImageSpec],
     engine: Engine,
@@ -111,8 +124,7 @@ def build_images(
 ) -> list[BuiltImage]:
     """Build each image on the base image, save it under the state folder, read its digest."""
     base = ensure_base_image(engine, paths, reporter)
-    out_dir = paths.root / "images"
-    out_dir.mkdir(parents=True, exist_ok=True)
+
     built = []
     for spec in specs:
         log = paths.logs / "images" / f"{spec.name}.log"
@@ -120,10 +132,11 @@ def build_images(
         done = engine.run(_build_args(engine, spec, base, no_cache), timeout=3600, log=log)
         if done.returncode != 0:
             raise ImageError(f"building the {spec.name} image failed; see {log}")
-        archive = out_dir / f"{spec.name}.oci.tar"
+        archive = built_archive(paths, spec.name)
+        archive.parent.mkdir(parents=True, exist_ok=True)
         # Saved under a name of this process's own, then renamed: an interrupted save never
         # leaves half an archive under the real name, and two builds never share a file.
-        partial = out_dir / f".{spec.name}.{os.getpid()}.partial"
+        partial = archive.parent / f".{spec.name}.{os.getpid()}.partial"
         try:
             save_archive(engine, spec.tag, partial)
             with open_image(partial) as image:

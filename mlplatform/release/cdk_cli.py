@@ -30,12 +30,7 @@ from typing import Literal, TextIO
 
 from mlplatform.config import REPO_ROOT, Environment
 from mlplatform.errors import CdkCommandError, ConfirmationRequiredError
-from mlplatform.release.cdk_context import (
-    CONTEXT_CERTIFICATE_ARN,
-    CONTEXT_IMAGE_DIGEST,
-    CONTEXT_SERVICE_IMAGE_DIGEST,
-    resolve,
-)
+from mlplatform.release.cdk_context import context_argv, resolve
 
 __all__ = [
     "NO_PHONE_HOME_ENV",
@@ -78,15 +73,14 @@ def cdk_argv(
     env: Environment,
     action: Action,
     *,
-    image_digest: str | None = None,
-    certificate_arn: str | None = None,
-    service_image_digest: str | None = None,
     output: str | os.PathLike[str] | None = None,
     approve: bool = False,
     extra: Sequence[str] = (),
+    **overrides: str | None,
 ) -> list[str]:
     """The full command line for ``action`` on ``env`` (pure: nothing runs).
 
+    ``overrides`` are mlplatform.release.cdk_context.resolve()'s keywords, passed as context.
     ``approve`` skips the CLI's interactive prompts (security-change approval on deploy, the
     "are you sure" of destroy); without a terminal the CLI would otherwise fail.
     """
@@ -95,13 +89,7 @@ def cdk_argv(
     if action == "bootstrap":
         # The target is named, so the CLI needs no app (and no image digest) to bootstrap.
         return [*argv, f"aws://{env.account}/{env.region}", NO_NOTICES, *extra]
-    argv += ["--app", app, "--context", f"env={env.name}"]
-    if image_digest:
-        argv += ["--context", f"{CONTEXT_IMAGE_DIGEST}={image_digest}"]
-    if certificate_arn:
-        argv += ["--context", f"{CONTEXT_CERTIFICATE_ARN}={certificate_arn}"]
-    if service_image_digest:
-        argv += ["--context", f"{CONTEXT_SERVICE_IMAGE_DIGEST}={service_image_digest}"]
+    argv += ["--app", app, "--context", f"env={env.name}", *context_argv(**overrides)]
     if output is not None:
         argv += ["--output", str(output)]
     if action in ("deploy", "destroy", "diff"):
@@ -119,15 +107,13 @@ def cdk_command(
     env: Environment,
     action: Action,
     *,
-    image_digest: str | None = None,
-    certificate_arn: str | None = None,
-    service_image_digest: str | None = None,
     confirm: str | None = None,
     approve: bool = False,
     output: str | os.PathLike[str] | None = None,
     extra: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
     output_to_stderr: bool = False,
+    **overrides: str | None,
 ) -> CdkResult:
     """Run ``cdk <action>`` for one environment; CdkCommandError if it fails.
 
@@ -143,21 +129,14 @@ def cdk_command(
     if action != "bootstrap":
         # The app resolves the same settings inside the CLI, where a ConfigError can only end as
         # a traceback in its output; checked here it is one line before anything starts.
-        resolve(
-            env,
-            image_digest=image_digest,
-            certificate_arn=certificate_arn,
-            service_image_digest=service_image_digest,
-        )
+        resolve(env, **overrides)
     argv = cdk_argv(
         env,
         action,
-        image_digest=image_digest,
-        certificate_arn=certificate_arn,
-        service_image_digest=service_image_digest,
         output=output,
         approve=approve or (action == "destroy" and confirm == env.name),
         extra=extra,
+        **overrides,
     )
     # Bootstrap runs outside infra/ so the CLI does not synthesize the app from its cdk.json.
     return _run(

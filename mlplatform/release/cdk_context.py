@@ -8,6 +8,7 @@ reads context itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from mlplatform.config import DIGEST_PATTERN, Environment
 from mlplatform.errors import ConfigError
@@ -15,19 +16,54 @@ from mlplatform.errors import ConfigError
 __all__ = [
     "CONTEXT_CERTIFICATE_ARN",
     "CONTEXT_IMAGE_DIGEST",
+    "CONTEXT_KEYS",
     "CONTEXT_SERVICE_IMAGE_DIGEST",
     "NO_SERVICE_IMAGE",
+    "context_argv",
+    "from_context",
     "resolve",
 ]
 
 CONTEXT_IMAGE_DIGEST = "mlflow_image_digest"
 CONTEXT_SERVICE_IMAGE_DIGEST = "mlflow_service_image_digest"
 CONTEXT_CERTIFICATE_ARN = "certificate_arn"
+# resolve()'s keyword -> the CDK context key it is passed as, in command-line order.
+CONTEXT_KEYS = {
+    "image_digest": CONTEXT_IMAGE_DIGEST,
+    "certificate_arn": CONTEXT_CERTIFICATE_ARN,
+    "service_image_digest": CONTEXT_SERVICE_IMAGE_DIGEST,
+    "training_image_digest": "training_image_digest",
+    "serving_image_digest": "serving_image_digest",
+}
 # The service digest of a first deploy: the service exists with no task until the migration ran.
 NO_SERVICE_IMAGE = "none"
 
 _DIGEST = re.compile(DIGEST_PATTERN)
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+
+
+def context_argv(**overrides: str | None) -> list[str]:
+    """``--context key=value`` for each override given (None and "" are left out)."""
+    unknown = set(overrides) - set(CONTEXT_KEYS)
+    if unknown:
+        raise TypeError(f"unknown CDK context override {sorted(unknown)[0]!r}")
+    argv: list[str] = []
+    for name, key in CONTEXT_KEYS.items():
+        if overrides.get(name):
+            argv += ["--context", f"{key}={overrides[name]}"]
+    return argv
+
+
+def from_context(get: Callable[[str], object]) -> dict[str, str | None]:
+    """resolve()'s keywords read from a CDK app's context (``app.node.try_get_context``)."""
+    values = {name: get(key) for name, key in CONTEXT_KEYS.items()}
+    return {name: None if v is None else str(v) for name, v in values.items()}
+
+
+def _check_digest(name: str, value: str | None, *also: str) -> None:
+    if value is not None and value not in also and not _DIGEST.match(value):
+        allowed = " or ".join(["sha256:<64 hex>", *(repr(a) for a in also)])
+        raise ConfigError(f"context {CONTEXT_KEYS[name]}: {value!r} is not {allowed}")
 
 
 def resolve(
@@ -36,27 +72,23 @@ def resolve(
     image_digest: str | None = None,
     certificate_arn: str | None = None,
     service_image_digest: str | None = None,
+    training_image_digest: str | None = None,
+    serving_image_digest: str | None = None,
 ) -> Environment:
     """Return ``env`` with the given overrides applied; ConfigError if it cannot be deployed.
 
     An override (from CDK context) wins over environments.toml. There is no placeholder digest:
     a synth without one fails here, so a deploy can never run an image nobody chose; nor an
     HTTPS listener without ``domain_name``, since no certificate covers the ALB's own name.
+    The training and serving digests record which images the release pushed (stack outputs).
 
         >>> resolve(env, image_digest="sha256:" + "0" * 64).mlflow.image_digest  # doctest: +SKIP
     """
     where = f"[{env.name}.mlflow]"
-    if image_digest is not None and not _DIGEST.match(image_digest):
-        raise ConfigError(
-            f"context {CONTEXT_IMAGE_DIGEST}: {image_digest!r} is not sha256:<64 hex>"
-        )
-    if service_image_digest is not None and not (
-        service_image_digest == NO_SERVICE_IMAGE or _DIGEST.match(service_image_digest)
-    ):
-        raise ConfigError(
-            f"context {CONTEXT_SERVICE_IMAGE_DIGEST}: {service_image_digest!r} is not "
-            f"sha256:<64 hex> or {NO_SERVICE_IMAGE!r}"
-        )
+    _check_digest("image_digest", image_digest)
+    _check_digest("service_image_digest", service_image_digest, NO_SERVICE_IMAGE)
+    _check_digest("training_image_digest", training_image_digest)
+    _check_digest("serving_image_digest", serving_image_digest)
     if certificate_arn is not None and not _ACM_ARN.match(certificate_arn):
         raise ConfigError(
             f"context {CONTEXT_CERTIFICATE_ARN}: {certificate_arn!r} is not an ACM ARN"
@@ -85,4 +117,12 @@ def resolve(
             f"{where} domain_name is not set: the certificate {mlflow.certificate_arn} covers a "
             f"name, and clients must reach MLflow by it; set domain_name in {where}"
         )
-    return env.model_copy(update={"mlflow": mlflow})
+    training = env.training.model_copy(
+        update={
+            "training_image_digest": training_image_digest or env.training.training_image_digest
+        }
+    )
+    sagemaker = env.sagemaker.model_copy(
+        update={"serving_image_digest": serving_image_digest or env.sagemaker.serving_image_digest}
+    )
+    return env.model_copy(update={"mlflow": mlflow, "training": training, "sagemaker": sagemaker})

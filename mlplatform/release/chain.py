@@ -7,21 +7,29 @@
 The steps, in order (a subset keeps this order):
   infra     CDK deploy of every stack; the migrate task gets the release's image while the service
             keeps the image it runs (a first deploy creates the service with no task)
-  image     the MLflow image pushed to the environment's ECR repository, by digest (ECR's API)
+  image     the MLflow, training and serving images pushed to the environment's ECR
+            repositories, by digest under an immutable release tag (ECR's API)
   migrate   the one-off migrate task run to completion (exit code 0) and recorded on its task
             definition (mlplatform.release.migration), before any server runs the new code
   service   CDK deploy again, now rolling the service to the release's image; refused unless the
             release's migration is recorded
   model     the source registry's `champion` promoted (copied, verified, registered once) and made
             `champion` in the environment's registry; the training/serving client user ensured
-  endpoint  the SageMaker endpoint deployed from the registry's champion (and challenger)
+  endpoint  the SageMaker endpoint deployed from the registry's champion (and challenger), on
+            the serving image the release pushed
+
+Images: each comes from the request (an OCI archive or layout, or a local engine image), else
+from a pin in environments.toml, else from what `invoke build` saved in the state folder. The
+training and serving digests of a release are recorded as the MLflow stack's outputs
+(TrainingImageDigest, ServingImageDigest) by the infra step, and read back from there by the
+endpoint step and by `invoke train --runner sagemaker`.
 
 Each step first looks at the environment and does nothing when it already is as wanted, so a
 second run reports no change; the first failing step raises DeployError and nothing after it
 runs. What the environment runs is read from the MLflow stack's outputs (ImageDigest,
-ServiceImageDigest) and ECS, so no state is kept on the deploying machine. Every AWS call goes
-through boto3's chain and the CDK CLI: AWS, or an emulator through AWS_ENDPOINT_URL, with the
-same code. docs/deploy.md has the reasons.
+ServiceImageDigest, TrainingImageDigest, ServingImageDigest) and ECS, so no state is kept on the
+deploying machine. Every AWS call goes through boto3's chain and the CDK CLI: AWS, or an emulator
+through AWS_ENDPOINT_URL, with the same code. docs/deploy.md has the reasons.
 """
 
 from __future__ import annotations
@@ -39,18 +47,34 @@ from typing import Any
 import botocore.exceptions
 from mlflow.exceptions import MlflowException
 
-from mlplatform.cloud.stack_outputs import DeployedStack
+from mlplatform.cloud.stack_outputs import DeployedStack, released_digest
 from mlplatform.config import DIGEST_PATTERN
 from mlplatform.errors import DeployError, PlatformError
+from mlplatform.images.build import built_archive
 from mlplatform.images.oci_archive import OciImage, export_from_engine, open_image
-from mlplatform.names import STACK_PARTS, Output, repository_output, stack_name
+from mlplatform.names import (
+    RELEASED_IMAGE_OUTPUTS,
+    STACK_PARTS,
+    Output,
+    ecr_repository_arn,
+    repository_output,
+    stack_name,
+)
 from mlplatform.release.ecr_push import image_present, push_image
 from mlplatform.release.migration import migrate_run_task_request, migrated_digest, run_migration
 from mlplatform.reporting import Reporter
 from mlplatform.serving.rollout import STRATEGIES
 from mlplatform.target import Target
 
-__all__ = ["STEPS", "DeployError", "DeployRequest", "StepResult", "deploy", "parse_steps"]
+__all__ = [
+    "STEPS",
+    "DeployError",
+    "DeployRequest",
+    "StepResult",
+    "deploy",
+    "parse_steps",
+    "released_context",
+]
 
 STEPS = ("infra", "image", "migrate", "service", "model", "endpoint")
 _IMAGE_STEPS = {"infra", "image", "migrate", "service"}
@@ -85,6 +109,8 @@ class DeployRequest:
     image_digest: str | None = None
     certificate_arn: str | None = None
     strategy: str | None = None
+    training_image: str | None = None  # as `image`, for the training image
+    # An ECR URI by digest: the endpoint serves it as it is; else an image to release, as `image`.
     serving_image: str | None = None
     approve: bool = False  # let CDK apply IAM and security-group changes without asking
 
@@ -137,6 +163,23 @@ def deploy(
             yield result
 
 
+def released_context(target: Target, releasing: dict[str, str]) -> dict[str, str | None]:
+    """The training and serving digests (by image name) a deploy of `target`'s stacks records.
+
+    The digests being released, else the ones the MLflow stack records, so that a deploy that
+    releases neither (`invoke deploy-infra`, a second chain run) keeps them; a pin in
+    environments.toml still wins over a recorded one.
+    """
+    stack = target.stack("mlflow", DeployError)
+    outputs = {} if stack is None else stack.outputs
+    context: dict[str, str | None] = {}
+    for name in RELEASED_IMAGE_OUTPUTS:
+        pinned = name == "training" and target.env.training.training_image_digest
+        recorded = None if pinned else released_digest(outputs, name)
+        context[name] = releasing.get(name, recorded)
+    return context
+
+
 class _Chain:
     """The steps, sharing what they learn about the environment."""
 
@@ -150,38 +193,96 @@ class _Chain:
         self.reporter = reporter
         self.image: OciImage | None = None
         self.digest = ""
+        # The training and serving images this release pushes, by name.
+        self.released: dict[str, OciImage] = {}
         self.cdk_out: Path | None = None
 
     # -- the release's image -------------------------------------------------------------------
 
+    def _open(self, stack: ExitStack, text: str) -> OciImage:
+        """An image to push: an OCI archive or layout, else a local engine image (exported)."""
+        source = Path(text)
+        if not source.exists() and not text.startswith((".", "/")):
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-image-")))
+            self.reporter.step(f"exporting {text} from the container engine")
+            source = export_from_engine(text, tmp)
+        return stack.enter_context(open_image(source))
+
+    def _built(self, name: str) -> str | None:
+        """The archive `invoke build` saved for `name`, if there is one."""
+        archive = built_archive(self.target.paths, name)
+        return str(archive) if archive.is_file() else None
+
     def open_release(self, stack: ExitStack) -> None:
-        """Find the digest to release: from --image (opened and checked), else a digest."""
-        if self.request.image:
-            source = Path(self.request.image)
-            if not source.exists() and not self.request.image.startswith((".", "/")):
-                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-image-")))
-                self.reporter.step(f"exporting {self.request.image} from the container engine")
-                source = export_from_engine(self.request.image, tmp)
-            self.image = stack.enter_context(open_image(source))
+        """Find the images to release: MLflow's, then the training and serving images.
+
+        MLflow's is opened (and checked) or given by digest; the other two are opened.
+        """
+        request = self.request
+        pinned = request.image_digest or self.env.mlflow.image_digest
+        source = request.image or (None if pinned else self._built("mlflow"))
+        if source:
+            self.image = self._open(stack, source)
             self.digest = self.image.digest
-            return
-        digest = self.request.image_digest or self.env.mlflow.image_digest
-        if not digest:
+        elif not pinned:
             raise DeployError(
-                f"no MLflow image to release: pass --image (OCI archive or local image) or "
-                f"--image-digest, or set [{self.env.name}.mlflow] image_digest"
+                f"no MLflow image to release: run `invoke build`, pass --image (OCI archive or "
+                f"local image) or --image-digest, or set [{self.env.name}.mlflow] image_digest"
             )
+        else:
+            self._check_digest(pinned)
+        if not {"infra", "image"} & set(request.steps):
+            return  # only those two steps record or push the training and serving images
+        for name in RELEASED_IMAGE_OUTPUTS:
+            side = self._release_source(name)
+            if side:
+                self.released[name] = self._open(stack, side)
+
+    def _release_source(self, name: str) -> str | None:
+        """Where the training or serving image to push comes from; None: none is released."""
+        if name == "training":
+            named, pinned = self.request.training_image, self.env.training.training_image_digest
+            setting = "training] training_image_digest"
+        else:
+            serving = self.request.serving_image
+            if serving and ecr_repository_arn(serving):
+                return None  # served as it is, from where it already is
+            named, pinned = serving, self.env.sagemaker.serving_image
+            setting = "sagemaker] serving_image"
+        if named and pinned:
+            # The pin would win where the image is used: releasing another one would be a lie.
+            raise DeployError(
+                f"[{self.env.name}.{setting} pins the {name} image; remove the pin to release "
+                f"{named}"
+            )
+        return named or (None if pinned else self._built(name))
+
+    def _check_digest(self, digest: str) -> None:
         if not _DIGEST.match(digest):
             raise DeployError(f"--image-digest {digest!r} is not sha256:<64 hex>")
         self.digest = digest
 
     def check_release(self) -> None:
-        """Refuse, before any step changes anything, a digest that ECR does not have."""
-        if self.image is not None or "image" not in self.request.steps:
-            return
+        """Refuse what would fail later, before any step changes anything.
+
+        A digest that ECR does not have; a training or serving image the stack would not
+        record (no infra step).
+        """
         outputs = self._outputs("mlflow")
         if outputs is None or repository_output("mlflow") not in outputs:
-            return  # a first deploy: the repository comes with the infra step
+            return  # a first deploy: the repositories come with the infra step
+        if "infra" not in self.request.steps:
+            for name, image in self.released.items():
+                recorded = released_digest(outputs, name)
+                if recorded != image.digest:
+                    shown = f"{recorded[:19]}…" if recorded else "none"
+                    raise DeployError(
+                        f"the {name} image {image.digest[:19]}… is not the release's "
+                        f"({shown}, the MLflow stack's {RELEASED_IMAGE_OUTPUTS[name]}); add the "
+                        "infra step to release it"
+                    )
+        if self.image is not None or "image" not in self.request.steps:
+            return
         repository = self._repository(outputs)
         if not image_present(self._client("ecr"), repository, self.digest):
             raise self._not_in_ecr(repository)
@@ -200,9 +301,9 @@ class _Chain:
         )
 
     @staticmethod
-    def _repository(outputs: dict[str, str]) -> str:
-        """The repository name in the MLflow stack's MlflowRepositoryUri (after the host)."""
-        return outputs[repository_output("mlflow")].split("/", 1)[1]
+    def _repository(outputs: dict[str, str], name: str = "mlflow") -> str:
+        """The repository name in one of the MLflow stack's <Name>RepositoryUri (after the host)."""
+        return outputs[repository_output(name)].split("/", 1)[1]
 
     def _client(self, service: str) -> Any:
         return self.target.client(service)
@@ -285,6 +386,9 @@ class _Chain:
         from mlplatform.toolchain.node_deps import ensure_node_modules
 
         ensure_node_modules()
+        released = released_context(
+            self.target, {name: image.digest for name, image in self.released.items()}
+        )
         before = self._fingerprints()
         cdk_command(
             self.env,
@@ -292,6 +396,8 @@ class _Chain:
             image_digest=self.digest,
             certificate_arn=self.request.certificate_arn,
             service_image_digest=service_image_digest,
+            training_image_digest=released["training"],
+            serving_image_digest=released["serving"],
             approve=self.request.approve,
             output=self.cdk_out,
             output_to_stderr=True,
@@ -325,17 +431,23 @@ class _Chain:
         )
 
     def _image(self) -> StepResult:
-        outputs = self._required_outputs("mlflow", repository_output("mlflow"))
-        repository = self._repository(outputs)
+        names = ("mlflow", *self.released)
+        outputs = self._required_outputs("mlflow", *map(repository_output, names))
         ecr = self._client("ecr")
-        if self.image is not None and push_image(ecr, repository, self.image, self.reporter):
-            size = self.image.size / 2**20
-            return StepResult(
-                "image", True, f"pushed {self.short} to {repository} ({size:.1f} MiB)"
-            )
+        repository = self._repository(outputs)
         if self.image is None and not image_present(ecr, repository, self.digest):
             raise self._not_in_ecr(repository)
-        return StepResult("image", False, f"{self.short} already in {repository}")
+        images = {"mlflow": self.image, **self.released}
+        changed, details = False, []
+        for name, image in images.items():
+            repository = self._repository(outputs, name)
+            short = (image.digest if image else self.digest)[:19] + "…"
+            if image is not None and push_image(ecr, repository, image, self.reporter):
+                changed = True
+                details.append(f"pushed {short} to {repository} ({image.size / 2**20:.1f} MiB)")
+            else:
+                details.append(f"{short} already in {repository}")
+        return StepResult("image", changed, "; ".join(details))
 
     def _migration_outputs(self) -> dict[str, str]:
         outputs = self._required_outputs(
@@ -392,7 +504,10 @@ class _Chain:
         from mlplatform.serving.endpoints import EndpointRequest
         from mlplatform.serving.endpoints import deploy as deploy_endpoint
 
-        endpoint = EndpointRequest(self.request.strategy, None, self.request.serving_image)
+        # An ECR URI is served as it is; else the serving image the release recorded.
+        serving = self.request.serving_image
+        image = serving if serving and ecr_repository_arn(serving) else None
+        endpoint = EndpointRequest(self.request.strategy, None, image)
         outcome, plans = deploy_endpoint(self.target, endpoint, self.reporter)
         versions = ", ".join(f"{p.variant} v{p.model_version}" for p in plans)
         verb = "created" if outcome.created else "updated" if outcome.changed else "unchanged"

@@ -16,7 +16,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from mlplatform.cloud.stack_outputs import mlflow_url, stack_outputs, subnet_ids
+from mlplatform.cloud.stack_outputs import mlflow_url, released_digest, stack_outputs, subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
 from mlplatform.names import Output, repository_output, stack_name
@@ -47,16 +47,22 @@ class JobSetup:
 
 
 def job_setup(env: Environment, cfn: Any, image_digest: str | None = None) -> JobSetup:
-    """Read role, network, bucket, tracking URL and image repository from the stack outputs."""
-    digest = image_digest or env.training.training_image_digest
-    if not digest:
-        raise TrainingError(
-            f"no training image digest for {env.name}: set [{env.name}.training] "
-            "training_image_digest (the image pushed to ECR)"
-        )
+    """Read role, network, bucket, tracking URL and training image from the stack outputs.
+
+    The image: `image_digest`, else the environment's pin (training_image_digest), else the one
+    the last release pushed (the MLflow stack's TrainingImageDigest).
+    """
     values: dict[str, str] = {}
     for suffix, keys in _OUTPUTS.items():
         values.update(stack_outputs(cfn, stack_name(env, suffix), keys, TrainingError))
+    digest = (
+        image_digest or env.training.training_image_digest or released_digest(values, "training")
+    )
+    if not digest:
+        raise TrainingError(
+            f"no training image for {env.name}: release one with `invoke build --image training` "
+            f"and `invoke deploy --env {env.name}`, or pass --image-digest"
+        )
     return JobSetup(
         image_uri=f"{values[repository_output('training')]}@{digest}",
         role_arn=values[Output.EXECUTION_ROLE_ARN],

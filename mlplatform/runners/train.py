@@ -40,7 +40,8 @@ class TrainOptions:
 
     runner: str = "native"
     overrides: tuple[str, ...] = ()
-    image_digest: str | None = None  # sagemaker: the training image in ECR (default: config)
+    # sagemaker: the training image in ECR (default: the pin in config, else the release's)
+    image_digest: str | None = None
     wait: bool = True  # sagemaker: wait for the job to end (False: submit only)
 
 

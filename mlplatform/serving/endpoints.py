@@ -8,6 +8,7 @@ outputs; every AWS call goes through boto3's own chain (AWS_ENDPOINT_URL for an 
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,10 @@ from typing import Any
 
 import botocore.exceptions
 
-from mlplatform.cloud.stack_outputs import subnet_ids
+from mlplatform.cloud.stack_outputs import released_image, subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import RegistryError
-from mlplatform.names import MODELS_PREFIX, Output, endpoint_name
+from mlplatform.names import MODELS_PREFIX, Output, endpoint_name, repository_output
 from mlplatform.registry.client import Registry
 from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
 from mlplatform.reporting import Reporter
@@ -51,7 +52,7 @@ class EndpointRequest:
 
     strategy: str | None = None  # all-at-once, canary or linear
     challenger_percent: float | None = None  # share of traffic for the challenger variant
-    image: str | None = None  # serving image, ECR URI by digest
+    image: str | None = None  # serving image, ECR URI by digest (default: the release's)
 
 
 def _upload(target: Target, packaged: PackagedModel) -> str:
@@ -79,8 +80,8 @@ def _weight(variant: str, percent: float, variants: int) -> float:
     return percent / 100 if variant == "challenger" else 1 - percent / 100
 
 
-def _settings(env: Environment, request: EndpointRequest) -> tuple[str, float, str]:
-    """Strategy, challenger percent and serving image: the request's, else the environment's."""
+def _settings(env: Environment, request: EndpointRequest) -> tuple[str, float]:
+    """Strategy and challenger percent: the request's, else the environment's."""
     sm_cfg = env.sagemaker
     strategy = request.strategy or sm_cfg.endpoint_strategy
     percent = request.challenger_percent
@@ -88,13 +89,33 @@ def _settings(env: Environment, request: EndpointRequest) -> tuple[str, float, s
         percent = sm_cfg.challenger_percent
     if not 0 <= percent <= 100:
         raise EndpointError(f"--challenger must be between 0 and 100, got {percent:g}")
-    image = request.image or sm_cfg.serving_image
-    if not image:
+    return strategy, percent
+
+
+def _serving_image(target: Target, request: EndpointRequest) -> str:
+    """The request's image, else the environment's pin, else the one the last release pushed."""
+    env = target.env
+    image = request.image or env.sagemaker.serving_image
+    if image:
+        return image
+    outputs = target.outputs("mlflow", (repository_output("serving"),), EndpointError)
+    released = released_image(outputs, "serving")
+    if released is None:
         raise EndpointError(
-            f"no serving image for {env.name}: set [{env.name}.sagemaker] "
-            "serving_image (ECR URI by digest) or pass --image"
+            f"no serving image for {env.name}: release one with `invoke build --image serving` "
+            f"and `invoke deploy --env {env.name}`, or pass an ECR URI by digest"
         )
-    return strategy, percent, image
+    return released
+
+
+def _model_name(env: Environment, version: str, packaged: PackagedModel, image: str) -> str:
+    """The SageMaker model of one version served by one image: new bytes or image, new name.
+
+    SageMaker models are immutable, so a release of a new serving image with the same model
+    version must make a new model (and so a new endpoint config), or it would never be served.
+    """
+    identity = hashlib.sha256(f"{packaged.sha256}\n{image}".encode()).hexdigest()[:8]
+    return f"{endpoint_name(env)}-v{version}-{identity}"[:63]
 
 
 def _placement(target: Target) -> tuple[str, dict[str, list[str]]]:
@@ -127,7 +148,8 @@ def deploy(
     """Deploy champion (and challenger) of the target's registry to its endpoint."""
     target.cloud_only("the local environment is served by `invoke serve`", EndpointError)
     env, sm_cfg = target.env, target.env.sagemaker
-    strategy, percent, image = _settings(env, request)
+    strategy, percent = _settings(env, request)
+    image = _serving_image(target, request)
     role_arn, vpc = _placement(target)
     registry = target.registry()
     name = env.model_name
@@ -148,7 +170,7 @@ def deploy(
                 variant,
                 name,
                 version,
-                f"{endpoint_name(env)}-v{version}-{packaged.sha256[:8]}"[:63],
+                _model_name(env, version, packaged, image),
                 _weight(variant, percent, len(wanted)),
                 sm_cfg.endpoint_instance_type,
                 sm_cfg.endpoint_min_instances,

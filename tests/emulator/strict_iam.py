@@ -6,6 +6,8 @@ involved (mlplatform.emulator.role_calls) are decided against the roles' deploye
 (mlplatform.emulator.policy_evaluation), read from moto's IAM, where CloudFormation created them.
 A refusal shows as AWS shows it: the training job or new endpoint Failed with a FailureReason, an
 endpoint update rolled back with a FailureReason, an ECS task STOPPED before its container ran.
+An image this account's ECR does not hold fails the same way (CannotPullContainerError): an
+endpoint, job or task that names a digest nobody pushed never starts in AWS either.
 Every decision is appended as a JSON line to the file named by MLP_EMULATOR_AUTHORIZATIONS, which
 the tests read (a refusal fails them; grants no call used are reported).
 
@@ -20,10 +22,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from moto.ecr.exceptions import ImageNotFoundException, RepositoryNotFoundException
+from moto.ecr.models import ecr_backends
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
@@ -42,6 +47,32 @@ from mlplatform.emulator.role_calls import RoleCalls, endpoint_calls, task_calls
 __all__ = ["AUTHORIZATIONS_VARIABLE", "MotoAccount", "authorize", "install"]
 
 AUTHORIZATIONS_VARIABLE = "MLP_EMULATOR_AUTHORIZATIONS"
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/"
+    r"(?P<repository>[a-z0-9._/-]+)(?:@(?P<digest>sha256:[0-9a-f]{64})|:(?P<tag>[\w.-]+))?$"
+)
+
+
+def missing_image(images: Iterable[str]) -> str | None:
+    """The pull failure of the first image the emulated ECR does not hold, if any.
+
+    Images outside ECR are not checked: nothing here can know them.
+    """
+    for image in images:
+        match = _ECR_IMAGE.match(image)
+        if match is None:
+            continue
+        wanted = (
+            {"imageDigest": match["digest"]}
+            if match["digest"]
+            else {"imageTag": match["tag"] or "latest"}
+        )
+        backend = ecr_backends[match["account"]][match["region"]]
+        try:
+            backend.describe_images(match["repository"], image_ids=[wanted])
+        except (ImageNotFoundException, RepositoryNotFoundException):
+            return f"CannotPullContainerError: {image}: not found in ECR"
+    return None
 
 
 class MotoAccount:
@@ -147,19 +178,24 @@ def _refusal_text(refused: Decision) -> str:
     )
 
 
-def _endpoint_refusal(backend: Any, endpoint: str, config_name: str) -> Decision | None:
+def _endpoint_failure(backend: Any, endpoint: str, config_name: str) -> str | None:
+    """Why SageMaker fails `endpoint` on `config_name`: a refused call, or an image not found."""
     config = backend.describe_endpoint_config(config_name)
     acct = MotoAccount(backend.account_id, backend.region_name)
-    roles = (
-        endpoint_calls(
-            backend.describe_model(variant["ModelName"]).response_object,
-            endpoint,
-            variant["VariantName"],
-            acct,
-        )
+    models = [
+        (variant["VariantName"], backend.describe_model(variant["ModelName"]).response_object)
         for variant in config["ProductionVariants"]
+    ]
+    roles = (endpoint_calls(model, endpoint, variant, acct) for variant, model in models)
+    refused = _first_refusal(roles, backend.account_id)
+    if refused is not None:
+        return _refusal_text(refused)
+    return missing_image(
+        container["Image"]
+        for _, model in models
+        for container in [model.get("PrimaryContainer") or {}, *model.get("Containers", [])]
+        if "Image" in container
     )
-    return _first_refusal(roles, backend.account_id)
 
 
 _INSTALLED = False
@@ -174,10 +210,10 @@ def _strict_create_endpoint(
     self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any
 ) -> Any:
     endpoint = _create_endpoint(self, endpoint_name, endpoint_config_name, tags)
-    refused = _endpoint_refusal(self, endpoint_name, endpoint_config_name)
-    if refused is not None:
+    failure = _endpoint_failure(self, endpoint_name, endpoint_config_name)
+    if failure is not None:
         endpoint.endpoint_status = "Failed"
-        endpoint.failure_reason = _refusal_text(refused)
+        endpoint.failure_reason = failure
     return endpoint
 
 
@@ -188,8 +224,7 @@ def strict_update_check(backend: Any, endpoint_name: str, config_name: str) -> s
     """
     if not _INSTALLED:
         return None
-    refused = _endpoint_refusal(backend, endpoint_name, config_name)
-    return None if refused is None else _refusal_text(refused)
+    return _endpoint_failure(backend, endpoint_name, config_name)
 
 
 def _strict_create_training_job(
@@ -207,9 +242,14 @@ def _strict_create_training_job(
     }
     acct = MotoAccount(self.account_id, self.region_name)
     refused = _first_refusal([training_job_calls(request, acct)], self.account_id)
-    if refused is not None:
+    failure = (
+        "ClientError: " + _refusal_text(refused)
+        if refused is not None
+        else missing_image([job.algorithm_specification["TrainingImage"]])
+    )
+    if failure is not None:
         job.training_job_status = job.secondary_status = "Failed"
-        job.failure_reason = "ClientError: " + _refusal_text(refused)
+        job.failure_reason = failure
     return job
 
 
@@ -234,12 +274,20 @@ def _strict_run_task(
 ) -> Any:
     tasks = _run_task(self, cluster_str, task_definition_str, *args, **kwargs)
     if tasks:
-        refused = _definition_refusal(self, tasks[0].task_definition_arn)
-        if refused is not None:
+        arn = tasks[0].task_definition_arn
+        refused = _definition_refusal(self, arn)
+        failure = (
+            "ResourceInitializationError: " + _refusal_text(refused)
+            if refused is not None
+            else missing_image(
+                c["image"] for c in self.describe_task_definition(arn).container_definitions
+            )
+        )
+        if failure is not None:
             for task in tasks:
                 task.status = "STOPPED"
                 task.desired_status = "STOPPED"
-                task.stopped_reason = "ResourceInitializationError: " + _refusal_text(refused)
+                task.stopped_reason = failure
                 for container in task.containers:
                     container.exitCode = None
     return tasks

@@ -69,6 +69,13 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         )
         with open_image(archive_b) as release_b:
             digest_b = release_b.digest
+        # The training image is named on the command line; the serving image is where
+        # `invoke build` leaves it, which the chain takes when none is named.
+        training = work / "training.oci.tar"
+        training_digest = write_archive(training, {"opt/ml/code/train.py": b"# train\n"})
+        built = Path(stack.env["MLPLATFORM_HOME"]) / "images" / "serving.oci.tar"
+        built.parent.mkdir(parents=True, exist_ok=True)
+        serving_digest = write_archive(built, {"scoring_server/__init__.py": b"# serve\n"})
         try:
             yield SimpleNamespace(
                 aws=aws,
@@ -78,8 +85,12 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
                 digest=digest,
                 archive_b=archive_b,
                 digest_b=digest_b,
+                training=training,
+                training_digest=training_digest,
+                serving_digest=serving_digest,
             )
         finally:
+            built.unlink(missing_ok=True)
             stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
 
 
@@ -117,7 +128,15 @@ def migrations(cloud: SimpleNamespace) -> list[dict[str, Any]]:
 
 
 def test_first_release_builds_the_platform_in_order(cloud: SimpleNamespace) -> None:
-    result = deploy(cloud, "--steps", "infra,image,migrate,service", "--image", str(cloud.archive))
+    result = deploy(
+        cloud,
+        "--steps",
+        "infra,image,migrate,service",
+        "--image",
+        str(cloud.archive),
+        "--training-image",
+        str(cloud.training),
+    )
     done = steps(result)
     assert [s["step"] for s in done] == ["infra", "image", "migrate", "service"]
     assert all(s["changed"] for s in done), done
@@ -125,12 +144,21 @@ def test_first_release_builds_the_platform_in_order(cloud: SimpleNamespace) -> N
 
     outputs = mlflow_outputs(cloud)
     assert outputs["ImageDigest"] == outputs["ServiceImageDigest"] == cloud.digest
-    repository = outputs["MlflowRepositoryUri"].split("/", 1)[1]
+    # The release's training and serving images, recorded where the runner and endpoint read.
+    assert outputs["TrainingImageDigest"] == cloud.training_digest
+    assert outputs["ServingImageDigest"] == cloud.serving_digest
     ecr = cloud.aws.client("ecr")
-    (image,) = ecr.describe_images(repositoryName=repository)["imageDetails"]
-    assert image["imageDigest"] == cloud.digest
-    # Tagged, so ECR's lifecycle rule (which counts tagged releases) never expires it as untagged.
-    assert image["imageTags"] == [release_tag(cloud.digest)]
+    released = {
+        "Mlflow": cloud.digest,
+        "Training": cloud.training_digest,
+        "Serving": cloud.serving_digest,
+    }
+    for name, digest in released.items():
+        repository = outputs[f"{name}RepositoryUri"].split("/", 1)[1]
+        (image,) = ecr.describe_images(repositoryName=repository)["imageDetails"]
+        assert image["imageDigest"] == digest
+        # Tagged: ECR's lifecycle rule (which counts tagged releases) never expires it.
+        assert image["imageTags"] == [release_tag(digest)]
     # One migration ran, with the task definition that names the release's image.
     ecs = cloud.aws.client("ecs")
     (task,) = migrations(cloud)
@@ -162,7 +190,7 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
     assert variables["AWS_ENDPOINT_URL"] == cloud.aws.endpoint
     cloud.env.update(MLPLATFORM_MLFLOW_URL_PROD=variables["MLPLATFORM_MLFLOW_URL_PROD"])
     # prod's new registry has no champion yet: the endpoint step says so in one line.
-    empty = deploy(cloud, "--steps", "endpoint", "--serving-image", SERVING_IMAGE, check=False)
+    empty = deploy(cloud, "--steps", "endpoint", check=False)
     assert empty.returncode == 1 and empty.stdout == ""
     assert [line for line in empty.stderr.splitlines() if line.strip()] == [
         "error: endpoint step failed: model 'fraud-classifier' has no alias 'champion' in this "
@@ -174,7 +202,7 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
     gate = json.loads(stack.kit("champion", "--json").stdout)
     assert gate["promoted"] is True
 
-    args = ("--image", str(cloud.archive), "--serving-image", SERVING_IMAGE)
+    args = ("--image", str(cloud.archive), "--training-image", str(cloud.training))
     first = steps(deploy(cloud, *args))
     assert [(s["step"], s["changed"]) for s in first] == [
         ("infra", False),
@@ -190,6 +218,33 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
     endpoint = sagemaker.describe_endpoint(EndpointName="mlp-prod-fraud-classifier")
     (variant,) = endpoint["ProductionVariants"]
     assert variant["VariantName"] == "champion"
+    # InService: the strict emulator found the serving image in ECR, pullable by the endpoint
+    # role; and it is the one the chain pushed, by digest.
+    assert endpoint["EndpointStatus"] == "InService"
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    (model,) = [v["ModelName"] for v in config["ProductionVariants"]]
+    image = sagemaker.describe_model(ModelName=model)["PrimaryContainer"]["Image"]
+    outputs = mlflow_outputs(cloud)
+    assert image == f"{outputs['ServingRepositoryUri']}@{cloud.serving_digest}"
+    # A SageMaker job trains on the training image the chain pushed, without being told which.
+    job = json.loads(
+        kit(
+            "train",
+            "--env",
+            "prod",
+            "--runner",
+            "sagemaker",
+            "--no-wait",
+            "--json",
+            env=cloud.env,
+            check=True,
+        ).stdout
+    )
+    described = sagemaker.describe_training_job(TrainingJobName=job["job_name"])
+    assert described["AlgorithmSpecification"]["TrainingImage"] == (
+        f"{outputs['TrainingRepositoryUri']}@{cloud.training_digest}"
+    )
+    assert described["TrainingJobStatus"] != "Failed", described.get("FailureReason")
     admin = json.loads(
         cloud.aws.client("secretsmanager").get_secret_value(SecretId="mlp-prod/mlflow-admin")[
             "SecretString"
@@ -282,7 +337,10 @@ def test_a_second_release_migrates_before_the_service_rolls_and_a_failure_stops_
     assert one_error(result).startswith(
         "error: model step failed: stack mlp-staging-mlflow is not deployed"
     )
-    assert mlflow_outputs(cloud)["ServiceImageDigest"] == cloud.digest_b
+    outputs = mlflow_outputs(cloud)
+    assert outputs["ServiceImageDigest"] == cloud.digest_b
+    # A release that names no training image keeps the one the stack records.
+    assert outputs["TrainingImageDigest"] == cloud.training_digest
     image, desired = service_image(cloud)
     assert image.endswith("@" + cloud.digest_b) and desired == 2
     assert len(migrations(cloud)) == 2

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import TEST_DIGEST
 
 from mlplatform.cloud.stack_outputs import subnet_ids
 from mlplatform.config import Environment, load_environments
 from mlplatform.emulator.policy_evaluation import NamedPolicy, unused_grants
 from mlplatform.errors import TrainingError
+from mlplatform.images.oci_archive import open_image
 from mlplatform.names import MODELS_PREFIX
 from mlplatform.release.cdk_cli import cdk_command
+from mlplatform.release.ecr_push import push_image
 from mlplatform.release.migration import migrate_run_task_request
 from mlplatform.reporting import SilentReporter
 from mlplatform.runners.request import new_request
@@ -35,6 +36,7 @@ from mlplatform.serving.rollout import (
     ensure_model,
 )
 from tests.emulator.process import PatchedMoto, patched_moto
+from tests.oci_images import write_layout
 
 pytestmark = pytest.mark.integration
 
@@ -154,17 +156,24 @@ def deployed(emulator: PatchedMoto, tmp_path_factory: pytest.TempPathFactory) ->
     # The certificate exists before the deploy, as in a real account.
     cert = client("acm").request_certificate(DomainName="mlflow.prod.internal")["CertificateArn"]
     out = tmp_path_factory.mktemp("cdk-out-emulated")
+    # One small image stands in for all three: the strict emulator fails a pull of a digest its
+    # ECR does not hold, so every task, job and endpoint below runs a pushed image.
+    layout = out / "image"
+    digest = write_layout(layout, {"opt/marker": b"emulated release"})
     cdk_command(env, "bootstrap", output=out, extra_env=variables)
     cdk_command(
         env,
         "deploy",
-        image_digest=TEST_DIGEST,
+        image_digest=digest,
         certificate_arn=cert,
         approve=True,
         output=out,
         extra_env=variables,
     )
-    return {"env": env, "client": client, "aws": emulator}
+    with open_image(layout) as image:
+        for name in ("mlflow", "training", "serving"):
+            push_image(client("ecr"), f"{env.name_prefix}/{name}", image, SilentReporter())
+    return {"env": env, "client": client, "aws": emulator, "digest": digest}
 
 
 def _outputs(cf, stack: str) -> dict[str, str]:
@@ -274,7 +283,7 @@ def test_repositories_and_service(deployed):
         "taskDefinition"
     ]
     (container,) = task_def["containerDefinitions"]
-    assert container["image"].endswith(f"/{env.name_prefix}/mlflow@{TEST_DIGEST}")
+    assert container["image"].endswith(f"/{env.name_prefix}/mlflow@{deployed['digest']}")
     assert {s["name"] for s in container["secrets"]} >= {
         "MLFLOW_DB_PASSWORD",
         "MLFLOW_AUTH_ADMIN_PASSWORD",
@@ -361,11 +370,11 @@ def _refusals(deployed, principal_suffix: str) -> list[dict]:
     ]
 
 
-def _endpoint_with_role(deployed, name: str, role: str) -> None:
+def _endpoint_with_role(deployed, name: str, role: str, digest: str = "") -> None:
     """The kit's endpoint path (ensure_model + deploy_endpoint) with `role` as the model role."""
     env = deployed["env"]
     outputs = _stack_outputs(deployed, "mlflow", "network", "sagemaker")
-    image = f"{outputs['ServingRepositoryUri']}@{TEST_DIGEST}"
+    image = f"{outputs['ServingRepositoryUri']}@{digest or deployed['digest']}"
     url = f"s3://{env.bucket_name}/{MODELS_PREFIX}/fraud-classifier/1/abc/model.tar.gz"
     sm = deployed["client"]("sagemaker")
     plan = VariantPlan("champion", "fraud-classifier", "1", name, 1.0, "ml.m5.large", 1, 1, 2)
@@ -410,7 +419,7 @@ def test_a_training_job_runs_with_the_training_role_and_not_the_endpoint_role(de
     """The kit's SageMaker runner: channels, output, image and client secret, role by role."""
     env = deployed["env"]
     sm, cf = deployed["client"]("sagemaker"), deployed["client"]("cloudformation")
-    target = job_setup(env, cf, TEST_DIGEST)
+    target = job_setup(env, cf, deployed["digest"])
     result = SageMakerRunner(sm, target).run(new_request(env, []), SilentReporter())
     assert result.model_artifact.endswith("/output/model.tar.gz")
     decided = [d for d in deployed["aws"].authorizations() if result.job_name in d["why"]]
@@ -432,6 +441,27 @@ def test_a_training_job_runs_with_the_training_role_and_not_the_endpoint_role(de
         match=r"failed: ClientError: .*mlp-prod-sagemaker-endpoint is not authorized to perform",
     ):
         wrong.run(request, SilentReporter())
+
+
+NOBODY_PUSHED = "sha256:" + "f" * 64
+
+
+def test_an_endpoint_on_a_digest_nobody_pushed_fails_as_in_aws(deployed):
+    role = _stack_outputs(deployed, "sagemaker")["EndpointRoleArn"]
+    with pytest.raises(EndpointError) as failed:
+        _endpoint_with_role(deployed, "mlp-prod-strict-no-image", role, NOBODY_PUSHED)
+    message = str(failed.value)
+    assert message.startswith("endpoint mlp-prod-strict-no-image failed: CannotPullContainerError")
+    assert f"/mlp-prod/serving@{NOBODY_PUSHED}: not found in ECR" in message
+
+
+def test_a_training_job_on_a_digest_nobody_pushed_fails_as_in_aws(deployed):
+    env, sm = deployed["env"], deployed["client"]("sagemaker")
+    target = job_setup(env, deployed["client"]("cloudformation"), NOBODY_PUSHED)
+    with pytest.raises(
+        TrainingError, match=r"failed: CannotPullContainerError: .*not found in ECR"
+    ):
+        SageMakerRunner(sm, target).run(new_request(env, []), SilentReporter())
 
 
 def test_the_mlflow_tasks_start_with_their_roles(deployed):

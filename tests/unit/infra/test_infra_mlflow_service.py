@@ -161,6 +161,22 @@ def test_first_deploy_creates_the_service_with_no_task_until_migrated(prod, tmp_
     assert release.template_json("mlflow")["Outputs"]["ServiceImageDigest"]["Value"] == "none"
 
 
+def test_the_release_records_its_training_and_serving_images_as_outputs(prod, tmp_path):
+    outputs = prod.template_json("mlflow")["Outputs"]
+    # Before a release pushed them: "none", never a made-up digest.
+    assert outputs["TrainingImageDigest"]["Value"] == "none"
+    assert outputs["ServingImageDigest"]["Value"] == "none"
+    training, serving = "sha256:" + "7" * 64, "sha256:" + "8" * 64
+    release = synthesize(
+        prod.settings,
+        tmp_path,
+        context={"training_image_digest": training, "serving_image_digest": serving},
+    )
+    outputs = release.template_json("mlflow")["Outputs"]
+    assert outputs["TrainingImageDigest"]["Value"] == training
+    assert outputs["ServingImageDigest"]["Value"] == serving
+
+
 def test_credentials_are_injected_from_secrets_manager_never_plain(each_variant):
     prefix = each_variant.settings.name_prefix
     expected = {

@@ -24,11 +24,13 @@ from mlplatform.errors import PlatformError
 from mlplatform.paths import StatePaths
 from mlplatform.release import migration as migration_task
 from mlplatform.release.chain import STEPS, DeployError, DeployRequest, deploy, parse_steps
+from mlplatform.release.ecr_push import release_tag
 from mlplatform.reporting import SilentReporter
 from mlplatform.target import resolve_targets
-from tests.oci_images import write_layout
+from tests.oci_images import write_archive, write_layout
 
 REGION = "eu-west-1"
+REPO = Path(__file__).resolve().parents[3]
 DIGEST = "sha256:" + "1" * 64
 OLD = "sha256:" + "0" * 64
 
@@ -57,7 +59,11 @@ def test_an_unknown_step_is_named(text: str) -> None:
         ({"target": "local"}, "deploy targets a cloud environment; use --env staging or prod"),
         ({"strategy": "big-bang"}, "unknown strategy 'big-bang'; choose one of all-at-once"),
         ({"image": "x.tar", "image_digest": DIGEST}, "pass --image or --image-digest, not both"),
-        ({}, r"no MLflow image to release: pass --image .* or set \[prod.mlflow\] image_digest"),
+        (
+            {},
+            r"no MLflow image to release: run `invoke build`, pass --image .* or set "
+            r"\[prod.mlflow\] image_digest",
+        ),
         ({"image_digest": "latest"}, "--image-digest 'latest' is not sha256:<64 hex>"),
     ],
 )
@@ -101,6 +107,10 @@ def prod(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         group = c["ec2"].create_security_group(GroupName="t", Description="t", VpcId=vpc)
         c["ecs"].create_cluster(clusterName="mlp-prod-mlflow")
         repo = c["ecr"].create_repository(repositoryName="mlp-prod-mlflow")["repository"]
+        side = {
+            name: c["ecr"].create_repository(repositoryName=f"mlp-prod-{name}")["repository"]
+            for name in ("training", "serving")
+        }
         task = c["ecs"].register_task_definition(
             family="mlp-prod-mlflow-migrate",
             networkMode="awsvpc",
@@ -118,6 +128,8 @@ def prod(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         )["taskDefinition"]["taskDefinitionArn"]
         outputs = {
             "MlflowRepositoryUri": repo["repositoryUri"],
+            "TrainingRepositoryUri": side["training"]["repositoryUri"],
+            "ServingRepositoryUri": side["serving"]["repositoryUri"],
             "ClusterName": "mlp-prod-mlflow",
             "ServiceName": "mlp-prod-mlflow",
             "MigrateTaskDefinitionArn": task,
@@ -211,6 +223,68 @@ def test_image_is_pushed_once_and_found_by_digest(prod: dict[str, Any], tmp_path
     assert again.changed is False
     (by_digest,) = run(tmp_path, steps=("image",), image_digest=digest)
     assert by_digest.changed is False and "already in mlp-prod-mlflow" in by_digest.detail
+
+
+def _build(tmp_path: Path, *names: str) -> dict[str, str]:
+    """What `invoke build` leaves in the state folder: one OCI archive per image."""
+    images = tmp_path / "state" / "images"
+    return {
+        name: write_archive(images / f"{name}.oci.tar", {f"opt/{name}/marker": name.encode()})
+        for name in names
+    }
+
+
+def _tags(prod: dict[str, Any], name: str) -> dict[str, list[str]]:
+    found = prod["clients"]["ecr"].describe_images(repositoryName=f"mlp-prod-{name}")
+    return {i["imageDigest"]: i.get("imageTags", []) for i in found["imageDetails"]}
+
+
+def test_the_image_step_pushes_the_three_built_images_under_release_tags(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    built = _build(tmp_path, "mlflow", "training", "serving")
+    _mlflow_stack(prod, TrainingImageDigest=built["training"], ServingImageDigest=built["serving"])
+    (first,) = run(tmp_path, steps=("image",))
+    assert first.changed is True
+    for name, digest in built.items():
+        assert _tags(prod, name) == {digest: [release_tag(digest)]}
+        assert f"pushed {digest[:19]}… to mlp-prod-{name}" in first.detail
+    (again,) = run(tmp_path, steps=("image",))
+    assert again.changed is False and again.detail.count("already in") == 3
+
+
+def test_a_built_image_the_stack_does_not_record_needs_the_infra_step(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    built = _build(tmp_path, "serving")
+    _mlflow_stack(prod, ServingImageDigest="none")
+    with pytest.raises(
+        DeployError,
+        match=rf"^the serving image {built['serving'][:19]}… is not the release's \(none, the "
+        r"MLflow stack's ServingImageDigest\); add the infra step to release it$",
+    ):
+        run(tmp_path, steps=("image",), image_digest=DIGEST)
+    assert _tags(prod, "serving") == {}
+
+
+def test_a_pinned_image_is_not_released_from_the_build_and_refuses_a_named_one(
+    prod: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _build(tmp_path, "mlflow", "training")
+    pinned = tmp_path / "environments.toml"
+    text = (REPO / "environments.toml").read_text()
+    pinned.write_text(f'{text}\n[prod.training]\ntraining_image_digest = "{OLD}"\n')
+    monkeypatch.setenv("MLPLATFORM_CONFIG", str(pinned))
+    _mlflow_stack(prod)
+    (result,) = run(tmp_path, steps=("image",))
+    assert _tags(prod, "training") == {} and "training" not in result.detail
+    named = str(tmp_path / "state" / "images" / "training.oci.tar")
+    with pytest.raises(
+        DeployError,
+        match=r"^\[prod.training\] training_image_digest pins the training image; remove the "
+        rf"pin to release {named}$",
+    ):
+        run(tmp_path, steps=("image",), training_image=named)
 
 
 def test_an_image_digest_missing_from_ecr_is_refused_before_any_step(

@@ -38,11 +38,13 @@ OUTPUTS = {
 }
 
 
-def deploy_outputs(cfn, skip: str = "") -> None:  # type: ignore[no-untyped-def]
+def deploy_outputs(cfn, skip: str = "", released: str = "none") -> None:  # type: ignore[no-untyped-def]
     """Stacks carrying the outputs infra/ exports (moto deploys the real CreateStack call)."""
     for suffix, outputs in OUTPUTS.items():
         if suffix == skip:
             continue
+        if suffix == "mlflow":
+            outputs = {**outputs, "TrainingImageDigest": released}
         template = {
             "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
             "Outputs": {k: {"Value": v} for k, v in outputs.items()},
@@ -129,9 +131,39 @@ def test_no_wait_submits_and_returns(aws) -> None:  # type: ignore[no-untyped-de
     assert sm.list_training_jobs()["TrainingJobSummaries"][0]["TrainingJobName"] == result.job_name
 
 
-def test_undeployed_infra_and_missing_digest_are_one_line_errors(aws) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(TrainingError, match="no training image digest for prod"):
+def test_without_a_released_or_named_image_the_error_says_how_to_release_one(aws) -> None:  # type: ignore[no-untyped-def]
+    deploy_outputs(aws)
+    with pytest.raises(
+        TrainingError,
+        match=r"^no training image for prod: release one with `invoke build --image training` "
+        r"and `invoke deploy --env prod`, or pass --image-digest$",
+    ):
         job_setup(ENV, aws, None)
+
+
+RELEASED = "sha256:" + "cd" * 32
+REPOSITORY = OUTPUTS["mlflow"]["TrainingRepositoryUri"]
+
+
+@pytest.mark.parametrize(
+    ("named", "pinned", "expected"),
+    [
+        (None, None, RELEASED),  # what the last release pushed, read from the MLflow stack
+        (None, DIGEST, DIGEST),  # environments.toml's pin wins over the release
+        (DIGEST, None, DIGEST),  # --image-digest wins over both
+    ],
+)
+def test_the_job_runs_the_released_training_image_unless_one_is_named_or_pinned(  # type: ignore[no-untyped-def]
+    aws, named, pinned, expected
+) -> None:
+    deploy_outputs(aws, released=RELEASED)
+    env = ENV.model_copy(
+        update={"training": ENV.training.model_copy(update={"training_image_digest": pinned})}
+    )
+    assert job_setup(env, aws, named).image_uri == f"{REPOSITORY}@{expected}"
+
+
+def test_undeployed_infra_is_a_one_line_error(aws) -> None:  # type: ignore[no-untyped-def]
     deploy_outputs(aws, skip="network")
     with pytest.raises(TrainingError, match=r"stack mlp-prod-network is not deployed"):
         job_setup(ENV, aws, DIGEST)

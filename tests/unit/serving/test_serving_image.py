@@ -1,0 +1,80 @@
+"""Which serving image an endpoint runs, and why a new image makes a new SageMaker model.
+
+The image comes from the request, else the environment's pin, else the MLflow stack's record of
+the last release (ServingRepositoryUri@ServingImageDigest), read from CloudFormation (moto).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mlplatform.paths import StatePaths
+from mlplatform.registry.packaging import PackagedModel
+from mlplatform.serving.endpoints import EndpointRequest, _model_name, _serving_image
+from mlplatform.serving.rollout import EndpointError
+from mlplatform.target import Target, resolve_target
+
+REPOSITORY = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/mlp-prod/serving"
+RELEASED = "sha256:" + "5" * 64
+NAMED = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/other@sha256:" + "6" * 64
+
+
+@pytest.fixture
+def prod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Target]:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "emulator")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator")
+    with mock_aws():
+        yield resolve_target("prod", paths=StatePaths(tmp_path))
+
+
+def record(target: Target, digest: str) -> None:
+    """The MLflow stack's outputs as the infra step leaves them."""
+    outputs = {"ServingRepositoryUri": REPOSITORY, "ServingImageDigest": digest}
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+    }
+    boto3.client("cloudformation", region_name=target.env.region).create_stack(
+        StackName="mlp-prod-mlflow", TemplateBody=json.dumps(template)
+    )
+
+
+def test_the_endpoint_serves_the_image_the_release_recorded(prod: Target) -> None:
+    record(prod, RELEASED)
+    assert _serving_image(prod, EndpointRequest()) == f"{REPOSITORY}@{RELEASED}"
+
+
+def test_a_named_image_or_a_pin_wins_over_the_release(prod: Target) -> None:
+    record(prod, RELEASED)
+    assert _serving_image(prod, EndpointRequest(image=NAMED)) == NAMED
+    sagemaker = prod.env.sagemaker.model_copy(update={"serving_image": NAMED})
+    pinned = Target(prod.env.model_copy(update={"sagemaker": sagemaker}), prod.paths)
+    assert _serving_image(pinned, EndpointRequest()) == NAMED
+
+
+def test_no_released_image_says_how_to_release_one(prod: Target) -> None:
+    record(prod, "none")
+    with pytest.raises(
+        EndpointError,
+        match=r"^no serving image for prod: release one with `invoke build --image serving` and "
+        r"`invoke deploy --env prod`, or pass an ECR URI by digest$",
+    ):
+        _serving_image(prod, EndpointRequest())
+
+
+def test_a_new_serving_image_makes_a_new_model_for_the_same_version(prod: Target) -> None:
+    packaged = PackagedModel("fraud-classifier", "3", Path("model.tar.gz"), "a" * 64)
+    first = _model_name(prod.env, "3", packaged, f"{REPOSITORY}@{RELEASED}")
+    assert first == _model_name(prod.env, "3", packaged, f"{REPOSITORY}@{RELEASED}")
+    assert first != _model_name(prod.env, "3", packaged, NAMED)
+    other_bytes = PackagedModel("fraud-classifier", "3", Path("model.tar.gz"), "b" * 64)
+    assert first != _model_name(prod.env, "3", other_bytes, f"{REPOSITORY}@{RELEASED}")
+    assert first.startswith("mlp-prod-fraud-classifier-v3-") and len(first) <= 63
