@@ -472,6 +472,35 @@ def deploy(  # type: ignore[no-untyped-def]
                 console.print(f"{result.step:<9} {state}  {result.detail}")
 
 
+@task(help={"env": "cloud environment to compare the local stack with", "json": "print JSON"})
+def parity(c, env, json_=False):
+    """Local stack against a cloud environment: versions, database, settings, image digests.
+
+    A table of what each side runs; exit 1 when anything differs or cannot be read.
+    """
+    from mlplatform.release.parity import parity as compare
+    from mlplatform.target import resolve_targets
+
+    with _errors():
+        local, remote = resolve_targets("local", env)
+        report = compare(local, remote)
+    if json_:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        from rich.table import Table
+
+        colours = {"same": "green", "drift": "red", "unknown": "yellow"}
+        table = Table(title=f"local against {report.env}")
+        for column in ("item", "local", report.env, ""):
+            table.add_column(column, overflow="fold")
+        for row in report.rows:
+            mark = f"[{colours[row.status]}]{row.status}[/{colours[row.status]}]"
+            table.add_row(row.item, row.local, row.remote, mark)
+        console.print(table)
+    if not report.clean:
+        raise Exit(code=1)
+
+
 _INFRA_HELP = {
     "env": "environment: local, staging or prod",
     "image_digest": "MLflow image digest (sha256:...) when environments.toml has none",
@@ -643,7 +672,7 @@ ns = Collection(
     # training, serving, promotion
     data, train, champion, build, serve, emulate, promote,
     # SageMaker endpoints, and the whole release
-    deploy_endpoint, traffic, rollback, endpoints, deploy,
+    deploy_endpoint, traffic, rollback, endpoints, deploy, parity,
     # infrastructure
     synth, diff, deploy_infra, destroy, bootstrap,
     # development

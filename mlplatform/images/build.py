@@ -142,6 +142,8 @@ def build_images(
             with open_image(partial) as image:
                 digest = image.digest
             partial.replace(archive)
+            # Beside it, so `invoke parity` need not unpack a gigabyte to learn the digest.
+            archive.with_name(archive.name + ".digest").write_text(digest + "\n")
         finally:
             partial.unlink(missing_ok=True)
         built.append(BuiltImage(spec.name, spec.tag, digest, archive))

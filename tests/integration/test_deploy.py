@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,6 +41,7 @@ ACCOUNT, REGION = "222222222222", "eu-west-1"
 MODEL = "fraud-classifier"
 # In the kit's serving repository: the endpoint role may pull from it and nowhere else.
 SERVING_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlp-prod/serving@sha256:" + "f" * 64
+MYSQL, MARIADB = 'engine = "mysql"\nversion = "8.0"', 'engine = "mariadb"\nversion = "10.11"'
 
 
 def steps(result: Any) -> list[dict[str, Any]]:
@@ -53,9 +55,14 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
     # prod's registry moves to this module's emulator; other modules find it gone and restart it.
     stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
     work = tmp_path_factory.mktemp("deploy")
+    # The database engine the local stack runs here (Debian's MariaDB 10.11) in every
+    # environment, so that `invoke parity` can find the release clean.
+    config = work / "environments.toml"
+    text = Path(stack.env["MLPLATFORM_CONFIG"]).read_text(encoding="utf-8")
+    config.write_text(text.replace(MYSQL, MARIADB), encoding="utf-8")
     with patched_moto(ACCOUNT, REGION, work / "moto.log", work / "cdk-home") as aws:
         aws.finish_one_off_tasks()
-        env = {**stack.env, **aws.variables}
+        env = {**stack.env, **aws.variables, "MLPLATFORM_CONFIG": str(config)}
         kit("bootstrap", "--env", "prod", env=env, check=True)
         acm = aws.client("acm")
         cert = acm.request_certificate(DomainName="mlflow.prod.internal")["CertificateArn"]
@@ -70,12 +77,17 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         with open_image(archive_b) as release_b:
             digest_b = release_b.digest
         # The training image is named on the command line; the serving image is where
-        # `invoke build` leaves it, which the chain takes when none is named.
+        # `invoke build` leaves it, which the chain takes when none is named. All three are
+        # there for `invoke parity` (the MLflow one is named on the command line too).
         training = work / "training.oci.tar"
         training_digest = write_archive(training, {"opt/ml/code/train.py": b"# train\n"})
-        built = Path(stack.env["MLPLATFORM_HOME"]) / "images" / "serving.oci.tar"
-        built.parent.mkdir(parents=True, exist_ok=True)
-        serving_digest = write_archive(built, {"scoring_server/__init__.py": b"# serve\n"})
+        images = Path(stack.env["MLPLATFORM_HOME"]) / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        serving_digest = write_archive(
+            images / "serving.oci.tar", {"scoring_server/__init__.py": b"# serve\n"}
+        )
+        shutil.copyfile(training, images / "training.oci.tar")
+        shutil.copyfile(archive, images / "mlflow.oci.tar")
         try:
             yield SimpleNamespace(
                 aws=aws,
@@ -88,9 +100,11 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
                 training=training,
                 training_digest=training_digest,
                 serving_digest=serving_digest,
+                images=images,
+                config=config,
             )
         finally:
-            built.unlink(missing_ok=True)
+            shutil.rmtree(images, ignore_errors=True)
             stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
 
 
@@ -262,6 +276,49 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
     )
     assert not any(s["changed"] for s in again), again
     assert len(migrations(cloud)) == 1  # no second migration
+
+
+def parity(cloud: SimpleNamespace, **env: str) -> tuple[int, dict[str, Any]]:
+    done = kit("parity", "--env", "prod", "--json", env={**cloud.env, **env}, timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_parity_is_clean_after_a_release_and_names_each_drift(cloud: SimpleNamespace) -> None:
+    code, report = parity(cloud)
+    rows = {r["item"]: r for r in report["rows"]}
+    assert [r for r in rows.values() if r["status"] != "same"] == []
+    assert (code, report["clean"]) == (0, True)
+    assert rows["database"]["local"].startswith("mariadb 10.11.")
+    assert rows["database"]["remote"].startswith("mariadb 10.11.")
+    assert rows["image serving"]["remote"] == cloud.serving_digest
+    assert rows["image mlflow"]["remote"] == cloud.digest
+    assert rows["champion"]["local"] == rows["champion"]["remote"]
+
+    # One setting changed locally: that row, and only it, drifts; exit 1.
+    changed = cloud.images.parent.parent / "drifted.toml"
+    text = cloud.config.read_text(encoding="utf-8")
+    local_mlflow = text.index("[local.mlflow]")
+    ttl = text.index("auth_cache_ttl_seconds = 30", local_mlflow)
+    changed.write_text(text[:ttl] + "auth_cache_ttl_seconds = 45" + text[ttl + 27 :])
+    code, report = parity(cloud, MLPLATFORM_CONFIG=str(changed))
+    drifted = [
+        (r["item"], r["local"], r["remote"]) for r in report["rows"] if r["status"] != "same"
+    ]
+    assert (code, drifted) == (1, [("setting MLFLOW_AUTH_CACHE_TTL_SECONDS", "45", "30")])
+
+    # A serving image built here that prod does not serve: that image drifts.
+    serving = cloud.images / "serving.oci.tar"
+    saved = serving.read_bytes()
+    other = write_archive(serving, {"scoring_server/__init__.py": b"# changed\n"})
+    try:
+        code, report = parity(cloud)
+    finally:
+        serving.write_bytes(saved)
+    drifted = [
+        (r["item"], r["local"], r["status"]) for r in report["rows"] if r["status"] != "same"
+    ]
+    assert (code, drifted) == (1, [("image serving", other, "drift")])
 
 
 def service_image(cloud: SimpleNamespace) -> tuple[str, int]:
