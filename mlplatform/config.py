@@ -68,6 +68,16 @@ DomainName = Annotated[
 SUPPORTED_VERSIONS: dict[str, tuple[str, ...]] = {"mysql": ("8.0", "8.4"), "mariadb": ("10.11",)}
 
 
+def _refuse_release_state(data: Any, key: str, hint: str = "") -> Any:
+    """A model's raw input, unless it sets `key`, which only `invoke deploy` sets (CDK context)."""
+    if isinstance(data, dict) and data.get(key) is not None:
+        raise ValueError(
+            f"{key} is set by `invoke deploy` (CDK context), not in this file"
+            + (f"; {hint}" if hint else "")
+        )
+    return data
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -159,11 +169,7 @@ class MlflowSettings(_Strict):
     def _release_state_is_not_configuration(cls, data: Any) -> Any:
         # Which image the service runs is the deploy's state, passed as CDK context; a value in
         # the file would pin the service and break `invoke deploy`'s two-phase rollout.
-        if isinstance(data, dict) and data.get("service_image_digest") is not None:
-            raise ValueError(
-                "service_image_digest is set by `invoke deploy` (CDK context), not in this file"
-            )
-        return data
+        return _refuse_release_state(data, "service_image_digest")
 
     @field_validator("domain_name")
     @classmethod
@@ -299,12 +305,9 @@ class SageMakerSettings(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _release_state_is_not_configuration(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("serving_image_digest") is not None:
-            raise ValueError(
-                "serving_image_digest is set by `invoke deploy` (CDK context), not in this file; "
-                "pin an image with serving_image"
-            )
-        return data
+        return _refuse_release_state(
+            data, "serving_image_digest", "pin an image with serving_image"
+        )
 
     @model_validator(mode="after")
     def _endpoint_scaling(self) -> SageMakerSettings:
