@@ -5,15 +5,19 @@ Run them through ./kit, which builds .venv first: `./kit up`, `./kit status --js
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from invoke import Collection, Exit, task
+import invoke
+from invoke import Collection, Exit
 
 from mlplatform.config import REPO_ROOT, load_environment
 from mlplatform.console import RichReporter, console, err_console
@@ -28,6 +32,32 @@ from mlplatform.local.lifecycle import (
 )
 from mlplatform.paths import state_paths
 from mlplatform.toolchain import system_deps
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """Invoke's `@task`, with every argument a flag (`--env prod`, never `prod`).
+
+    Invoke takes an argument without a default by position, so `./kit synth --help` read
+    `--help` as the environment's name. Here none is positional, and a required flag that was
+    not given is one line naming it.
+    """
+
+    def decorate(body: Callable[..., Any]) -> Any:
+        params = list(inspect.signature(body).parameters.values())[1:]
+        required = [p.name for p in params if p.default is p.empty]
+
+        @functools.wraps(body)
+        def run(c: Any, *a: Any, **kw: Any) -> Any:
+            missing = [name for name in required if kw.get(name) is None]
+            if missing:
+                raise Exit(f"error: --{missing[0].replace('_', '-')} is required", code=1)
+            return body(c, *a, **kw)
+
+        return invoke.task(positional=[], **kwargs)(run)
+
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return decorate(args[0])
+    return decorate
 
 
 @contextmanager

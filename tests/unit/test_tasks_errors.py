@@ -78,3 +78,20 @@ def test_mutate_of_an_unknown_module_is_one_line(home: dict[str, str]) -> None:
     assert line == (
         "error: unknown module 'gates'; choose from promotion, archive, gate, chain, config"
     )
+
+
+@pytest.mark.parametrize("name", ["synth", "deploy", "parity", "traffic", "destroy"])
+def test_help_after_a_task_shows_its_options(name: str, home: dict[str, str]) -> None:
+    # Invoke would take `--help` as the value of an argument without a default (`--env`).
+    result = kit(name, "--help", env=home)
+    assert result.returncode == 0, result.stderr
+    assert "--env=STRING" in result.stdout and "error" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"), [(("synth",), "--env"), (("traffic", "--env", "prod"), "--challenger")]
+)
+def test_a_required_flag_left_out_is_one_line_naming_it(
+    args: tuple[str, ...], flag: str, home: dict[str, str]
+) -> None:
+    assert one_line_error(kit(*args, env=home)) == f"error: {flag} is required"
