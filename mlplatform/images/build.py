@@ -17,6 +17,7 @@ stamped with the build's time.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "build_images",
     "built_archive",
     "select",
+    "sidecar",
 ]
 
 # Any fixed time gives reproducible builds; 0 says plainly that it is not a build date.
@@ -122,9 +124,13 @@ def build_images(
     reporter: Reporter,
     no_cache: bool = False,
 ) -> list[BuiltImage]:
-    """Build each image on the base image, save it under the state folder, read its digest."""
-    base = ensure_base_image(engine, paths, reporter)
+    """Build each image on the base image, save it under the state folder, read its digest.
 
+    An archive is saved again only when the engine's image changed (its id differs from the one
+    the archive was saved from) or with `no_cache`: a rebuild from the layer cache of unchanged
+    inputs takes seconds, saving a gigabyte does not.
+    """
+    base = ensure_base_image(engine, paths, reporter)
     built = []
     for spec in specs:
         log = paths.logs / "images" / f"{spec.name}.log"
@@ -133,19 +139,60 @@ def build_images(
         if done.returncode != 0:
             raise ImageError(f"building the {spec.name} image failed; see {log}")
         archive = built_archive(paths, spec.name)
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        # Saved under a name of this process's own, then renamed: an interrupted save never
-        # leaves half an archive under the real name, and two builds never share a file.
-        partial = archive.parent / f".{spec.name}.{os.getpid()}.partial"
-        try:
-            save_archive(engine, spec.tag, partial)
-            with open_image(partial) as image:
-                digest = image.digest
-            partial.replace(archive)
-            # Beside it, so `invoke parity` need not unpack a gigabyte to learn the digest.
-            archive.with_name(archive.name + ".digest").write_text(digest + "\n")
-        finally:
-            partial.unlink(missing_ok=True)
+        image_id = _image_id(engine, spec.tag)
+        saved = None if no_cache else _saved(archive)
+        if saved is not None and saved["image_id"] == image_id:
+            digest = saved["digest"]
+            reporter.done(f"{spec.name} {digest} (unchanged; archive kept)")
+        else:
+            digest = _save(engine, spec, archive, image_id)
+            reporter.done(f"{spec.name} {digest}")
         built.append(BuiltImage(spec.name, spec.tag, digest, archive))
-        reporter.done(f"{spec.name} {digest}")
     return built
+
+
+def _image_id(engine: Engine, tag: str) -> str:
+    # JSON, which Docker and Podman agree on (their --format templates differ).
+    done = engine.run(["image", "inspect", tag], timeout=120)
+    try:
+        return str(json.loads(done.stdout)[0]["Id"])
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise ImageError(f"the engine does not show the image it built ({tag})") from exc
+
+
+def sidecar(archive: Path) -> Path:
+    """The small file beside an archive: its digest and the engine image it was saved from."""
+    return archive.with_name(archive.name + ".json")
+
+
+def _saved(archive: Path) -> dict[str, str] | None:
+    """What the sidecar says, when it describes the archive now there (not an older one)."""
+    side = sidecar(archive)
+    if not (archive.is_file() and side.is_file()):
+        return None
+    if side.stat().st_mtime < archive.stat().st_mtime:
+        return None
+    try:
+        loaded = json.loads(side.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return loaded if isinstance(loaded, dict) and {"digest", "image_id"} <= set(loaded) else None
+
+
+def _save(engine: Engine, spec: ImageSpec, archive: Path, image_id: str) -> str:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    # Saved under a name of this process's own, then renamed: an interrupted save never leaves
+    # half an archive under the real name, and two builds never share a file.
+    partial = archive.parent / f".{spec.name}.{os.getpid()}.partial"
+    try:
+        save_archive(engine, spec.tag, partial)
+        with open_image(partial) as image:
+            digest = image.digest
+        partial.replace(archive)
+        # After the archive, so a sidecar never describes an archive saved later than itself.
+        sidecar(archive).write_text(
+            json.dumps({"digest": digest, "image_id": image_id}) + "\n", encoding="utf-8"
+        )
+    finally:
+        partial.unlink(missing_ok=True)
+    return digest

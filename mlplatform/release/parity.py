@@ -29,6 +29,7 @@ could not be checked is not parity.
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import tempfile
 from collections.abc import Callable, Iterable
@@ -47,7 +48,7 @@ from mlflow.exceptions import MlflowException
 from mlplatform.cloud.stack_outputs import released_image
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import PlatformError
-from mlplatform.images.build import built_archive
+from mlplatform.images.build import built_archive, sidecar
 from mlplatform.images.oci_archive import open_image
 from mlplatform.local.database_admin import find_server
 from mlplatform.local.services import mlflow_environment, native_endpoints
@@ -371,9 +372,12 @@ def _flavors(client: Any, name: str, version: str) -> dict[str, Any]:
 
 
 def built_digest(archive: Path) -> str:
-    """The digest of an archive `invoke build` saved: its sidecar, else read from the archive."""
-    sidecar = archive.with_name(archive.name + ".digest")
-    if sidecar.is_file() and sidecar.stat().st_mtime >= archive.stat().st_mtime:
-        return sidecar.read_text().strip()
+    """The digest of an archive `invoke build` saved: from its sidecar, else from the archive."""
+    side = sidecar(archive)
+    if side.is_file() and side.stat().st_mtime >= archive.stat().st_mtime:
+        try:
+            return str(json.loads(side.read_text(encoding="utf-8"))["digest"])
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: the archive itself says
     with open_image(archive) as image:
         return image.digest

@@ -3,9 +3,9 @@
 Where a container engine answers (Docker, or rootful Podman through
 compose/standins/podman-env.sh), `invoke train --runner local-container`:
 
-1. builds training/Dockerfile on the stand-in base image (compose/standins/build.sh's
-   MLP_BASE_IMAGE when that image exists, else the Dockerfile's own default), or reuses the image
-   whose tag is the digest of everything the build reads;
+1. builds the training image as `invoke build --image training` does (mlplatform.images: the
+   same reproducible build and archive, the engine's layer cache making a rebuild of unchanged
+   inputs quick), and records the archive's digest: the one ECR stores the release under;
 2. runs `Estimator(instance_type="local").fit()` (SDK v2) in the SDK's own virtualenv
    (local_mode_job.py): the SDK downloads the channels from the stack's S3 store, runs the
    container as SageMaker does (`train`, /opt/ml mounted), packs /opt/ml/model into model.tar.gz
@@ -38,10 +38,11 @@ from typing import Any
 import botocore.exceptions
 
 from mlplatform.config import REPO_ROOT
-from mlplatform.errors import TrainingError
-from mlplatform.images.base import base_image
-from mlplatform.images.engine import engine_environment
+from mlplatform.errors import ImageError, TrainingError
+from mlplatform.images.build import SPECS, build_images
+from mlplatform.images.engine import engine_environment, find_engine
 from mlplatform.local.access import LocalEndpoints
+from mlplatform.paths import StatePaths
 from mlplatform.reporting import Reporter
 from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
 
@@ -50,17 +51,15 @@ __all__ = [
     "LocalContainerRunner",
     "TrainingImage",
     "check_engine",
-    "ensure_image",
-    "image_content_key",
     "job_command",
     "sdk_python",
+    "training_image",
 ]
 
 ENGINE_HINT = (
     "start Docker (with Compose v2), or on Podman run "
     '`eval "$(compose/standins/podman-env.sh)"` (see compose/standins/README.md)'
 )
-IMAGE_REPOSITORY = "mlplatform/training"
 SDK_LOCK = REPO_ROOT / "requirements" / "local-container.txt"
 SDK_VENV = REPO_ROOT / ".venv-local-container"
 JOB_SCRIPT = Path(__file__).with_name("local_mode_job.py")
@@ -107,28 +106,15 @@ def check_engine() -> None:
 
 @dataclass(frozen=True)
 class TrainingImage:
-    """The image a job runs: the reference the engine resolves, and its digest."""
+    """The image a job runs: the reference the engine resolves, and its registry digest."""
 
-    reference: str
-    digest: str
+    reference: str  # the local tag, e.g. mlplatform/training:local
+    digest: str  # the manifest digest of its archive: what ECR stores it under
 
     @property
     def uri(self) -> str:
         """`repository@digest`, as MLP_TRAINING_IMAGE (the run's mlp.image tags) carries it."""
-        if "@" in self.reference:
-            return self.reference
-        return f"{self.reference}@{self.digest}"
-
-
-def _build_inputs(root: Path) -> list[Path]:
-    """Every file the image build reads (the Dockerfile's COPY sources), in a stable order."""
-    files = [root / "training" / "Dockerfile", root / "requirements" / "training.txt"]
-    files += [
-        p
-        for p in sorted((root / "training").rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-    ]
-    return list(dict.fromkeys(files))
+        return f"{self.reference.rpartition(':')[0] or self.reference}@{self.digest}"
 
 
 def job_command(python: Path) -> list[str]:
@@ -140,72 +126,17 @@ def job_command(python: Path) -> list[str]:
     return [str(python), "-P", str(JOB_SCRIPT)]
 
 
-def image_content_key(root: Path, base_image_id: str) -> str:
-    """sha256 over the base image's id and every build input's path and bytes.
+def training_image(paths: StatePaths, reporter: Reporter) -> TrainingImage:
+    """The training image `invoke build` makes (built, or found in the engine's cache).
 
-    The same key means the same build: the image is reused instead of rebuilt.
+    The job runs it by its local tag and records the digest of the archive `invoke deploy`
+    pushes: a run here names the same image a SageMaker job of the release runs.
     """
-    digest = hashlib.sha256(f"base {base_image_id}\n".encode())
-    for path in _build_inputs(root):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def image_from_inspect(tag: str, image_id: str, repo_digests: list[str] | None) -> TrainingImage:
-    """The reference to run and the digest to record, from `docker image inspect`.
-
-    Podman gives a locally built image a manifest digest (`localhost/repo@sha256:…`), which runs
-    it by digest as SageMaker runs an ECR image; Docker's classic store has none until a push,
-    so there the image runs by its content tag and the image id is the digest recorded.
-    """
-    repository = tag.rpartition(":")[0]
-    for ref in repo_digests or []:
-        if ref.partition("@")[0].endswith(repository):
-            return TrainingImage(reference=ref, digest=ref.partition("@")[2])
-    full_id = image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
-    return TrainingImage(reference=tag, digest=full_id)
-
-
-def _inspect(reference: str) -> dict[str, Any] | None:
-    # Plain JSON output: Docker and Podman agree on it, not on --format templates.
-    out = _run(["docker", "image", "inspect", reference])
-    if out.returncode != 0:
-        return None
     try:
-        found = json.loads(out.stdout)[0]
-    except (ValueError, IndexError, KeyError):
-        return None
-    return {"id": found["Id"], "repo_digests": found.get("RepoDigests")}
-
-
-def ensure_image(reporter: Reporter, log_file: Path) -> TrainingImage:
-    """Build training/Dockerfile unless an image of the same content exists; return it."""
-    base = base_image()
-    base_info = _inspect(base) if base else None
-    build_args = ["--build-arg", f"BASE_IMAGE={base}"] if base_info else []
-    key = image_content_key(REPO_ROOT, base_info["id"] if base_info else "Dockerfile default")
-    tag = f"{IMAGE_REPOSITORY}:{key[:20]}"
-    found = _inspect(tag)
-    if found is None:
-        reporter.step(f"building the training image {tag} (log: {log_file})")
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_file, "ab") as log:
-            built = subprocess.run(
-                ["docker", "build", *build_args, "-f", "training/Dockerfile", "-t", tag, "."],
-                cwd=REPO_ROOT,
-                env=engine_environment(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-                timeout=3600,
-            )
-        found = _inspect(tag)
-        if built.returncode != 0 or found is None:
-            hint = "" if base_info else "; where no registry answers, run compose/standins/build.sh"
-            raise TrainingError(f"building the training image failed (log: {log_file}){hint}")
-        reporter.done(f"built {tag}")
-    image = image_from_inspect(tag, found["id"], found["repo_digests"])
+        built = build_images([SPECS["training"]], find_engine(), paths, reporter)[0]
+    except ImageError as exc:
+        raise TrainingError(str(exc)) from exc
+    image = TrainingImage(reference=built.tag, digest=built.digest)
     reporter.done(f"training image {image.uri}")
     return image
 

@@ -21,8 +21,8 @@ from mlplatform.runners.datasets import Upload, upload_channels
 from mlplatform.runners.local_container import (
     LocalContainerRunner,
     check_engine,
-    ensure_image,
     sdk_python,
+    training_image,
 )
 from mlplatform.runners.native import NativeRunner
 from mlplatform.runners.request import TrainingResult, new_request
@@ -78,7 +78,7 @@ def train(target: Target, options: TrainOptions, reporter: Reporter) -> Training
         return NativeRunner(endpoints, s3, undo).run(request, reporter, log)
     # local-container: the training image under the SageMaker SDK's local mode.
     check_engine()
-    image = ensure_image(reporter, log)
+    image = training_image(target.paths, reporter)
     python = sdk_python(reporter)
     previous = _alias_version(client_login, env.model_name)
     return LocalContainerRunner(

@@ -2,8 +2,9 @@
 
 Against the native local stack (its own ports and state folder), as a user runs it: `up`, `data`,
 then `train --runner local-container --json` twice. Checked: the run's reproducibility tags (the
-image digest among them), the `challenger` alias, model.tar.gz at the native runner's output path
-and a model that loads and predicts; the second run reuses the image; no container is left; and
+digest of the training image's archive among them), the `challenger` alias, model.tar.gz at the
+native runner's output path and a model that loads and predicts; the second run reuses the image
+and its archive; no container is left; and
 no secret of the stack reaches the compose file the SDK writes, the container's environment, a
 docker command line or the job log. A `docker` in front of podman-env.sh's shim records those.
 
@@ -26,6 +27,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from mlplatform.images.oci_archive import open_image
 from tests.cli import kit
 from tests.container.conftest import exports
 from tests.integration.conftest import write_config
@@ -109,16 +111,13 @@ def test_local_container_run_registers_a_reproducible_model_and_leaks_no_secret(
     tags = admin.get_run(result["run_id"]).data.tags
     assert tags["mlp.runner"] == "local-container"
     assert tags["mlp.training_job"] == result["job_name"]
-    assert tags["mlp.image.digest"].startswith("sha256:") and len(tags["mlp.image.digest"]) == 71
-    assert tags["mlp.image"].endswith("@" + tags["mlp.image.digest"])
-    engine_id = subprocess.run(
-        ["podman", "image", "inspect", "--format", "{{.Digest}} {{.Id}}", tags["mlp.image"]],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert tags["mlp.image.digest"] in (engine_id[0], f"sha256:{engine_id[1]}")
+    # The image `invoke build` makes, recorded by the digest of the archive `invoke deploy`
+    # pushes: a SageMaker job of the release names the same one.
+    archive = stack.state / "images" / "training.oci.tar"
+    with open_image(archive) as built:
+        assert tags["mlp.image.digest"] == built.digest
+    assert tags["mlp.image"] == f"mlplatform/training@{built.digest}"
+    saved = archive.stat().st_mtime_ns
     for tag in ("mlp.git.commit", "mlp.lock.sha256", "mlp.data.train.sha256"):
         assert tags[tag] and tags[tag] != "unknown", tag
 
@@ -145,9 +144,10 @@ def test_local_container_run_registers_a_reproducible_model_and_leaks_no_secret(
     registered = mlflow.pyfunc.load_model(f"models:/{MODEL}@challenger").predict(rows)
     assert (registered == scores).all()
 
-    # The same content reuses the image: no build, the same digest.
+    # The same content reuses the image and its archive (not saved again), the same digest.
     second = stack.kit("train", "--runner", "local-container", "--json", timeout=1200)
-    assert "building the training image" not in second.stderr
+    assert "archive kept" in " ".join(second.stderr.split())  # rich wraps long lines
+    assert archive.stat().st_mtime_ns == saved
     again = admin.get_run(json.loads(second.stdout)["run_id"]).data.tags
     assert again["mlp.image.digest"] == tags["mlp.image.digest"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -26,8 +25,6 @@ from mlplatform.runners.local_container import (
     LocalContainerRunner,
     TrainingImage,
     check_engine,
-    image_content_key,
-    image_from_inspect,
     job_command,
 )
 from mlplatform.runners.request import new_request
@@ -54,7 +51,7 @@ SECRETS = (
     CREDS.s3_secret_key,
     CREDS.client_password,
 )
-IMAGE = TrainingImage("localhost/mlplatform/training@sha256:" + "ab" * 32, "sha256:" + "ab" * 32)
+IMAGE = TrainingImage("mlplatform/training:local", "sha256:" + "ab" * 32)
 
 
 def _endpoints(tmp_path: Path) -> LocalEndpoints:
@@ -116,44 +113,11 @@ def test_engine_with_compose_v2_passes(tmp_path: Path, monkeypatch: pytest.Monke
     check_engine()
 
 
-def _build_tree(root: Path) -> Path:
-    (root / "requirements").mkdir(parents=True)
-    shutil.copy(REPO / "requirements" / "training.txt", root / "requirements" / "training.txt")
-    shutil.copytree(REPO / "training", root / "training", ignore=shutil.ignore_patterns("*.pyc"))
-    return root
-
-
-def test_image_key_follows_every_build_input_and_the_base(tmp_path: Path) -> None:
-    root = _build_tree(tmp_path / "repo")
-    key = image_content_key(root, "sha256:base1")
-    assert key == image_content_key(root, "sha256:base1")
-    assert key != image_content_key(root, "sha256:base2")
-
-    (root / "training" / "__pycache__").mkdir(exist_ok=True)
-    (root / "training" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"cache")
-    assert image_content_key(root, "sha256:base1") == key  # caches are not build inputs
-
-    for changed in ("training/train.py", "training/Dockerfile", "requirements/training.txt"):
-        path = root / changed
-        original = path.read_bytes()
-        path.write_bytes(original + b"\n# changed\n")
-        assert image_content_key(root, "sha256:base1") != key, changed
-        path.write_bytes(original)
-    assert image_content_key(root, "sha256:base1") == key
-
-
-def test_image_runs_by_digest_where_the_engine_has_one() -> None:
+def test_a_run_records_the_image_by_its_registry_digest_not_its_local_tag() -> None:
     digest = "sha256:" + "12" * 32
-    podman = image_from_inspect(
-        "mlplatform/training:abc", "ff" * 32, [f"localhost/mlplatform/training@{digest}"]
-    )
-    assert podman.reference == f"localhost/mlplatform/training@{digest}"
-    assert podman.digest == digest and podman.uri == podman.reference
-
-    docker = image_from_inspect("mlplatform/training:abc", "sha256:" + "ff" * 32, [])
-    assert docker.reference == "mlplatform/training:abc"
-    assert docker.digest == "sha256:" + "ff" * 32
-    assert docker.uri == "mlplatform/training:abc@sha256:" + "ff" * 32
+    image = TrainingImage(reference="mlplatform/training:local", digest=digest)
+    # What ECR stores the release under: a SageMaker job's mlp.image names the same digest.
+    assert image.uri == f"mlplatform/training@{digest}"
 
 
 def test_job_spec_carries_ids_and_urls_never_a_secret(tmp_path: Path) -> None:
