@@ -6,4 +6,5 @@
 - ecr_push.py     an image (mlplatform/images/) pushed to ECR by digest, with a release tag
 - migration.py    the one-off database migration as an ECS task, recorded on success
 - model.py        the gated champion released to the environment's registry
+- parity.py       `invoke parity`: the local stack against a deployed environment, row by row
 """
