@@ -19,7 +19,7 @@ from typing import Any
 import invoke
 from invoke import Collection, Exit
 
-from mlplatform.config import REPO_ROOT, load_environment
+from mlplatform.config import REPO_ROOT, load_environment, load_environments
 from mlplatform.console import RichReporter, console, err_console
 from mlplatform.errors import PlatformError
 from mlplatform.local.lifecycle import (
@@ -114,6 +114,33 @@ def up(c, runtime="auto"):
         "the password is printed by `./kit env` (MLFLOW_TRACKING_PASSWORD)."
     )
     console.print('Use the stack from a shell: eval "$(./kit env)"')
+
+
+@task(help={"json": "print a JSON object: ok, checks (name, status, detail)"})
+def doctor(c, json_=False):
+    """Check this machine for the kit: Python, tools, Node, engine, database, ports, disk, AWS.
+
+    One line per check with what to do; exit 1 when a check the local stack needs failed.
+    """
+    from mlplatform.doctor import diagnose
+    from mlplatform.target import resolve_targets
+
+    with _errors():
+        names = [name for name in load_environments() if name != "local"]
+        local, *clouds = resolve_targets("local", *names)
+        report = diagnose(local, clouds)
+    if json_:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        marks = {
+            "ok": "[green]ok[/green]  ",
+            "warn": "[yellow]warn[/yellow]",
+            "fail": "[red]fail[/red]",
+        }
+        for check in report.checks:
+            console.print(f"{marks[check.status]}  {check.name:<17} {check.detail}")
+    if not report.ok:
+        raise Exit(code=1)
 
 
 @task(help={"volumes": "also delete the stack's data and generated credentials"})
@@ -698,7 +725,7 @@ def compose_file(c, check=False):
 
 ns = Collection(
     # the local stack
-    up, down, status, logs, env,
+    up, down, status, logs, env, doctor,
     # training, serving, promotion
     data, train, champion, build, serve, emulate, promote,
     # SageMaker endpoints, and the whole release

@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["cloud", "registry", "toolchain"], 1),
     **dict.fromkeys(["local", "images"], 2),
     "target": 3,
-    **dict.fromkeys(["runners", "serving", "emulator"], 4),
+    **dict.fromkeys(["runners", "serving", "emulator", "doctor"], 4),
     "release": 5,
 }
 
