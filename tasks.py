@@ -43,21 +43,43 @@ def task(*args: Any, **kwargs: Any) -> Any:
     """
 
     def decorate(body: Callable[..., Any]) -> Any:
-        params = list(inspect.signature(body).parameters.values())[1:]
+        signature = inspect.signature(body)
+        params = list(signature.parameters.values())[1:]
         required = [p.name for p in params if p.default is p.empty]
+        # Invoke casts a flag to its default's type and a bad value ends in a traceback: whole
+        # numbers are taken as text here and converted with a one-line error instead.
+        numbers = {p.name for p in params if type(p.default) is int}
 
         @functools.wraps(body)
         def run(c: Any, *a: Any, **kw: Any) -> Any:
             missing = [name for name in required if kw.get(name) is None]
             if missing:
-                raise Exit(f"error: --{missing[0].replace('_', '-')} is required", code=1)
+                raise Exit(f"error: --{_flag(missing[0])} is required", code=1)
+            for name in numbers & set(kw):
+                try:
+                    kw[name] = int(kw[name])
+                except ValueError:
+                    raise Exit(
+                        f"error: --{_flag(name)} takes a whole number, got {kw[name]!r}", code=1
+                    ) from None
             return body(c, *a, **kw)
 
+        run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[
+                p.replace(default=str(p.default)) if p.name in numbers else p
+                for p in signature.parameters.values()
+            ]
+        )
         return invoke.task(positional=[], **kwargs)(run)
 
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return decorate(args[0])
     return decorate
+
+
+def _flag(name: str) -> str:
+    """A parameter's flag as typed: `json_` -> `json`, `image_digest` -> `image-digest`."""
+    return name.strip("_").replace("_", "-")
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -95,3 +96,34 @@ def test_a_required_flag_left_out_is_one_line_naming_it(
     args: tuple[str, ...], flag: str, home: dict[str, str]
 ) -> None:
     assert one_line_error(kit(*args, env=home)) == f"error: {flag} is required"
+
+
+def _tasks_with(parameter: str) -> list[str]:
+    import tasks
+
+    found = []
+    for task in tasks.ns.tasks.values():
+        if parameter in inspect.signature(task.body).parameters:
+            found.append(task.name)
+    return sorted(found)
+
+
+# What each task needs besides --env to get as far as reading the environment.
+_REQUIRED = {"traffic": ("--challenger", "5")}
+
+
+@pytest.mark.parametrize("name", _tasks_with("env"))
+def test_every_task_names_an_unknown_environment_in_one_line(
+    name: str, home: dict[str, str]
+) -> None:
+    line = one_line_error(kit(name, "--env", "nope", *_REQUIRED.get(name, ()), env=home))
+    assert line.startswith("error: ") and "nope" in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"), [(("serve", "--port", "abc"), "port"), (("mutate", "--jobs", "x"), "jobs")]
+)
+def test_a_malformed_number_is_one_line_not_a_traceback(
+    args: tuple[str, ...], flag: str, home: dict[str, str]
+) -> None:
+    assert one_line_error(kit(*args, env=home)).startswith(f"error: --{flag} takes a whole number")
