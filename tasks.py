@@ -588,12 +588,16 @@ _INFRA_HELP = {
 
 
 def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # type: ignore[no-untyped-def]
-    from mlplatform.release.cdk_cli import cdk_command
+    from mlplatform.release.cdk_cli import cdk_command, check_overrides
     from mlplatform.toolchain.node_deps import ensure_node_modules
 
     with _errors():
-        ensure_node_modules()
         target = _target(env)
+        # Before anything reads AWS or installs the CLI: a refusal is one line and nothing ran.
+        check_overrides(
+            target.env, action, image_digest=image_digest, certificate_arn=certificate_arn
+        )
+        ensure_node_modules()
         if action in ("deploy", "diff"):
             from mlplatform.release.chain import released_context
 
@@ -613,8 +617,18 @@ def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # typ
 
 @task(help=_INFRA_HELP)
 def synth(c, env, image_digest=None, certificate_arn=None):
-    """Synthesize an environment's CloudFormation (cdk-nag runs; a finding fails it)."""
-    _cdk("synth", env, image_digest, certificate_arn)
+    """Synthesize an environment's CloudFormation (cdk-nag runs; a finding fails it).
+
+    Without a release (no image digest, no certificate) placeholders stand in, said loudly: the
+    templates are for looking; deploy-infra and deploy refuse the placeholders.
+    """
+    from mlplatform.release.cdk_context import for_looking
+
+    with _errors():
+        overrides, said = for_looking(_target(env).env, image_digest, certificate_arn)
+    for line in said:
+        err_console.print(f"[bold yellow]![/bold yellow] [bold]{line}: for looking only[/bold]")
+    _cdk("synth", env, overrides["image_digest"], overrides["certificate_arn"])
 
 
 @task(help=_INFRA_HELP)

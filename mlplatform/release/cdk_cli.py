@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from mlplatform.config import REPO_ROOT, Environment
-from mlplatform.errors import CdkCommandError, ConfirmationRequiredError
-from mlplatform.release.cdk_context import context_argv, resolve
+from mlplatform.errors import CdkCommandError, ConfigError, ConfirmationRequiredError
+from mlplatform.release.cdk_context import context_argv, is_placeholder, resolve
 
 __all__ = [
     "NO_PHONE_HOME_ENV",
@@ -40,6 +40,7 @@ __all__ = [
     "ConfirmationRequiredError",
     "cdk_argv",
     "cdk_command",
+    "check_overrides",
     "synth",
 ]
 
@@ -103,6 +104,23 @@ def cdk_argv(
     return [*argv, NO_NOTICES, *extra]
 
 
+def check_overrides(env: Environment, action: Action, **overrides: str | None) -> None:
+    """ConfigError (one line) for settings the app would refuse, or a placeholder deployed.
+
+    The app resolves the same settings inside the CLI, where a ConfigError can only end as a
+    traceback in its output; checked here it is one line before anything starts.
+    """
+    if action == "bootstrap":
+        return
+    resolve(env, **overrides)
+    stood_in = [name for name, value in overrides.items() if is_placeholder(name, value)]
+    if action == "deploy" and stood_in:
+        raise ConfigError(
+            f"the {stood_in[0].replace('_', ' ')} is a placeholder (for looking at a synth "
+            "only); deploy a real one"
+        )
+
+
 def cdk_command(
     env: Environment,
     action: Action,
@@ -126,10 +144,7 @@ def cdk_command(
         raise ConfirmationRequiredError(
             f"refusing to destroy {env.name}: confirm by passing --confirm {env.name}"
         )
-    if action != "bootstrap":
-        # The app resolves the same settings inside the CLI, where a ConfigError can only end as
-        # a traceback in its output; checked here it is one line before anything starts.
-        resolve(env, **overrides)
+    check_overrides(env, action, **overrides)
     argv = cdk_argv(
         env,
         action,

@@ -19,8 +19,11 @@ __all__ = [
     "CONTEXT_KEYS",
     "CONTEXT_SERVICE_IMAGE_DIGEST",
     "NO_SERVICE_IMAGE",
+    "PLACEHOLDER_DIGEST",
     "context_argv",
+    "for_looking",
     "from_context",
+    "is_placeholder",
     "resolve",
 ]
 
@@ -37,6 +40,10 @@ CONTEXT_KEYS = {
 }
 # The service digest of a first deploy: the service exists with no task until the migration ran.
 NO_SERVICE_IMAGE = "none"
+# `invoke synth` of an environment with no release yet, for looking at its templates: stood in
+# for a missing image digest and certificate, said loudly, and never deployed (cdk_cli refuses).
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+_PLACEHOLDER_CERTIFICATE = "certificate/00000000-0000-0000-0000-000000000000"
 
 _DIGEST = re.compile(DIGEST_PATTERN)
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
@@ -58,6 +65,38 @@ def from_context(get: Callable[[str], object]) -> dict[str, str | None]:
     """resolve()'s keywords read from a CDK app's context (``app.node.try_get_context``)."""
     values = {name: get(key) for name, key in CONTEXT_KEYS.items()}
     return {name: None if v is None else str(v) for name, v in values.items()}
+
+
+def for_looking(
+    env: Environment, image_digest: str | None, certificate_arn: str | None
+) -> tuple[dict[str, str | None], list[str]]:
+    """Overrides for a synth that only looks, and a line for each placeholder stood in.
+
+    What is given (or set in environments.toml) is kept; only what is missing is stood in for.
+    """
+    overrides: dict[str, str | None] = {
+        "image_digest": image_digest,
+        "certificate_arn": certificate_arn,
+    }
+    said = []
+    if not (image_digest or env.mlflow.image_digest):
+        overrides["image_digest"] = PLACEHOLDER_DIGEST
+        said.append(f"no MLflow image digest: the placeholder {PLACEHOLDER_DIGEST[:19]}… stands in")
+    if not (certificate_arn or env.mlflow.certificate_arn or env.mlflow.allow_http):
+        overrides["certificate_arn"] = (
+            f"arn:aws:acm:{env.region}:{env.account}:{_PLACEHOLDER_CERTIFICATE}"
+        )
+        said.append("no certificate: a placeholder ACM ARN stands in")
+    return overrides, said
+
+
+def is_placeholder(name: str, value: str | None) -> bool:
+    """Whether an override is one of for_looking's placeholders."""
+    if name == "image_digest":
+        return value == PLACEHOLDER_DIGEST
+    return (
+        name == "certificate_arn" and bool(value) and str(value).endswith(_PLACEHOLDER_CERTIFICATE)
+    )
 
 
 def _check_digest(name: str, value: str | None, *also: str) -> None:

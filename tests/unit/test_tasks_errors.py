@@ -66,11 +66,25 @@ def test_logs_of_unknown_service(home: dict[str, str]) -> None:
     assert "unknown service 'redis'" in line
 
 
-def test_synth_without_an_image_digest_is_one_line(home: dict[str, str]) -> None:
-    line = one_line_error(kit("synth", "--env", "prod", env=home))
+def test_deploy_infra_without_an_image_digest_is_one_line(home: dict[str, str]) -> None:
+    line = one_line_error(kit("deploy-infra", "--env", "prod", env=home))
     assert line == (
         "error: [prod.mlflow] image_digest is not set: push the MLflow image and set it, or "
         "pass -c mlflow_image_digest=sha256:<digest>"
+    )
+
+
+def test_deploy_infra_refuses_synths_placeholder_digest_before_reading_aws(
+    home: dict[str, str],
+) -> None:
+    placeholder = "sha256:" + "0" * 64
+    certificate = (
+        "arn:aws:acm:eu-west-1:222222222222:certificate/1234abcd-12ab-34cd-56ef-1234567890ab"
+    )
+    args = ("--env", "prod", "--image-digest", placeholder, "--certificate-arn", certificate)
+    line = one_line_error(kit("deploy-infra", *args, env=home))
+    assert line == (
+        "error: the image digest is a placeholder (for looking at a synth only); deploy a real one"
     )
 
 

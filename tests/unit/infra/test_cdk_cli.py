@@ -17,6 +17,7 @@ from mlplatform.config import load_environments
 from mlplatform.errors import ConfigError
 from mlplatform.release import cdk_cli
 from mlplatform.release.cdk_cli import ConfirmationRequiredError, cdk_argv, cdk_command
+from mlplatform.release.cdk_context import PLACEHOLDER_DIGEST, for_looking
 from mlplatform.release.migration import migrate_run_task_request
 
 
@@ -113,6 +114,27 @@ def test_settings_the_app_would_refuse_fail_before_the_cli_starts(no_cli, action
     with pytest.raises(ConfigError, match=r"^\[prod\.mlflow\] image_digest is not set"):
         cdk_command(load_environments()["prod"], action, confirm="prod")
     assert no_cli == []
+
+
+def test_synth_without_a_release_stands_placeholders_in_and_deploy_refuses_them(no_cli):
+    prod = load_environments()["prod"]
+    overrides, said = for_looking(prod, None, None)
+    assert overrides["image_digest"] == PLACEHOLDER_DIGEST
+    assert overrides["certificate_arn"].startswith("arn:aws:acm:eu-west-1:222222222222:")
+    assert said == [
+        f"no MLflow image digest: the placeholder {PLACEHOLDER_DIGEST[:19]}… stands in",
+        "no certificate: a placeholder ACM ARN stands in",
+    ]
+    cdk_command(prod, "synth", **overrides)  # resolves: the templates can be looked at
+    assert len(no_cli) == 1
+    for name in ("image_digest", "certificate_arn"):
+        looking = {**release("prod"), name: overrides[name]}
+        with pytest.raises(ConfigError, match=r"is a placeholder \(for looking at a synth only\)"):
+            cdk_command(prod, "deploy", **looking)
+    assert len(no_cli) == 1
+    # What is given is kept; only what is missing is stood in for.
+    given, said = for_looking(prod, TEST_DIGEST, None)
+    assert given["image_digest"] == TEST_DIGEST and len(said) == 1
 
 
 def test_missing_cli_is_a_one_line_error(monkeypatch):
