@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.status import Status
 
@@ -14,9 +17,13 @@ err_console = Console(stderr=True, highlight=False)
 class RichReporter:
     """Shows each step with a spinner, then a check mark; warnings in bold on stderr."""
 
-    def __init__(self, out: Console = err_console) -> None:
+    def __init__(
+        self, out: Console = err_console, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.out = out
+        self.clock = clock
         self._status: Status | None = None
+        self._started: float | None = None
 
     def _stop(self) -> None:
         if self._status is not None:
@@ -28,11 +35,17 @@ class RichReporter:
         self._stop()
         self._status = self.out.status(message)
         self._status.start()
+        self._started = self.clock()
 
     def done(self, message: str) -> None:
-        """Replace the spinner with a finished line."""
+        """Replace the spinner with a finished line, with the step's time when it took one."""
         self._stop()
-        self.out.print(f"[green]✓[/green] {message}")
+        took = ""
+        if self._started is not None:
+            seconds = self.clock() - self._started
+            took = f" [dim]({seconds:.1f} s)[/dim]" if seconds >= 0.1 else ""
+            self._started = None
+        self.out.print(f"[green]✓[/green] {message}{took}")
 
     def warn(self, message: str) -> None:
         """Print a warning that stands out."""
