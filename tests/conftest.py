@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.engines import engine, images  # noqa: F401  (session fixtures: the container lane)
 from tests.leftovers import snapshot, wait_for_leftovers
 
 SCRUBBED_PREFIXES = ("AWS_", "MLFLOW_", "MLPLATFORM_")

@@ -15,7 +15,7 @@ import pytest
 
 from mlplatform.images.oci_archive import open_image
 from tests.cli import REPO
-from tests.container.conftest import KIT, run_checked
+from tests.engines import KIT, run_checked
 
 pytestmark = pytest.mark.container
 

@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from mlplatform.images.oci_archive import open_image
 from tests.cli import kit
-from tests.container.conftest import exports
+from tests.engines import exports
 from tests.integration.conftest import write_config
 from training.data import FEATURES, generate
 

@@ -1,6 +1,8 @@
 """A real local stack (MariaDB, SeaweedFS, moto, MLflow) for the session, started as a user does.
 
 It runs from its own state folder and on its own ports, so a developer's stack keeps running.
+Tests that take `runtime_stack` run on the native stack, and in the container lane again on the
+same stack under the compose runtime (`compose_stack`): one test, both runtimes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +25,11 @@ from tests.cli import REPO, kit
 from tests.leftovers import stragglers
 
 TEST_PORTS = {"mlflow": 15000, "s3": 18433, "aws": 14566, "database": 13307}
+# The compose runtime's stack, away from the native ones (5000.., 15000..) and from the S3
+# store's +1..4 and +10000 ports.
+COMPOSE_PORTS = {"mlflow": 25500, "s3": 26433, "aws": 24566, "database": 23307}
+COMPOSE_PROJECT = "mlplatform"  # fixed in mlplatform/local/runtimes/compose.py
+RUNTIMES = ["native", pytest.param("compose", marks=pytest.mark.container)]
 # Where emulated cloud environments' MLflow servers listen during tests.
 TEST_EMULATED_PORTS = {"staging": 15200, "prod": 15100}
 
@@ -47,6 +55,11 @@ class Stack:
     home: Path
     env: dict[str, str]
     ports: dict[str, int]
+    runtime: str = "native"
+
+    def up(self):  # type: ignore[no-untyped-def]
+        """`invoke up` on this stack's runtime (after `down` no runtime is recorded)."""
+        return self.kit("up", "--runtime", self.runtime, timeout=900)
 
     def kit(self, *args: str, check: bool = True, timeout: float = 600):  # type: ignore[no-untyped-def]
         return kit(*args, env=self.env, check=check, timeout=timeout)
@@ -87,6 +100,66 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         s.kit("down", check=False)
         kill_stragglers(home)
+
+
+def compose_resources(env: dict[str, str]) -> list[str]:
+    """Containers and volumes of the kit's compose project on this machine's engine."""
+    label = f"label=com.docker.compose.project={COMPOSE_PROJECT}"
+    found = []
+    for what in (["ps", "-a"], ["volume", "ls"]):
+        listed = subprocess.run(
+            ["podman", *what, "-q", "--filter", label], env=env, capture_output=True, text=True
+        )
+        found += listed.stdout.split()
+    return found
+
+
+@pytest.fixture(scope="session")
+def compose_stack(
+    images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The same stack under the compose runtime (the container lane), on its own ports.
+
+    `up --runtime compose` once; at the end `down --volumes`, which must leave no container or
+    volume of the project (a failed `up` records no runtime: then the project is removed
+    directly, and the leftovers still fail the lane).
+    """
+    if compose_resources(images):
+        pytest.fail(
+            f"a compose project named {COMPOSE_PROJECT!r} exists here (the kit's name is fixed): "
+            "`./kit down` it, then run the lane again",
+            pytrace=False,
+        )
+    home = tmp_path_factory.mktemp("compose-stack")
+    config = write_config(home / "environments.toml", COMPOSE_PORTS)
+    env = {**images, "MLPLATFORM_HOME": str(home / "state"), "MLPLATFORM_CONFIG": str(config)}
+    s = Stack(home, env, COMPOSE_PORTS, "compose")
+    try:
+        s.up()
+        yield s
+    finally:
+        kit("down", "--volumes", env=env, timeout=300)
+        left = compose_resources(images)
+        if left:
+            subprocess.run(
+                ["docker", "compose", "-p", COMPOSE_PROJECT, "-f", "compose/docker-compose.yml",
+                 "down", "--volumes"],
+                cwd=REPO,
+                env={**images, "MLP_SECRETS_DIR": str(home / "state" / "secrets")},
+                capture_output=True,
+                check=False,
+                timeout=300,
+            )  # fmt: skip
+    assert left == [], f"`down --volumes` left containers or volumes: {left}"
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime_stack(request: pytest.FixtureRequest) -> Stack:
+    """The native stack; in the container lane, the compose one."""
+    stack: Stack = request.getfixturevalue(
+        "stack" if request.param == "native" else "compose_stack"
+    )
+    return stack
 
 
 def kill_stragglers(home: Path, grace: float = 10) -> None:

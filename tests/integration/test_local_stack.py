@@ -1,4 +1,8 @@
-"""The native local stack end to end, through the same tasks a user runs."""
+"""The local stack end to end, through the same tasks a user runs.
+
+Tests taking `runtime_stack` run on the native stack and, in the container lane, on the compose
+runtime's (tests/integration/conftest.py); the others are about the native runtime's processes.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +31,8 @@ from tests.integration.conftest import Stack, group_alive, write_config
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def mlflow_client(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+def client_of(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    """An MLflow client logged in with what `invoke env` gives a shell."""
     env = stack.client_env()
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
@@ -36,6 +40,11 @@ def mlflow_client(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+
+
+@pytest.fixture
+def mlflow_client(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    return client_of(stack, monkeypatch)
 
 
 def bucket_keys(stack: Stack) -> list[str]:
@@ -52,9 +61,10 @@ def bucket_keys(stack: Stack) -> list[str]:
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def test_status_reports_four_healthy_services(stack: Stack) -> None:
+def test_status_reports_four_healthy_services(runtime_stack: Stack) -> None:
+    stack = runtime_stack
     status = stack.status()
-    assert status["runtime"] == "native"
+    assert status["runtime"] == stack.runtime
     assert set(status["services"]) == {"database", "s3", "aws", "mlflow"}
     for name, service in status["services"].items():
         assert service["healthy"] is True, name
@@ -66,17 +76,16 @@ def test_second_up_changes_nothing(stack: Stack) -> None:
     result = stack.kit("up")
     assert result.returncode == 0
     assert result.stderr.count("already up") == 4
-    assert "MLflow UI: http://127.0.0.1:15000" in result.stdout
+    assert f"MLflow UI: http://127.0.0.1:{stack.ports['mlflow']}" in result.stdout
     after = stack.status()
     assert {n: s["pid"] for n, s in after["services"].items()} == {
         n: s["pid"] for n, s in before["services"].items()
     }
 
 
-def test_unauthenticated_request_is_refused(stack: Stack) -> None:
-    url = (
-        f"http://127.0.0.1:{stack.ports['mlflow']}/api/2.0/mlflow/experiments/search?max_results=1"
-    )
+def test_unauthenticated_request_is_refused(runtime_stack: Stack) -> None:
+    port = runtime_stack.ports["mlflow"]
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(url, timeout=10)
     assert err.value.code == 401
@@ -109,9 +118,8 @@ def test_secrets_are_files_0600_and_never_on_a_command_line(stack: Stack) -> Non
             assert value not in text, f"a secret is in {log.name}"
 
 
-def test_env_output_is_sourceable_by_a_shell(stack: Stack) -> None:
-    import subprocess
-
+def test_env_output_is_sourceable_by_a_shell(runtime_stack: Stack) -> None:
+    stack = runtime_stack
     script = (
         f'eval "$({sys.executable} -m invoke env)"; echo "$MLFLOW_TRACKING_URI $AWS_DEFAULT_REGION"'
     )
@@ -123,12 +131,14 @@ def test_env_output_is_sourceable_by_a_shell(stack: Stack) -> None:
         env={**os.environ, **stack.env},
         cwd=Path(__file__).parents[2],
     )
-    assert result.stdout.strip() == "http://127.0.0.1:15000 us-east-1"
+    assert result.stdout.strip() == f"http://127.0.0.1:{stack.ports['mlflow']} us-east-1"
 
 
 def test_logged_data_survives_down_and_up(
-    stack: Stack, mlflow_client: MlflowClient, tmp_path: Path
+    runtime_stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    stack = runtime_stack
+    mlflow_client = client_of(stack, monkeypatch)
     exp = mlflow_client.create_experiment("persistence")
     run = mlflow_client.create_run(exp)
     rid = run.info.run_id
@@ -141,10 +151,12 @@ def test_logged_data_survives_down_and_up(
     mlflow_client.set_terminated(rid)
     assert f"mlflow-artifacts/{exp}/{rid}/artifacts/report.txt" in bucket_keys(stack)
 
-    groups = stack.process_groups()
+    groups = stack.process_groups()  # native: every service's; compose reports no pids
     stack.kit("down")
     assert not any(group_alive(g) for g in groups), "a process group survived down"
-    stack.kit("up")
+    stopped = stack.status()
+    assert not any(s["healthy"] for s in stopped["services"].values())
+    stack.up()
 
     again = mlflow_client.get_run(rid)
     assert again.data.params == {"lr": "0.01"}

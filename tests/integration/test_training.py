@@ -1,4 +1,8 @@
-"""Training with the native runner against the real local stack, through the tasks."""
+"""Training with the native runner against the real local stack, through the tasks.
+
+Tests taking `runtime_stack` (through `admin` and `s3`) run against the native stack and, in the
+container lane, against the compose runtime's (tests/integration/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -24,8 +28,7 @@ MODEL = "fraud-classifier"
 BUCKET = "mlp-local-artifacts-123456789012-us-east-1"
 
 
-@pytest.fixture
-def admin(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+def admin_of(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
     env = stack.client_env()
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
@@ -34,8 +37,13 @@ def admin(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
 
 
 @pytest.fixture
-def s3(stack: Stack):  # type: ignore[no-untyped-def]
-    env = stack.client_env()
+def admin(runtime_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    return admin_of(runtime_stack, monkeypatch)
+
+
+@pytest.fixture
+def s3(runtime_stack: Stack):  # type: ignore[no-untyped-def]
+    env = runtime_stack.client_env()
     return boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL_S3"],
@@ -69,8 +77,9 @@ def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_native_run_is_complete_reproducible_and_registered(
-    stack: Stack, admin: MlflowClient, s3, tmp_path: Path
+    runtime_stack: Stack, admin: MlflowClient, s3, tmp_path: Path
 ) -> None:
+    stack = runtime_stack
     stack.kit("data")
     result = train(stack, "n_estimators=60")
     run = admin.get_run(result["run_id"])
@@ -108,8 +117,9 @@ def test_native_run_is_complete_reproducible_and_registered(
 
 
 def test_gate_promotes_a_better_model_and_keeps_a_worse_one_out(
-    stack: Stack, admin: MlflowClient
+    runtime_stack: Stack, admin: MlflowClient
 ) -> None:
+    stack = runtime_stack
     stack.kit("data")
     good = train(stack, "n_estimators=80")
     first = json.loads(stack.kit("champion", "--json").stdout)
@@ -126,8 +136,9 @@ def test_gate_promotes_a_better_model_and_keeps_a_worse_one_out(
 
 
 def test_bad_hyperparameter_is_one_line_and_registers_nothing(
-    stack: Stack, admin: MlflowClient
+    runtime_stack: Stack, admin: MlflowClient
 ) -> None:
+    stack = runtime_stack
     before = versions(admin)
     line = one_error_line(stack.kit("train", "--set", "max_depth=99", check=False))
     assert line.startswith("error: bad hyperparameter: max_depth: Input should be less than")
@@ -139,8 +150,9 @@ def test_bad_hyperparameter_is_one_line_and_registers_nothing(
 
 
 def test_missing_channel_is_one_line_and_registers_nothing(
-    stack: Stack, admin: MlflowClient, s3
+    runtime_stack: Stack, admin: MlflowClient, s3
 ) -> None:
+    stack = runtime_stack
     stack.kit("data")
     before = versions(admin)
     s3.delete_object(Bucket=BUCKET, Key="datasets/fraud-v1/validation/data.csv")
@@ -153,8 +165,10 @@ def test_missing_channel_is_one_line_and_registers_nothing(
 
 
 def test_unreachable_tracking_server_is_one_line_and_registers_nothing(
-    stack: Stack, admin: MlflowClient
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Native: the server's process group is killed as a crash would."""
+    admin = admin_of(stack, monkeypatch)
     stack.kit("data")
     before = versions(admin)
     pid = stack.status()["services"]["mlflow"]["pid"]
