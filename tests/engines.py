@@ -2,9 +2,10 @@
 
 Session fixtures, registered for the whole suite by tests/conftest.py: the container tests
 (tests/container) and the compose half of the tests parametrized by runtime (tests/integration)
-share one engine and one set of images. On Podman, compose/standins/podman-env.sh provides Compose v2, the API socket, the healthcheck loop
-and the `docker` shim the kit looks for; the fixtures start them in a folder of the session's own
-and stop them at the end. Without a registry, compose/standins/build.sh makes the images locally.
+share one engine and one set of images. On Podman, compose/standins/podman-env.sh provides
+Compose v2, the API socket, the healthcheck loop and the `docker` shim the kit looks for; the
+fixtures start them in a folder of the session's own and stop them at the end. Without a
+registry, compose/standins/build.sh makes the images locally.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ stamped with the build's time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -126,42 +127,99 @@ def build_images(
 ) -> list[BuiltImage]:
     """Build each image on the base image, save it under the state folder, read its digest.
 
-    An archive is saved again only when the engine's image changed (its id differs from the one
-    the archive was saved from) or with `no_cache`: a rebuild from the layer cache of unchanged
-    inputs takes seconds, saving a gigabyte does not.
+    Work is skipped where nothing changed (never with `no_cache`): when the build's inputs (the
+    base image and every file the build context admits) are those the archive was made from and
+    the engine still has that image, nothing runs; when a build from the layer cache gives an
+    image of the same layers and config, the archive is kept (saving a gigabyte takes a minute).
     """
     base = ensure_base_image(engine, paths, reporter)
     built = []
     for spec in specs:
+        archive = built_archive(paths, spec.name)
+        inputs = _inputs(spec, engine, base)
+        saved = None if no_cache else _saved(archive)
+        if (
+            inputs
+            and saved is not None
+            and saved.get("inputs") == inputs
+            and _has(engine, spec, saved)
+        ):
+            digest = saved["digest"]
+            reporter.done(f"{spec.name} {digest} (inputs unchanged; image and archive kept)")
+            built.append(BuiltImage(spec.name, spec.tag, digest, archive))
+            continue
         log = paths.logs / "images" / f"{spec.name}.log"
         reporter.step(f"building {spec.name} ({spec.dockerfile} on {base}; log: {log})")
         done = engine.run(_build_args(engine, spec, base, no_cache), timeout=3600, log=log)
         if done.returncode != 0:
             raise ImageError(f"building the {spec.name} image failed; see {log}")
-        archive = built_archive(paths, spec.name)
-        image_id = _image_id(engine, spec.tag)
-        saved = None if no_cache else _saved(archive)
-        if saved is not None and saved["image_id"] == image_id:
+        content = _content(engine, spec.tag)
+        if saved is not None and saved["content"] == content:
             digest = saved["digest"]
+            _write_sidecar(archive, digest, content, inputs)
             reporter.done(f"{spec.name} {digest} (unchanged; archive kept)")
         else:
-            digest = _save(engine, spec, archive, image_id)
+            digest = _save(engine, spec, archive, content, inputs)
             reporter.done(f"{spec.name} {digest}")
         built.append(BuiltImage(spec.name, spec.tag, digest, archive))
     return built
 
 
-def _image_id(engine: Engine, tag: str) -> str:
+# What an image is, as `image inspect` shows it in Docker and Podman alike. Not the image id:
+# Podman gives a rebuild of the same layers and config a new id (and local digest) each time.
+_CONTENT = ("Architecture", "Os", "Variant", "Created", "Author", "Config", "RootFS")
+
+
+def _content(engine: Engine, tag: str) -> str:
+    """sha256 over the image's layers and config: the same for the same archive."""
     # JSON, which Docker and Podman agree on (their --format templates differ).
     done = engine.run(["image", "inspect", tag], timeout=120)
     try:
-        return str(json.loads(done.stdout)[0]["Id"])
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        shown = json.loads(done.stdout)[0]
+        fields = {key: shown.get(key) for key in _CONTENT}
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
         raise ImageError(f"the engine does not show the image it built ({tag})") from exc
+    return "sha256:" + hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _context_files() -> list[Path]:
+    """Every file the build context admits: .dockerignore ignores all but its `!` paths."""
+    ignore = (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    admitted = [line[1:].strip().rstrip("/") for line in ignore if line.startswith("!")]
+    files: list[Path] = []
+    for entry in admitted:
+        path = REPO_ROOT / entry
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [p for p in found if "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    return files
+
+
+def _inputs(spec: ImageSpec, engine: Engine, base: str) -> str | None:
+    """sha256 over what a build reads: the base image, the Dockerfile, the context files.
+
+    None when the engine cannot show the base (a registry image not pulled yet): then it builds.
+    """
+    try:
+        base_content = _content(engine, base)
+    except ImageError:
+        return None
+    digest = hashlib.sha256(f"{spec.dockerfile}\n{base_content}\n{SOURCE_DATE_EPOCH}\n".encode())
+    for path in _context_files():
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + digest.hexdigest()
+
+
+def _has(engine: Engine, spec: ImageSpec, saved: dict[str, str]) -> bool:
+    """Whether the engine still has, under the spec's tag, the image the archive holds."""
+    try:
+        return _content(engine, spec.tag) == saved["content"]
+    except ImageError:
+        return False  # pruned, or never built on this engine
 
 
 def sidecar(archive: Path) -> Path:
-    """The small file beside an archive: its digest and the engine image it was saved from."""
+    """The small file beside an archive: its digest and the content of the image it holds."""
     return archive.with_name(archive.name + ".json")
 
 
@@ -176,10 +234,15 @@ def _saved(archive: Path) -> dict[str, str] | None:
         loaded = json.loads(side.read_text(encoding="utf-8"))
     except ValueError:
         return None
-    return loaded if isinstance(loaded, dict) and {"digest", "image_id"} <= set(loaded) else None
+    return loaded if isinstance(loaded, dict) and {"digest", "content"} <= set(loaded) else None
 
 
-def _save(engine: Engine, spec: ImageSpec, archive: Path, image_id: str) -> str:
+def _write_sidecar(archive: Path, digest: str, content: str, inputs: str | None) -> None:
+    record = {"digest": digest, "content": content, "inputs": inputs}
+    sidecar(archive).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def _save(engine: Engine, spec: ImageSpec, archive: Path, content: str, inputs: str | None) -> str:
     archive.parent.mkdir(parents=True, exist_ok=True)
     # Saved under a name of this process's own, then renamed: an interrupted save never leaves
     # half an archive under the real name, and two builds never share a file.
@@ -190,9 +253,7 @@ def _save(engine: Engine, spec: ImageSpec, archive: Path, image_id: str) -> str:
             digest = image.digest
         partial.replace(archive)
         # After the archive, so a sidecar never describes an archive saved later than itself.
-        sidecar(archive).write_text(
-            json.dumps({"digest": digest, "image_id": image_id}) + "\n", encoding="utf-8"
-        )
+        _write_sidecar(archive, digest, content, inputs)
     finally:
         partial.unlink(missing_ok=True)
     return digest

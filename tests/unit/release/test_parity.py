@@ -91,11 +91,11 @@ def test_a_built_digest_comes_from_its_sidecar_unless_the_archive_is_newer(tmp_p
     digest = write_archive(archive, {"scoring_server/__init__.py": b""})
     assert built_digest(archive) == digest  # no sidecar: read from the archive
     sidecar = tmp_path / "serving.oci.tar.json"
-    sidecar.write_text('{"digest": "sha256:' + "a" * 64 + '", "image_id": "1"}\n')
+    sidecar.write_text('{"digest": "sha256:' + "a" * 64 + '", "content": "1"}\n')
     assert built_digest(archive) == "sha256:" + "a" * 64
     sidecar.write_text("not json")
     assert built_digest(archive) == digest  # unreadable sidecar: the archive says
-    sidecar.write_text('{"digest": "sha256:' + "a" * 64 + '", "image_id": "1"}\n')
+    sidecar.write_text('{"digest": "sha256:' + "a" * 64 + '", "content": "1"}\n')
     # An archive saved after its sidecar (by hand, or an interrupted build): the archive wins.
     stamp = sidecar.stat().st_mtime
     os.utime(archive, (stamp + 10, stamp + 10))
