@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from mlplatform.local.database_admin import find_server
 from mlplatform.local.lifecycle import open_runtime, recorded_runtime
 from mlplatform.local.services import SERVICES
 from mlplatform.readiness import port_open
+from mlplatform.reporting import JsonFields
 from mlplatform.target import Target
 from mlplatform.toolchain.system_deps import CONTAINERS, DATABASE, install_command
 
@@ -43,16 +44,12 @@ NODE_MAJOR = 22
 
 
 @dataclass(frozen=True)
-class Check:
+class Check(JsonFields):
     """One finding: what was checked, how it stands, and what was found or what to do."""
 
     name: str
     status: str
     detail: str
-
-    def as_json(self) -> dict[str, str]:
-        """The `--json` object of this check."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

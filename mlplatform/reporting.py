@@ -1,14 +1,25 @@
 """Progress reporting: the library reports through this protocol; the task layer renders it.
 
 The library never prints: a long operation takes a Reporter and tells it each step, so `invoke`
-shows it with rich (mlplatform.console) and tests or other callers pass SilentReporter.
+shows it with rich (mlplatform.console) and tests or other callers pass SilentReporter. Results a
+task prints with `--json` are dataclasses with JsonFields.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import asdict
+from typing import Any, Protocol
 
-__all__ = ["Reporter", "SilentReporter"]
+__all__ = ["JsonFields", "Reporter", "SilentReporter"]
+
+
+class JsonFields:
+    """A dataclass whose `--json` object is its fields."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--json` object: the dataclass's fields."""
+        fields: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        return fields
 
 
 class Reporter(Protocol):

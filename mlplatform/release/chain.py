@@ -40,7 +40,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ from mlplatform.names import (
 )
 from mlplatform.release.ecr_push import image_present, push_image
 from mlplatform.release.migration import migrate_run_task_request, migrated_digest, run_migration
-from mlplatform.reporting import Reporter
+from mlplatform.reporting import JsonFields, Reporter
 from mlplatform.serving.rollout import STRATEGIES
 from mlplatform.target import Target
 
@@ -88,16 +88,12 @@ _FOREIGN_ERRORS = (
 
 
 @dataclass(frozen=True)
-class StepResult:
+class StepResult(JsonFields):
     """What one step did: `changed` is False when the environment already was as wanted."""
 
     step: str
     changed: bool
     detail: str
-
-    def as_json(self) -> dict[str, Any]:
-        """The `--json` object of this step."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

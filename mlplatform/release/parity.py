@@ -33,7 +33,7 @@ import json
 import platform
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from mlplatform.local.database_admin import find_server
 from mlplatform.local.services import mlflow_environment, native_endpoints
 from mlplatform.names import IMAGES, Output, endpoint_name, repository_output
 from mlplatform.release.ecr_push import image_present
+from mlplatform.reporting import JsonFields
 from mlplatform.target import Target
 
 __all__ = ["SAME_EVERYWHERE", "Parity", "Row", "parity"]
@@ -81,17 +82,13 @@ class _Unreadable(Exception):
 
 
 @dataclass(frozen=True)
-class Row:
+class Row(JsonFields):
     """One item: what runs locally, what runs in the environment, and whether they agree."""
 
     item: str
     local: str
     remote: str
     status: str
-
-    def as_json(self) -> dict[str, str]:
-        """The `--json` object of this row."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
