@@ -113,11 +113,11 @@ def test_local_container_run_registers_a_reproducible_model_and_leaks_no_secret(
     assert tags["mlp.training_job"] == result["job_name"]
     # The image `invoke build` makes, recorded by the digest of the archive `invoke deploy`
     # pushes: a SageMaker job of the release names the same one.
-    archive = stack.state / "images" / "training.oci.tar"
-    with open_image(archive) as built:
+    training_archive = stack.state / "images" / "training.oci.tar"
+    with open_image(training_archive) as built:
         assert tags["mlp.image.digest"] == built.digest
     assert tags["mlp.image"] == f"mlplatform/training@{built.digest}"
-    saved = archive.stat().st_mtime_ns
+    saved = training_archive.stat().st_mtime_ns
     for tag in ("mlp.git.commit", "mlp.lock.sha256", "mlp.data.train.sha256"):
         assert tags[tag] and tags[tag] != "unknown", tag
 
@@ -147,7 +147,7 @@ def test_local_container_run_registers_a_reproducible_model_and_leaks_no_secret(
     # The same content reuses the image and its archive (not saved again), the same digest.
     second = stack.kit("train", "--runner", "local-container", "--json", timeout=1200)
     assert "archive kept" in " ".join(second.stderr.split())  # rich wraps long lines
-    assert archive.stat().st_mtime_ns == saved
+    assert training_archive.stat().st_mtime_ns == saved
     again = admin.get_run(json.loads(second.stdout)["run_id"]).data.tags
     assert again["mlp.image.digest"] == tags["mlp.image.digest"]
 

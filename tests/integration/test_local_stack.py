@@ -34,8 +34,11 @@ pytestmark = pytest.mark.integration
 def client_of(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
     """An MLflow client logged in with what `invoke env` gives a shell."""
     env = stack.client_env()
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
+    # As `invoke env` sets them: downloads through the server, not to presigned URLs of an S3
+    # endpoint the host may not reach (a container name under compose).
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
     # Fail fast while the server is down instead of retrying for minutes.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

@@ -30,9 +30,14 @@ BUCKET = "mlp-local-artifacts-123456789012-us-east-1"
 
 def admin_of(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
     env = stack.client_env()
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    # As `invoke env` sets them (downloads through the server: see lifecycle.client_environment).
+    for key in (
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD",
+    ):
+        monkeypatch.setenv(key, env[key])
     return MlflowClient()
 
 
