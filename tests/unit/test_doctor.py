@@ -108,13 +108,14 @@ def test_aws_credentials_are_named_by_their_source_never_their_value(
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEYID0000")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "never-printed-secret")
+    # Made-up values, not shaped like real keys: the check is that neither is printed.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key-id-never-printed")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-never-printed")
     report = diagnose(targets[0], [targets[1]])
     check = by_name(report)["aws (prod)"]
     assert check.status == OK and check.detail.startswith("credentials from env, region eu-west-1")
     text = json.dumps(report.as_json())
-    assert "never-printed-secret" not in text and "AKIAEXAMPLEKEYID0000" not in text
+    assert "test-secret-never-printed" not in text and "test-key-id-never-printed" not in text
 
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
