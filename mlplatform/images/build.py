@@ -133,10 +133,11 @@ def build_images(
     image of the same layers and config, the archive is kept (saving a gigabyte takes a minute).
     """
     base = ensure_base_image(engine, paths, reporter)
+    shared = _shared_inputs(engine, base)  # the same for every image: read once
     built = []
     for spec in specs:
         archive = built_archive(paths, spec.name)
-        inputs = _inputs(spec, engine, base)
+        inputs = _inputs(spec, shared)
         saved = None if no_cache else _saved(archive)
         if (
             inputs
@@ -194,8 +195,8 @@ def _context_files() -> list[Path]:
     return files
 
 
-def _inputs(spec: ImageSpec, engine: Engine, base: str) -> str | None:
-    """sha256 over what a build reads: the base image, the Dockerfile, the context files.
+def _shared_inputs(engine: Engine, base: str) -> str | None:
+    """sha256 over what every build reads: the base image's content and the context files.
 
     None when the engine cannot show the base (a registry image not pulled yet): then it builds.
     """
@@ -203,11 +204,18 @@ def _inputs(spec: ImageSpec, engine: Engine, base: str) -> str | None:
         base_content = _content(engine, base)
     except ImageError:
         return None
-    digest = hashlib.sha256(f"{spec.dockerfile}\n{base_content}\n{SOURCE_DATE_EPOCH}\n".encode())
+    digest = hashlib.sha256(f"{base_content}\n{SOURCE_DATE_EPOCH}\n".encode())
     for path in _context_files():
         digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return "sha256:" + digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _inputs(spec: ImageSpec, shared: str | None) -> str | None:
+    """sha256 over what one build reads: its Dockerfile and the shared inputs."""
+    if shared is None:
+        return None
+    return "sha256:" + hashlib.sha256(f"{spec.dockerfile}\n{shared}".encode()).hexdigest()
 
 
 def _has(engine: Engine, spec: ImageSpec, saved: dict[str, str]) -> bool:

@@ -46,16 +46,17 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from mlplatform.cloud.stack_outputs import released_image
-from mlplatform.config import REPO_ROOT
 from mlplatform.errors import PlatformError
 from mlplatform.images.build import built_archive, sidecar
 from mlplatform.images.oci_archive import open_image
 from mlplatform.local.database_admin import find_server
 from mlplatform.local.services import mlflow_environment, native_endpoints
 from mlplatform.names import IMAGES, Output, endpoint_name, repository_output
+from mlplatform.registry.client import Registry
 from mlplatform.release.ecr_push import image_present
 from mlplatform.reporting import JsonFields
 from mlplatform.target import Target
+from training.tracking import lock_file
 
 __all__ = ["SAME_EVERYWHERE", "Parity", "Row", "parity"]
 
@@ -136,24 +137,17 @@ def parity(local: Target, remote: Target) -> Parity:
     remote.cloud_only("parity compares the local stack with a cloud environment")
     probe = _Probe(local, remote)
     rows = [
-        _row("MLflow version", lambda: _server_version(local), lambda: _server_version(remote)),
+        _row(
+            "MLflow version",
+            lambda: probe.server_version(local),
+            lambda: probe.server_version(remote),
+        ),
         _row("database", probe.local_database, probe.remote_database, _same_database),
         *probe.settings(),
         *probe.images(),
         *probe.champion(),
     ]
     return Parity(remote.name, tuple(rows))
-
-
-def _server_version(target: Target) -> str:
-    registry = target.registry()
-    answer = requests.get(
-        f"{registry.tracking_uri}/version",
-        auth=(registry.username, registry.password),
-        timeout=15,
-    )
-    answer.raise_for_status()
-    return answer.text.strip()
 
 
 def _same_database(left: str, right: str) -> bool:
@@ -178,6 +172,24 @@ class _Probe:
         self.remote = remote
         self._outputs: dict[str, dict[str, str]] = {}
         self._champions: dict[str, Any] = {}
+        self._registries: dict[str, Registry] = {}
+
+    def registry(self, target: Target) -> Registry:
+        """The target's registry and admin login, looked up once (stack outputs, a secret)."""
+        if target.name not in self._registries:
+            self._registries[target.name] = target.registry()
+        return self._registries[target.name]
+
+    def server_version(self, target: Target) -> str:
+        """What the target's MLflow server says its version is."""
+        registry = self.registry(target)
+        answer = requests.get(
+            f"{registry.tracking_uri}/version",
+            auth=(registry.username, registry.password),
+            timeout=15,
+        )
+        answer.raise_for_status()
+        return answer.text.strip()
 
     # -- database ----------------------------------------------------------------------------
 
@@ -313,7 +325,7 @@ class _Probe:
 
     def _champion(self, target: Target) -> Any:
         if target.name not in self._champions:
-            registry = target.registry()
+            registry = self.registry(target)
             with registry.client() as client:
                 version = client.get_model_version_by_alias(target.env.model_name, "champion")
                 run = client.get_run(version.run_id) if version.run_id else None
@@ -355,8 +367,8 @@ class _Probe:
 
 
 def _training_lock() -> str:
-    """sha256 of this checkout's training lock, as training tags it (mlp.lock.sha256)."""
-    return hashlib.sha256((REPO_ROOT / "requirements" / "training.txt").read_bytes()).hexdigest()
+    """sha256 of this checkout's training lock: the file training hashes into its lineage tag."""
+    return hashlib.sha256(lock_file().read_bytes()).hexdigest()
 
 
 def _flavors(client: Any, name: str, version: str) -> dict[str, Any]:
