@@ -91,9 +91,22 @@ def _errors(reporter: RichReporter | None = None) -> Iterator[None]:
         raise Exit(f"error: {exc}", code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None
+    except Exception as exc:
+        # An AWS call the library did not wrap (no credentials, no endpoint): still one line.
+        if not type(exc).__module__.startswith("botocore."):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise Exit(f"error: AWS: {first}{_AWS_HINTS.get(type(exc).__name__, '')}", code=1) from None
     finally:
         if reporter is not None:
             reporter.close()
+
+
+_AWS_HINTS = {
+    "NoCredentialsError": " (AWS credentials for a real account; for an emulated one, "
+    'eval "$(./kit env --env ENV)")',
+    "EndpointConnectionError": " (is the emulation running? ./kit emulate --env ENV --account)",
+}
 
 
 def _percent(value, flag: str) -> float:  # type: ignore[no-untyped-def]
@@ -375,10 +388,16 @@ def serve(c, model=None, alias="champion", version=None, port=8080, workers=1, c
         "env": "cloud environment to emulate: staging or prod (default prod)",
         "down": "stop the emulated environment instead",
         "volumes": "with --down, also forget its credentials and state",
+        "account": "an emulated AWS account of its own to `invoke deploy` to: CDK-bootstrapped, "
+        "with a certificate for the MLflow domain",
     }
 )
-def emulate(c, env="prod", down=False, volumes=False):
-    """Emulate a cloud environment beside the local stack: its registry, secrets and bucket."""
+def emulate(c, env="prod", down=False, volumes=False, account=False):
+    """Emulate a cloud environment beside the local stack: its registry, secrets and bucket.
+
+    With --account, the environment's own emulated AWS account (strict IAM), ready for
+    `invoke deploy --env E`; its registry starts when the deploy gives the service an image.
+    """
     from mlplatform.emulator.environment import Emulation
     from mlplatform.target import resolve_targets
 
@@ -389,7 +408,7 @@ def emulate(c, env="prod", down=False, volumes=False):
             stopped = emulation.down(volumes)
             console.print(f"emulated {env} {'stopped' if stopped else 'was not running'}")
             return
-        emulation.up(reporter)
+        emulation.up(reporter, account=account)
         variables = emulation.client_environment()
     console.print(f'Use it from a shell: eval "$(./kit env --env {env})"')
     for key, value in variables.items():
@@ -498,7 +517,8 @@ def endpoints(c, env, json_=False):
         "steps": "comma-separated subset of infra,image,migrate,service,model,endpoint",
         "image": "MLflow image to release: OCI archive or layout, or a local podman/docker image",
         "image_digest": "release an image already in ECR by digest instead of --image",
-        "certificate_arn": "ACM certificate ARN for HTTPS when environments.toml has none",
+        "certificate_arn": "ACM certificate ARN for HTTPS (default: environments.toml, else the "
+        "issued ACM certificate for the MLflow domain)",
         "from_": "registry whose champion is released (default local)",
         "strategy": "endpoint rollout: all-at-once, canary or linear (default from config)",
         "training_image": "training image to release, as --image (default: invoke build's)",
@@ -583,7 +603,8 @@ def parity(c, env, json_=False):
 _INFRA_HELP = {
     "env": "environment: local, staging or prod",
     "image_digest": "MLflow image digest (sha256:...) when environments.toml has none",
-    "certificate_arn": "ACM certificate ARN for HTTPS when environments.toml has none",
+    "certificate_arn": "ACM certificate ARN for HTTPS (default: environments.toml, else the "
+    "issued ACM certificate for the MLflow domain)",
 }
 
 
@@ -599,7 +620,12 @@ def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # typ
         )
         ensure_node_modules()
         if action in ("deploy", "diff"):
+            from mlplatform.cloud.certificates import certificate_arn as find_certificate
             from mlplatform.release.chain import released_context
+
+            certificate_arn = find_certificate(
+                target.env, lambda: target.client("acm"), certificate_arn
+            )
 
             # Keep the training and serving images the last release recorded in the stack.
             released = released_context(target, {})
@@ -615,7 +641,13 @@ def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # typ
     err_console.print(f"cdk {action} for {env}: done in {result.seconds:.1f}s")
 
 
-@task(help=_INFRA_HELP)
+@task(
+    help={
+        **_INFRA_HELP,
+        "certificate_arn": "ACM certificate ARN for HTTPS (default: environments.toml, else a "
+        "placeholder for looking)",
+    }
+)
 def synth(c, env, image_digest=None, certificate_arn=None):
     """Synthesize an environment's CloudFormation (cdk-nag runs; a finding fails it).
 

@@ -83,7 +83,7 @@ class _Strict(BaseModel):
 
 
 class Ports(_Strict):
-    """Host ports of the local stack's services (loopback only)."""
+    """Host ports (loopback only): the local stack's, or a cloud environment's emulation's."""
 
     mlflow: Port = 5000
     # The S3 store also uses s3+1..s3+4 and those plus 10000 (see mlplatform.local.services).

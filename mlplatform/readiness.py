@@ -41,7 +41,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     """True when GET url answers 2xx."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URLs only)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (the kit's own service URLs)
             return bool(200 <= resp.status < 300)
     except (urllib.error.URLError, OSError, ValueError):
         return False

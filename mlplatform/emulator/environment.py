@@ -8,8 +8,14 @@ database server (as RDS would hold it), and its artifacts in prod's bucket on th
 Tasks then reach it exactly as they reach AWS: through endpoint URLs (AWS_ENDPOINT_URL for AWS,
 MLPLATFORM_MLFLOW_URL_<ENV> for the registry) and credentials from Secrets Manager.
 With AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_S3) set, `up` puts the AWS side on that emulator
-instead, for example the one the environment's stacks were deployed to by `invoke deploy`; the
-choice is recorded with the emulation, so later tasks (`invoke env --env prod`) print it.
+instead; the choice is recorded with the emulation, so later tasks (`invoke env --env prod`)
+print it.
+
+With --account, the environment gets an AWS account of its own (account.py: the kit's strict
+AWS server, CDK-bootstrapped, with a certificate for its domain), empty until `invoke deploy`
+creates its stacks. The registry then runs as its Fargate service would: its task
+(registry_task.py) waits until the service is given an image, takes the secrets and bucket the
+stacks created, and points the database secret at the local server, which stands in for RDS.
 
 What stays unproven without AWS: IAM policies, KMS, VPC endpoints and security groups, the ALB
 and TLS in front of the server, RDS itself and ECS's secret injection (the entrypoint reads the
@@ -29,7 +35,13 @@ import pymysql
 
 from mlplatform.cloud import aws
 from mlplatform.cloud.stack_outputs import mlflow_url_variable
-from mlplatform.config import REPO_ROOT
+from mlplatform.config import REPO_ROOT, config_path
+from mlplatform.emulator.account import (
+    account_program,
+    ensure_bootstrapped,
+    ensure_certificate,
+    finish_one_off_tasks,
+)
 from mlplatform.errors import PlatformError
 from mlplatform.local.aws_side import secret_values
 from mlplatform.local.credentials import load_or_create
@@ -65,7 +77,11 @@ class Emulation:
     @property
     def aws_url(self) -> str:
         """The emulator standing in for AWS (the local stack's moto server by default)."""
-        return self._endpoints()["aws"]
+        return str(self._endpoints()["aws"])
+
+    @property
+    def _db_user(self) -> str:
+        return f"mlflow_{self.env.name}"
 
     def database_name(self) -> str:
         """The environment's database on the shared local server."""
@@ -74,18 +90,28 @@ class Emulation:
     @property
     def s3_url(self) -> str:
         """S3 of the emulation (by default the local SeaweedFS, so buckets survive a restart)."""
-        return self._endpoints()["s3"]
+        return str(self._endpoints()["s3"])
 
-    def _endpoints(self) -> dict[str, str]:
+    @property
+    def has_account(self) -> bool:
+        """Whether the environment runs in an emulated account of its own (`--account`)."""
+        return bool(self._endpoints().get("account"))
+
+    def _endpoints(self) -> dict[str, Any]:
         recorded = self.paths.root / "endpoints.json"
         if recorded.is_file():
             return dict(json.loads(recorded.read_text()))
-        return self._requested_endpoints()
+        return self._requested_endpoints(account=False)
 
-    def _requested_endpoints(self) -> dict[str, str]:
+    def _requested_endpoints(self, account: bool) -> dict[str, Any]:
+        if account:
+            # "localhost", not 127.0.0.1: moto finds the bucket of a CloudFormation TemplateURL
+            # only in a path-style URL on localhost, which the CDK CLI builds from this.
+            own = f"http://localhost:{self.env.ports.aws}"
+            return {"aws": own, "s3": own, "account": True}
         # The same variables and precedence as boto3: a service's own endpoint, else the
-        # general one. Set, they put the environment's AWS side on another emulator (for
-        # example the one its stacks were deployed to); unset, the local stack's.
+        # general one. Set, they put the environment's AWS side on another emulator; unset,
+        # the local stack's.
         general = os.environ.get("AWS_ENDPOINT_URL")
         return {
             "aws": general or f"http://127.0.0.1:{self.local.ports.aws}",
@@ -109,9 +135,18 @@ class Emulation:
             "AWS_ACCESS_KEY_ID": access,
             "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": self.env.region,
+            "AWS_REGION": self.env.region,
+            # The CDK CLI caches the account it finds per access key under CDK_HOME: the
+            # emulation's own folder, so no other account's answer is ever reused.
+            **(
+                {"CDK_HOME": str(self.paths.root / "cdk-home"), "CDK_DISABLE_VERSION_CHECK": "1"}
+                if self.has_account
+                else {}
+            ),
         }
 
-    def _aws(self, service: str) -> Any:
+    def aws_client(self, service: str) -> Any:
+        """A boto3 client of the emulated AWS side (S3 on its own endpoint)."""
         access, secret = self._keys()
         return aws.client(
             service,
@@ -144,31 +179,62 @@ class Emulation:
         )
         return Program("mlflow", [sys.executable, "-m", "mlflow_server", "serve", "--migrate"], env)
 
-    def up(self, reporter: Reporter) -> str:
-        """Seed the environment's AWS side, start its registry; return its URL."""
-        self.local_target.local_stack(services=("database", "s3", "aws"))
-        self.paths.ensure()
-        (self.paths.root / "endpoints.json").write_text(json.dumps(self._requested_endpoints()))
-        creds, _ = load_or_create(self.paths, self.env, db_username=f"mlflow_{self.env.name}")
+    def prepare_registry(self) -> bool:
+        """The registry's database on the local server, its secrets pointing there, its bucket.
+
+        In an account of its own the stacks created the secrets and the bucket: the secrets
+        are overwritten to name the local database server (RDS's stand-in). True if the
+        bucket was created here.
+        """
+        creds = load_or_create(self.paths, self.env, db_username=self._db_user)[0]
         ensure_database(self.local_paths.run / "mysqld.sock", creds, self.database_name())
-        bucket_new = aws.ensure_bucket(self._aws("s3"), self.env.bucket_name, self.env.region)
+        bucket_new = aws.ensure_bucket(self.aws_client("s3"), self.env.bucket_name, self.env.region)
         secrets = secret_values(
             self.env, creds, "127.0.0.1", self.local.ports.database, self.database_name()
         )
-        aws.seed_secrets(self._aws("secretsmanager"), secrets)
-        reporter.done(
-            f"{self.env.name}: secrets seeded, bucket {self.env.bucket_name}"
-            + (" created" if bucket_new else " present")
-            + " in the emulator"
-        )
+        aws.seed_secrets(self.aws_client("secretsmanager"), secrets)
+        return bucket_new
 
-        self.supervisor.write_config([self._program()])
+    def registry_program(self) -> Program:
+        """The registry's server process: the Fargate task's entrypoint, `mlflow_server serve`."""
+        return self._program()
+
+    def up(self, reporter: Reporter, account: bool = False) -> str:
+        """Seed the environment's AWS side, start its registry; return its URL.
+
+        With `account`, the environment's own emulated account instead (see the module's
+        docstring): its registry starts once `invoke deploy` has given the service an image.
+        """
+        # An account stays until `--down`: the registry now lives on it.
+        account = account or (self.has_account and self.supervisor.running())
+        if account and self.env.ports.aws in self.local.ports.model_dump().values():
+            raise PlatformError(
+                f"[{self.env.name}.ports] aws = {self.env.ports.aws} is a port of the local "
+                f"stack; give {self.env.name}'s emulated account a port of its own"
+            )
+        self.local_target.local_stack(services=("database", "s3", "aws"))
+        self.paths.ensure()
+        (self.paths.root / "endpoints.json").write_text(
+            json.dumps(self._requested_endpoints(account))
+        )
+        if not account:
+            bucket_new = self.prepare_registry()
+            reporter.done(
+                f"{self.env.name}: secrets seeded, bucket {self.env.bucket_name}"
+                + (" created" if bucket_new else " present")
+                + " in the emulator"
+            )
+        programs = [self._account_program(), self._task_program()] if account else []
+        self.supervisor.write_config(programs or [self._program()])
         started_daemon = not self.supervisor.running()
         try:
             if started_daemon:
                 self.supervisor.start_daemon()
             else:
                 self.supervisor.reload()
+            if account:
+                self._account_up(reporter)
+                return self.mlflow_url
             if self.supervisor.state("mlflow") != "RUNNING":
                 if port_open(self.env.ports.mlflow):
                     raise PlatformError(
@@ -184,6 +250,7 @@ class Emulation:
                 log=self.paths.log("mlflow"),
                 alive=lambda: self.supervisor.state("mlflow") == "RUNNING",
             )
+            creds = load_or_create(self.paths, self.env, db_username=self._db_user)[0]
             ensure_user(
                 self.mlflow_url,
                 (creds.admin_username, creds.admin_password),
@@ -196,6 +263,52 @@ class Emulation:
         reporter.done(f"{self.env.name}'s MLflow at {self.mlflow_url}")
         return self.mlflow_url
 
+    def _account_program(self) -> Program:
+        return account_program(
+            self.env, self.env.ports.aws, self.paths.root / "authorizations.jsonl"
+        )
+
+    def _task_program(self) -> Program:
+        # The kit's own configuration and state folder: the task resolves this emulation again.
+        env = {
+            "MLPLATFORM_CONFIG": str(config_path()),
+            "MLPLATFORM_HOME": str(self.local_paths.root),
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        command = [sys.executable, "-m", "mlplatform.emulator.registry_task", self.env.name]
+        return Program("mlflow", command, env)
+
+    def _account_up(self, reporter: Reporter) -> None:
+        if self.supervisor.state("aws") != "RUNNING":
+            if port_open(self.env.ports.aws):
+                raise PlatformError(
+                    f"port {self.env.ports.aws} for {self.env.name}'s emulated account is taken; "
+                    f"change [{self.env.name}.ports] aws in environments.toml"
+                )
+            reporter.step(f"starting {self.env.name}'s emulated AWS account {self.env.account}")
+            self.supervisor.start("aws")
+        wait_until(
+            lambda: port_open(self.env.ports.aws),
+            service=f"{self.env.name}'s emulated account",
+            timeout=60,
+            log=self.paths.log("aws"),
+            alive=lambda: self.supervisor.state("aws") == "RUNNING",
+        )
+        finish_one_off_tasks(self.aws_url)
+        variables = self.client_environment()
+        if ensure_bootstrapped(self.env, self.aws_client("cloudformation"), variables, reporter):
+            reporter.done(f"aws://{self.env.account}/{self.env.region} bootstrapped")
+        domain = self.env.mlflow.domain_name
+        if domain:
+            arn, new = ensure_certificate(self.aws_client("acm"), domain)
+            reporter.done(f"certificate for {domain} {'issued' if new else 'present'}: {arn}")
+        if self.supervisor.state("mlflow") != "RUNNING":
+            self.supervisor.start("mlflow")
+        reporter.done(
+            f"{self.env.name}'s account at {self.aws_url}; its MLflow starts at {self.mlflow_url} "
+            "when `invoke deploy` gives the service an image, as Fargate would"
+        )
+
     def down(self, volumes: bool = False) -> bool:
         """Stop the emulated registry; with volumes, forget its state. True if it was running."""
         was_running = self.supervisor.running()
@@ -207,7 +320,7 @@ class Emulation:
                 drop_database(
                     self.local_paths.run / "mysqld.sock",
                     self.database_name(),
-                    f"mlflow_{self.env.name}",
+                    self._db_user,
                 )
             if self.paths.root.exists():
                 shutil.rmtree(self.paths.root)

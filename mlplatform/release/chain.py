@@ -34,10 +34,12 @@ through AWS_ENDPOINT_URL, with the same code. docs/deploy.md has the reasons.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -47,7 +49,8 @@ from typing import Any
 import botocore.exceptions
 from mlflow.exceptions import MlflowException
 
-from mlplatform.cloud.stack_outputs import DeployedStack, released_digest
+from mlplatform.cloud.certificates import certificate_arn
+from mlplatform.cloud.stack_outputs import DeployedStack, mlflow_url, released_digest
 from mlplatform.config import DIGEST_PATTERN
 from mlplatform.errors import DeployError, PlatformError
 from mlplatform.images.build import built_archive
@@ -60,6 +63,7 @@ from mlplatform.names import (
     repository_output,
     stack_name,
 )
+from mlplatform.readiness import http_ok
 from mlplatform.release.ecr_push import image_present, push_image
 from mlplatform.release.migration import migrate_run_task_request, migrated_digest, run_migration
 from mlplatform.reporting import JsonFields, Reporter
@@ -78,6 +82,8 @@ __all__ = [
 
 STEPS = ("infra", "image", "migrate", "service", "model", "endpoint")
 _IMAGE_STEPS = {"infra", "image", "migrate", "service"}
+# How long the model step waits for the registry to serve after a rollout.
+REGISTRY_READY_SECONDS = 600
 _DIGEST = re.compile(DIGEST_PATTERN)
 # What a step may raise besides the kit's own errors: still one line, never a traceback.
 _FOREIGN_ERRORS = (
@@ -361,6 +367,13 @@ class _Chain:
             )
         return digest
 
+    @functools.cached_property
+    def certificate_arn(self) -> str | None:
+        """The certificate named, configured, or issued in ACM for the MLflow domain."""
+        return certificate_arn(
+            self.env, lambda: self._client("acm"), self.request.certificate_arn, DeployError
+        )
+
     def _fingerprints(self) -> dict[str, str | None]:
         cfn = self._client("cloudformation")
         prints: dict[str, str | None] = {}
@@ -390,7 +403,7 @@ class _Chain:
             self.env,
             "deploy",
             image_digest=self.digest,
-            certificate_arn=self.request.certificate_arn,
+            certificate_arn=self.certificate_arn,
             service_image_digest=service_image_digest,
             training_image_digest=released["training"],
             serving_image_digest=released["serving"],
@@ -490,9 +503,30 @@ class _Chain:
             raise DeployError(f"the service does not report {self.short} after the deploy")
         return StepResult("service", True, f"rolled {self._stack('mlflow')} to {self.short}")
 
+    @functools.cache  # noqa: B019 (one chain, one wait)
+    def _wait_for_registry(self) -> None:
+        """Wait until the registry answers /health before the model step uses it.
+
+        A rolled service's tasks take minutes to pass the load balancer's health check.
+        """
+        url = mlflow_url(self.env, self._client("cloudformation"), DeployError)
+        deadline = time.monotonic() + REGISTRY_READY_SECONDS
+        announced = False
+        while not http_ok(f"{url}/health"):
+            if time.monotonic() > deadline:
+                raise DeployError(
+                    f"{self.env.name}'s MLflow at {url} did not answer /health within "
+                    f"{REGISTRY_READY_SECONDS // 60} minutes; see the service's events and logs"
+                )
+            if not announced:
+                self.reporter.step(f"waiting for {self.env.name}'s MLflow at {url}")
+                announced = True
+            time.sleep(2)
+
     def _model(self) -> StepResult:
         from mlplatform.release.model import release_champion
 
+        self._wait_for_registry()
         changed, detail = release_champion(self.target, self.source, self.reporter)
         return StepResult("model", changed, detail)
 
@@ -500,6 +534,7 @@ class _Chain:
         from mlplatform.serving.endpoints import EndpointRequest
         from mlplatform.serving.endpoints import deploy as deploy_endpoint
 
+        self._wait_for_registry()
         # An ECR URI is served as it is; else the serving image the release recorded.
         serving = self.request.serving_image
         image = serving if serving and ecr_repository_arn(serving) else None

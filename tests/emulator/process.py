@@ -1,4 +1,4 @@
-"""Start the patched moto server (tests/emulator/moto_server.py) for one test module.
+"""Start the patched moto server (mlplatform/emulator/aws_server.py) for one test module.
 
     with patched_moto(account="222222222222", region="eu-west-1", log=tmp / "moto.log") as aws:
         aws.variables   # AWS_ENDPOINT_URL, keys, region, CDK_HOME ... for the kit or the CDK CLI
@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import requests
 
-from tests.emulator.strict_iam import AUTHORIZATIONS_VARIABLE
+from mlplatform.emulator.account import AUTHORIZATIONS_VARIABLE, finish_one_off_tasks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,7 +47,7 @@ class PatchedMoto:
     authorization_log: Path
 
     def authorizations(self) -> list[dict[str, Any]]:
-        """Every IAM decision the strict emulator made so far (tests.emulator.strict_iam)."""
+        """Every IAM decision the strict emulator made so far (mlplatform.emulator.strict_iam)."""
         if not self.authorization_log.exists():
             return []
         lines = self.authorization_log.read_text(encoding="utf-8").splitlines()
@@ -65,16 +64,8 @@ class PatchedMoto:
         )
 
     def finish_one_off_tasks(self) -> None:
-        """ECS tasks advance to STOPPED (container exit code 0) when described.
-
-        moto runs no container; by default its tasks stay RUNNING for ever. This uses moto's own
-        state-manager API, so a RunTask + tasks_stopped waiter completes.
-        """
-        requests.post(
-            f"{self.endpoint}/moto-api/state-manager/set-transition",
-            json={"model_name": "ecs::task", "transition": {"progression": "immediate"}},
-            timeout=10,
-        ).raise_for_status()
+        """ECS tasks advance to STOPPED (container exit code 0) when described."""
+        finish_one_off_tasks(self.endpoint)
 
 
 @contextmanager
@@ -85,7 +76,7 @@ def patched_moto(account: str, region: str, log: Path, cdk_home: Path) -> Iterat
     """
     port = free_port()
     decisions = log.parent / "authorizations.jsonl"
-    server = [sys.executable, "-m", "tests.emulator.moto_server", "-H", "127.0.0.1"]
+    server = [sys.executable, "-m", "mlplatform.emulator.aws_server", "-H", "127.0.0.1"]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*server, "-p", str(port)],

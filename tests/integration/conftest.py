@@ -30,7 +30,8 @@ TEST_PORTS = {"mlflow": 15000, "s3": 18433, "aws": 14566, "database": 13307}
 COMPOSE_PORTS = {"mlflow": 25500, "s3": 26433, "aws": 24566, "database": 23307}
 COMPOSE_PROJECT = "mlplatform"  # fixed in mlplatform/local/runtimes/compose.py
 RUNTIMES = ["native", pytest.param("compose", marks=pytest.mark.container)]
-# Where emulated cloud environments' MLflow servers listen during tests.
+# Where emulated cloud environments' MLflow servers listen during tests (their emulated accounts,
+# with `emulate --account`, one port above).
 TEST_EMULATED_PORTS = {"staging": 15200, "prod": 15100}
 
 
@@ -39,7 +40,7 @@ def write_config(path: Path, ports: dict[str, int], emulated: dict[str, int] | N
     text = (REPO / "environments.toml").read_text(encoding="utf-8")
     tables = {"local": "".join(f"{k} = {v}\n" for k, v in ports.items())}
     for name, port in (emulated or TEST_EMULATED_PORTS).items():
-        tables[name] = f"mlflow = {port}\n"
+        tables[name] = f"mlflow = {port}\naws = {port + 1}\n"
     for name, body in tables.items():
         start = text.index(f"[{name}.ports]")
         end = text.index("\n\n", start)

@@ -1,8 +1,11 @@
 """`invoke deploy --env prod` end to end: every step against an emulated AWS, then again.
 
-prod's AWS is a patched moto server (tests/emulator/moto_server.py) that the real CDK CLI deploys
-the five stacks to; prod's registry is `invoke emulate --env prod` pointed at that server (its
-secrets and bucket are the ones the stacks created); the source registry is the local stack.
+prod's AWS is the account `invoke emulate --env prod --account` makes, as the README's path does:
+the kit's strict AWS server (mlplatform/emulator/aws_server.py), CDK-bootstrapped, with a
+certificate for prod's domain that `deploy` finds by name. The real CDK CLI deploys the five
+stacks to it; prod's registry starts by itself once the service is given an image (as Fargate
+starts its task) on the secrets and bucket the stacks created; the source registry is the local
+stack.
 
 What the emulator cannot show, and where it is covered instead:
 - no container runs: the migrate task stops at once with exit code 0 (moto's state manager);
@@ -32,7 +35,7 @@ from mlplatform.images.oci_archive import open_image
 from mlplatform.registry.client import authenticated_client
 from mlplatform.release.ecr_push import release_tag
 from tests.cli import kit
-from tests.emulator.process import patched_moto
+from tests.emulator.process import PatchedMoto
 from tests.integration.conftest import Stack
 from tests.oci_images import write_archive
 
@@ -44,6 +47,15 @@ SERVING_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlp-prod/serving@sha2
 MYSQL, MARIADB = 'engine = "mysql"\nversion = "8.0"', 'engine = "mariadb"\nversion = "10.11"'
 
 
+def exported(printed: str) -> dict[str, str]:
+    """The variables of `invoke env`'s export lines."""
+    variables = {}
+    for line in printed.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        variables[key] = shlex.split(value)[0]
+    return variables
+
+
 def steps(result: Any) -> list[dict[str, Any]]:
     """The JSON lines of a deploy, one per step that finished."""
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -51,7 +63,7 @@ def steps(result: Any) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """An empty, CDK-bootstrapped prod account in a patched moto server, and the release image."""
+    """prod's emulated account (empty, CDK-bootstrapped, with a certificate) and release images."""
     # prod's registry moves to this module's emulator; other modules find it gone and restart it.
     stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
     work = tmp_path_factory.mktemp("deploy")
@@ -60,12 +72,18 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
     config = work / "environments.toml"
     text = Path(stack.env["MLPLATFORM_CONFIG"]).read_text(encoding="utf-8")
     config.write_text(text.replace(MYSQL, MARIADB), encoding="utf-8")
-    with patched_moto(ACCOUNT, REGION, work / "moto.log", work / "cdk-home") as aws:
-        aws.finish_one_off_tasks()
-        env = {**stack.env, **aws.variables, "MLPLATFORM_CONFIG": str(config)}
-        kit("bootstrap", "--env", "prod", env=env, check=True)
-        acm = aws.client("acm")
-        cert = acm.request_certificate(DomainName="mlflow.prod.internal")["CertificateArn"]
+    env = {**stack.env, "MLPLATFORM_CONFIG": str(config)}
+    try:
+        # The README's path: one command makes prod's account (bootstrap, certificate).
+        kit("emulate", "--env", "prod", "--account", env=env, check=True, timeout=600)
+        variables = exported(kit("env", "--env", "prod", env=env, check=True).stdout)
+        env.update(variables)
+        aws = PatchedMoto(
+            variables["AWS_ENDPOINT_URL"],
+            REGION,
+            variables,
+            Path(stack.env["MLPLATFORM_HOME"]) / "emulated" / "prod" / "authorizations.jsonl",
+        )
         archive = work / "mlflow.oci.tar"
         digest = write_archive(archive, {"opt/mlflow_server/__init__.py": b"# release 1\n"})
         # The next release, saved as `docker save` saves images (plain tar layers, gzipped on
@@ -88,24 +106,22 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         )
         shutil.copyfile(training, images / "training.oci.tar")
         shutil.copyfile(archive, images / "mlflow.oci.tar")
-        try:
-            yield SimpleNamespace(
-                aws=aws,
-                env=env,
-                cert=cert,
-                archive=archive,
-                digest=digest,
-                archive_b=archive_b,
-                digest_b=digest_b,
-                training=training,
-                training_digest=training_digest,
-                serving_digest=serving_digest,
-                images=images,
-                config=config,
-            )
-        finally:
-            shutil.rmtree(images, ignore_errors=True)
-            stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
+        yield SimpleNamespace(
+            aws=aws,
+            env=env,
+            archive=archive,
+            digest=digest,
+            archive_b=archive_b,
+            digest_b=digest_b,
+            training=training,
+            training_digest=training_digest,
+            serving_digest=serving_digest,
+            images=images,
+            config=config,
+        )
+    finally:
+        shutil.rmtree(Path(stack.env["MLPLATFORM_HOME"]) / "images", ignore_errors=True)
+        stack.kit("emulate", "--env", "prod", "--down", "--volumes", check=False)
 
 
 def deploy(cloud: SimpleNamespace, *args: str, check: bool = True) -> Any:
@@ -113,8 +129,6 @@ def deploy(cloud: SimpleNamespace, *args: str, check: bool = True) -> Any:
         "deploy",
         "--env",
         "prod",
-        "--certificate-arn",
-        cloud.cert,
         "--json",
         "--yes",
         *args,
@@ -194,15 +208,8 @@ def test_first_release_builds_the_platform_in_order(cloud: SimpleNamespace) -> N
 def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
     stack: Stack, cloud: SimpleNamespace
 ) -> None:
-    # prod's registry, running on the secrets and bucket the stacks created.
-    kit("emulate", "--env", "prod", env=cloud.env, check=True)
-    printed = kit("env", "--env", "prod", env=cloud.env, check=True).stdout
-    variables = {}
-    for line in printed.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        variables[key] = shlex.split(value)[0]
-    assert variables["AWS_ENDPOINT_URL"] == cloud.aws.endpoint
-    cloud.env.update(MLPLATFORM_MLFLOW_URL_PROD=variables["MLPLATFORM_MLFLOW_URL_PROD"])
+    # prod's registry started by itself after the first release gave the service an image, on
+    # the secrets and bucket the stacks created; nobody ran `emulate` again.
     # prod's new registry has no champion yet: the endpoint step says so in one line.
     empty = deploy(cloud, "--steps", "endpoint", check=False)
     assert empty.returncode == 1 and empty.stdout == ""
@@ -265,7 +272,7 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
         ]
     )
     with authenticated_client(
-        variables["MLPLATFORM_MLFLOW_URL_PROD"], admin["username"], admin["password"]
+        cloud.env["MLPLATFORM_MLFLOW_URL_PROD"], admin["username"], admin["password"]
     ) as client:
         champion = client.get_model_version_by_alias(MODEL, "champion")
         assert champion.tags["mlp.source.version"] == trained["model_version"]
@@ -421,7 +428,7 @@ def test_bad_input_is_one_line_and_touches_nothing(stack: Stack, tmp_path: Path)
 
 def test_every_call_aws_makes_under_a_deployed_role_was_allowed(cloud: SimpleNamespace) -> None:
     """The strict emulator decided each call ECS and SageMaker make under the stacks' roles in the
-    releases above (tests/emulator/strict_iam.py); a refusal fails here as the release would in
+    releases above (mlplatform/emulator/strict_iam.py); a refusal fails here as the release would in
     AWS (docs/strict-emulation.md)."""
     decisions = cloud.aws.authorizations()
     callers = {d["why"].split(":")[0] for d in decisions}

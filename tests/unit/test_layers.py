@@ -18,8 +18,10 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["cloud", "registry", "toolchain"], 1),
     **dict.fromkeys(["local", "images"], 2),
     "target": 3,
-    **dict.fromkeys(["runners", "serving", "emulator", "doctor"], 4),
+    **dict.fromkeys(["runners", "serving", "doctor"], 4),
     "release": 5,
+    # The emulated account bootstraps itself with release's CDK CLI.
+    "emulator": 6,
 }
 
 

@@ -141,3 +141,38 @@ def test_a_malformed_number_is_one_line_not_a_traceback(
     args: tuple[str, ...], flag: str, home: dict[str, str]
 ) -> None:
     assert one_line_error(kit(*args, env=home)).startswith(f"error: --{flag} takes a whole number")
+
+
+def test_a_cloud_task_without_credentials_or_endpoint_is_one_line(home: dict[str, str]) -> None:
+    """botocore's own errors, raised below the library's wrapping, still end in one line."""
+    line = one_line_error(kit("endpoints", "--env", "prod", env=home))
+    assert line == (
+        "error: AWS: Unable to locate credentials (AWS credentials for a real account; for an "
+        'emulated one, eval "$(./kit env --env ENV)")'
+    )
+    unreachable = {
+        **home,
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLEONLY00000",
+        "AWS_SECRET_ACCESS_KEY": "example-only",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    line = one_line_error(kit("endpoints", "--env", "prod", env=unreachable))
+    assert line.startswith("error: AWS: Could not connect to the endpoint URL")
+    assert line.endswith("(is the emulation running? ./kit emulate --env ENV --account)")
+
+
+def test_an_emulated_account_on_a_local_stack_port_is_refused(
+    home: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "environments.toml"
+    text = (Path(__file__).parents[2] / "environments.toml").read_text(encoding="utf-8")
+    config.write_text(text.replace("aws = 5101", "aws = 4566"), encoding="utf-8")
+    result = kit(
+        "emulate", "--env", "prod", "--account", env={**home, "MLPLATFORM_CONFIG": str(config)}
+    )
+    assert one_line_error(result) == (
+        "error: [prod.ports] aws = 4566 is a port of the local stack; give prod's emulated "
+        "account a port of its own"
+    )
+    assert not (tmp_path / "state").exists()

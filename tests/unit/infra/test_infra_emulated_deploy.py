@@ -49,10 +49,10 @@ DATA, SERVICE = "test_infra_data.py::", "test_infra_mlflow_service.py::"
 SAGEMAKER, MONITORING = "test_infra_sagemaker.py::", "test_infra_monitoring.py::"
 NETWORK = "test_infra_network.py::"
 
-# What moto cannot show (skipped, ignored or only emulated by tests/emulator/moto_server.py),
+# What moto cannot show (skipped, ignored or only emulated by mlplatform/emulator/aws_server.py),
 # and the static tests that assert it instead.
 MOTO_GAPS: dict[str, list[str]] = {
-    "Secrets Manager secrets: moto's CloudFormation skips them; tests/emulator/moto_server.py "
+    "Secrets Manager secrets: moto's CloudFormation skips them; mlplatform/emulator/aws_server.py "
     "creates them (name and JSON shape only): generation rules and policies are not shown": [
         DATA + "test_credentials_are_generated_into_secrets_manager_and_rotated",
         SERVICE + "test_admin_and_flask_secrets_are_generated_with_configured_names",
@@ -89,7 +89,7 @@ MOTO_GAPS: dict[str, list[str]] = {
         NETWORK + "test_s3_gateway_endpoint_admits_only_the_kits_buckets",
         NETWORK + "test_s3_endpoint_admits_every_s3_action_the_roles_are_granted",
     ],
-    "CloudWatch alarms: skipped by moto; tests/emulator/moto_server.py creates them (name, "
+    "CloudWatch alarms: skipped by moto; mlplatform/emulator/aws_server.py creates them (name, "
     "threshold, actions; a metric-math expression is dropped)": [
         MONITORING + "test_every_alarm_notifies_the_topic",
         MONITORING + "test_alarm_thresholds_come_from_config",
@@ -106,7 +106,7 @@ MOTO_GAPS: dict[str, list[str]] = {
     "ECS secrets injection at task start (no task ever runs)": [
         SERVICE + "test_credentials_are_injected_from_secrets_manager_never_plain",
     ],
-    "IAM: moto enforces no policy for SageMaker, ECS or ECR; tests/emulator/strict_iam.py "
+    "IAM: moto enforces no policy for SageMaker, ECS or ECR; mlplatform/emulator/strict_iam.py "
     "decides the calls AWS makes under each role against the deployed policies (the strict "
     "tests below); resource policies, SCPs and boundaries are not evaluated": [
         SAGEMAKER + "test_s3_access_is_limited_to_the_two_prefixes",

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from mlplatform.emulator.sagemaker_update_endpoint import update_endpoint_supported
 from mlplatform.serving.rollout import (
     EndpointError,
     EndpointTarget,
@@ -24,7 +25,6 @@ from mlplatform.serving.rollout import (
     rollback,
     shift_traffic,
 )
-from tests.emulator.sagemaker_update_endpoint import update_endpoint_supported
 
 REGION = "eu-west-1"
 TARGET = EndpointTarget("mlp-prod-fraud-classifier")

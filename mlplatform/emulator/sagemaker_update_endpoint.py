@@ -3,7 +3,7 @@
 This adds it to moto's SageMaker backend and response handler, as MLflow's own test suite does:
 the endpoint switches to the new config's variants at once and the request's DeploymentConfig is
 kept on the endpoint object so tests can check the rollout request SageMaker would act on. An
-update whose models the roles cannot pull or read (tests.emulator.strict_iam) fails as in AWS:
+update whose models the roles cannot pull or read (mlplatform.emulator.strict_iam) fails as in AWS:
 the endpoint keeps its config and gets a FailureReason. What it
 cannot show: blue/green traffic shifting, baking, and alarm-triggered rollback, which happen
 inside SageMaker over minutes.
@@ -18,7 +18,7 @@ from typing import Any
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
-from tests.emulator.strict_iam import strict_update_check
+from mlplatform.emulator.strict_iam import strict_update_check
 
 __all__ = ["update_endpoint_supported"]
 

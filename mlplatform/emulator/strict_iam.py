@@ -36,6 +36,7 @@ from moto.s3.models import s3_backends
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.secretsmanager.models import secretsmanager_backends
 
+from mlplatform.emulator.account import AUTHORIZATIONS_VARIABLE
 from mlplatform.emulator.policy_evaluation import (
     Decision,
     NamedPolicy,
@@ -44,9 +45,8 @@ from mlplatform.emulator.policy_evaluation import (
 )
 from mlplatform.emulator.role_calls import RoleCalls, endpoint_calls, task_calls, training_job_calls
 
-__all__ = ["AUTHORIZATIONS_VARIABLE", "MotoAccount", "authorize", "install"]
+__all__ = ["MotoAccount", "authorize", "install"]
 
-AUTHORIZATIONS_VARIABLE = "MLP_EMULATOR_AUTHORIZATIONS"
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/"
     r"(?P<repository>[a-z0-9._/-]+)(?:@(?P<digest>sha256:[0-9a-f]{64})|:(?P<tag>[\w.-]+))?$"
@@ -213,7 +213,7 @@ def _strict_create_endpoint(
     failure = _endpoint_failure(self, endpoint_name, endpoint_config_name)
     if failure is not None:
         endpoint.endpoint_status = "Failed"
-        endpoint.failure_reason = failure
+        setattr(endpoint, "failure_reason", failure)  # noqa: B010 (None-typed in moto)
     return endpoint
 
 
@@ -249,7 +249,7 @@ def _strict_create_training_job(
     )
     if failure is not None:
         job.training_job_status = job.secondary_status = "Failed"
-        job.failure_reason = failure
+        setattr(job, "failure_reason", failure)  # noqa: B010 (moto has no such field)
     return job
 
 
@@ -257,7 +257,7 @@ def _strict_create_training_job(
 _ENVIRONMENTS: dict[str, dict[str, str]] = {}
 
 
-def _definition_refusal(backend: Any, definition_arn: str) -> Decision | None:
+def _definition_refusal(backend: Any, definition_arn: str | None) -> Decision | None:
     found = backend.describe_task_definition(definition_arn)
     definition = {
         "family": found.family,
@@ -289,7 +289,7 @@ def _strict_run_task(
                 task.desired_status = "STOPPED"
                 task.stopped_reason = failure
                 for container in task.containers:
-                    container.exitCode = None
+                    setattr(container, "exitCode", None)  # noqa: B010 (int-typed in moto)
     return tasks
 
 
@@ -319,7 +319,7 @@ def install() -> None:
         )
         return create_job_response(response)
 
-    SageMakerResponse.create_training_job = keep_environment  # type: ignore[method-assign]
+    setattr(SageMakerResponse, "create_training_job", keep_environment)  # noqa: B010
     SageMakerModelBackend.create_endpoint = _strict_create_endpoint  # type: ignore[method-assign]
     SageMakerModelBackend.create_training_job = _strict_create_training_job  # type: ignore[method-assign]
     EC2ContainerServiceBackend.run_task = _strict_run_task  # type: ignore[method-assign]

@@ -1,6 +1,6 @@
-"""moto's server with the fixes the emulated deploys need (run as a module, never imported).
+"""moto's server with the fixes the emulated deploys need (run as a program, never imported).
 
-    python -m tests.emulator.moto_server -H 127.0.0.1 -p 45991   # tests.emulator.process
+    MOTO_ACCOUNT_ID=222222222222 python -m mlplatform.emulator.aws_server -H 127.0.0.1 -p 45991
 
 moto 5.2 bugs and gaps worked around here, in the emulator, not in the stacks:
 - an executed change set updates the stack's resources but keeps the outputs of the template it
@@ -10,9 +10,9 @@ moto 5.2 bugs and gaps worked around here, in the emulator, not in the stacks:
   deleting a missing one crashes and a deleted one is still found in another stack, so CDK's
   second deploy of a stack waits for ever for its old change set to be gone; an update change
   set passes an SSM-typed parameter's resolved value where its name is needed;
-- SageMaker UpdateEndpoint is missing (tests/emulator/sagemaker_update_endpoint.py);
-- IAM is checked for no SageMaker, ECS or ECR call: tests/emulator/strict_iam.py decides the calls
-  AWS makes under the deployed roles and fails jobs, endpoints and tasks as AWS does;
+- SageMaker UpdateEndpoint is missing (sagemaker_update_endpoint.py);
+- IAM is checked for no SageMaker, ECS or ECR call: strict_iam.py decides the calls AWS makes
+  under the deployed roles and fails jobs, endpoints and tasks as AWS does;
 - a task definition created by CloudFormation loses its execution and task roles, network mode,
   CPU and platform (moto registers family, containers, volumes and memory only), and a Fargate
   task in a VPC without DNS host names fails on its network interface's DNS name;
@@ -59,8 +59,8 @@ from moto.rds.models import DBParameterGroup
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main
 
-from tests.emulator import strict_iam
-from tests.emulator.sagemaker_update_endpoint import update_endpoint_supported
+from mlplatform.emulator import strict_iam
+from mlplatform.emulator.sagemaker_update_endpoint import update_endpoint_supported
 
 
 def _physical_resource_id(self: DBParameterGroup) -> str:
@@ -121,6 +121,7 @@ def _task_definition_update(
 
 def _task_definition_create(
     cls: type[TaskDefinition],
+    /,
     resource_name: str,
     cloudformation_json: dict[str, Any],
     account_id: str,
@@ -302,7 +303,7 @@ class _CfnSecret(_ResourceBase, CloudFormationModel):
         return "AWS::SecretsManager::Secret"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -344,7 +345,7 @@ class _CfnSecretTargetAttachment(_ResourceBase, CloudFormationModel):
         return "AWS::SecretsManager::SecretTargetAttachment"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -379,7 +380,7 @@ class _CfnAlarm(_ResourceBase, CloudFormationModel):
         return self.arn
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -409,23 +410,29 @@ class _CfnAlarm(_ResourceBase, CloudFormationModel):
 
 # A Fargate task (awsvpc) gets an ENI, whose DNS name moto sets only in VPCs it thinks have DNS
 # host names; the task then reads an attribute that does not exist.
-NetworkInterface.private_dns_name = None  # type: ignore[attr-defined]
-DBParameterGroup.physical_resource_id = property(_physical_resource_id)  # type: ignore[attr-defined]
-FakeTargetGroup.get_cfn_attribute = _target_group_attribute
-LogGroup.get_cfn_attribute = _log_group_arn_with_streams  # type: ignore[method-assign]  # type: ignore[attr-defined]
-CloudFormationResponse.update_termination_protection = _update_termination_protection  # type: ignore[attr-defined]
-CloudFormationResponse.describe_change_set = _describe_change_set  # type: ignore[method-assign]
-CloudFormationResponse.delete_change_set = _delete_change_set  # type: ignore[method-assign]
-CloudFormationResponse.execute_change_set = _execute_change_set_response  # type: ignore[method-assign]
-
-CloudFormationBackend.execute_change_set = _execute_change_set_with_outputs  # type: ignore[method-assign]
-TaskDefinition.update_from_cloudformation_json = classmethod(_task_definition_update)  # type: ignore[method-assign, assignment]
-TaskDefinition.create_from_cloudformation_json = classmethod(_task_definition_create)  # type: ignore[method-assign, assignment]
-EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(  # type: ignore[method-assign]
-    _task_resources_with_task_memory
-)
+# Patches of moto's classes, as setattr: the replacements do not match moto's typed signatures.
+_PATCHES: list[tuple[Any, str, Any]] = [
+    (NetworkInterface, "private_dns_name", None),
+    (DBParameterGroup, "physical_resource_id", property(_physical_resource_id)),
+    (FakeTargetGroup, "get_cfn_attribute", _target_group_attribute),
+    (LogGroup, "get_cfn_attribute", _log_group_arn_with_streams),
+    (CloudFormationResponse, "update_termination_protection", _update_termination_protection),
+    (CloudFormationResponse, "describe_change_set", _describe_change_set),
+    (CloudFormationResponse, "delete_change_set", _delete_change_set),
+    (CloudFormationResponse, "execute_change_set", _execute_change_set_response),
+    (CloudFormationBackend, "execute_change_set", _execute_change_set_with_outputs),
+    (TaskDefinition, "update_from_cloudformation_json", classmethod(_task_definition_update)),
+    (TaskDefinition, "create_from_cloudformation_json", classmethod(_task_definition_create)),
+    (
+        EC2ContainerServiceBackend,
+        "_calculate_task_resource_requirements",
+        staticmethod(_task_resources_with_task_memory),
+    ),
+]
+for owner, attribute, value in _PATCHES:
+    setattr(owner, attribute, value)
 
 if __name__ == "__main__":
     strict_iam.install()
     with update_endpoint_supported():
-        sys.exit(main(sys.argv[1:]))
+        main(sys.argv[1:])
