@@ -22,7 +22,9 @@
 # (or DEBIAN_MIRROR), and the machine's locally added CA certificates (the ones update-ca-certificates
 # takes from /usr/local/share/ca-certificates) are copied into it, so that apt and pip inside image
 # builds work wherever they work on the machine itself, including behind a TLS-inspecting proxy.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that stops the script under set -e says which one, instead of ending it without a word.
+trap 'log "stopped: line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"

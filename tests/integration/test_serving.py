@@ -231,7 +231,7 @@ def test_interrupt_stops_the_whole_server(endpoint) -> None:  # type: ignore[no-
     groups = {os.getpgid(pid) for pid in server_pids()}
     assert groups
     endpoint.send_signal(signal.SIGINT)
-    assert endpoint.wait(30) == 0
+    assert endpoint.wait(60) == 0
     assert "endpoint stopped" in endpoint.stdout.read()
     assert not any(group_alive(g) for g in groups)
     assert not container_running()
