@@ -4,6 +4,7 @@ session leaves no kit process and no temporary folder behind."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 
@@ -13,6 +14,18 @@ from tests.engines import engine, images  # noqa: F401  (session fixtures: the c
 from tests.leftovers import snapshot, wait_for_leftovers
 
 SCRUBBED_PREFIXES = ("AWS_", "MLFLOW_", "MLPLATFORM_")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the processes tests start the Ctrl-C a terminal gives them.
+
+    A run started in the background by a non-interactive shell (`./kit test &`, a CI step that
+    does so) ignores SIGINT, and every process it starts inherits the ignore: `invoke serve`
+    would then outlive the Ctrl-C its tests send. A handler of our own is reset to the default
+    in each child at exec, as in a terminal.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

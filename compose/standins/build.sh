@@ -123,7 +123,14 @@ make_debian_image() {
     for cert in /usr/local/share/ca-certificates/*.crt; do
         if [ -r "$cert" ]; then cp "$cert" "$rootfs/usr/local/share/ca-certificates/"; fi
     done
-    chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
+    # A clean environment inside the new root: the caller's TMPDIR (a test session's folder, say)
+    # does not exist there, and update-ca-certificates' mktemp would fail on it.
+    chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+        update-ca-certificates >"$rootfs.log" 2>&1 || {
+        tail -n 20 "$rootfs.log" >&2
+        exit 1
+    }
+    rm -f "$rootfs.log"
     # Like the official slim images: no documentation, no apt lists or caches in the layer.
     printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\n' \
         >"$rootfs/etc/dpkg/dpkg.cfg.d/01-nodoc"
