@@ -4,6 +4,7 @@ image's entrypoint (`python -m mlflow_server <command>`) the way ECS and compose
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,12 @@ def entrypoint(
         timeout=timeout,
         check=False,
     )
+
+
+def exported(printed: str) -> dict[str, str]:
+    """The variables of `export KEY=VALUE` lines (`invoke env`), parsed as a shell would."""
+    variables = {}
+    for line in printed.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        variables[key] = shlex.split(value)[0]
+    return variables

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import signal
 import subprocess
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.cli import REPO, kit
+from tests.cli import REPO, exported, kit
 from tests.leftovers import stragglers
 
 TEST_PORTS = {"mlflow": 15000, "s3": 18433, "aws": 14566, "database": 13307}
@@ -70,11 +69,7 @@ class Stack:
 
     def client_env(self) -> dict[str, str]:
         """What `invoke env` prints, parsed the way a shell would."""
-        out = {}
-        for line in self.kit("env").stdout.splitlines():
-            key, _, value = line.removeprefix("export ").partition("=")
-            out[key] = shlex.split(value)[0]
-        return out
+        return exported(self.kit("env").stdout)
 
     def process_groups(self) -> list[int]:
         return [os.getpgid(s["pid"]) for s in self.status()["services"].values() if s["pid"]]
@@ -184,10 +179,7 @@ def prod(stack: Stack) -> dict[str, str]:
     back after a test took the local stack down (emulations stand on it).
     """
     stack.kit("emulate", "--env", "prod")
-    variables = {}
-    for line in stack.kit("env", "--env", "prod").stdout.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        variables[key] = shlex.split(value)[0]
+    variables = exported(stack.kit("env", "--env", "prod").stdout)
     assert variables["MLPLATFORM_MLFLOW_URL_PROD"] == (
         f"http://127.0.0.1:{TEST_EMULATED_PORTS['prod']}"
     )

@@ -22,7 +22,6 @@ What the emulator cannot show, and where it is covered instead:
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,7 @@ import pytest
 from mlplatform.images.oci_archive import open_image
 from mlplatform.registry.client import authenticated_client
 from mlplatform.release.ecr_push import release_tag
-from tests.cli import kit
+from tests.cli import exported, kit
 from tests.emulator.process import PatchedMoto
 from tests.integration.conftest import Stack
 from tests.oci_images import write_archive
@@ -45,15 +44,6 @@ MODEL = "fraud-classifier"
 # In the kit's serving repository: the endpoint role may pull from it and nowhere else.
 SERVING_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlp-prod/serving@sha256:" + "f" * 64
 MYSQL, MARIADB = 'engine = "mysql"\nversion = "8.0"', 'engine = "mariadb"\nversion = "10.11"'
-
-
-def exported(printed: str) -> dict[str, str]:
-    """The variables of `invoke env`'s export lines."""
-    variables = {}
-    for line in printed.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        variables[key] = shlex.split(value)[0]
-    return variables
 
 
 def steps(result: Any) -> list[dict[str, Any]]:
