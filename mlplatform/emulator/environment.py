@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -156,7 +157,8 @@ class Emulation:
             secret_key=secret,
         )
 
-    def _program(self) -> Program:
+    def registry_program(self) -> Program:
+        """The registry's server process: the Fargate task's entrypoint, `mlflow_server serve`."""
         # The local stack's key file: SeaweedFS needs its pair, moto takes any.
         creds_file = self.local_paths.secrets / "aws-credentials"
         where = Endpoints(
@@ -195,10 +197,6 @@ class Emulation:
         aws.seed_secrets(self.aws_client("secretsmanager"), secrets)
         return bucket_new
 
-    def registry_program(self) -> Program:
-        """The registry's server process: the Fargate task's entrypoint, `mlflow_server serve`."""
-        return self._program()
-
     def up(self, reporter: Reporter, account: bool = False) -> str:
         """Seed the environment's AWS side, start its registry; return its URL.
 
@@ -225,7 +223,7 @@ class Emulation:
                 + " in the emulator"
             )
         programs = [self._account_program(), self._task_program()] if account else []
-        self.supervisor.write_config(programs or [self._program()])
+        self.supervisor.write_config(programs or [self.registry_program()])
         started_daemon = not self.supervisor.running()
         try:
             if started_daemon:
@@ -235,20 +233,12 @@ class Emulation:
             if account:
                 self._account_up(reporter)
                 return self.mlflow_url
-            if self.supervisor.state("mlflow") != "RUNNING":
-                if port_open(self.env.ports.mlflow):
-                    raise PlatformError(
-                        f"port {self.env.ports.mlflow} for {self.env.name}'s MLflow is taken; "
-                        f"change [{self.env.name}.ports] mlflow in environments.toml"
-                    )
-                reporter.step(f"starting {self.env.name}'s MLflow (the Fargate task's entrypoint)")
-                self.supervisor.start("mlflow")
-            wait_until(
+            self._start(
+                "mlflow",
+                "MLflow",
                 lambda: http_ok(self.mlflow_url + "/health"),
-                service=f"{self.env.name} mlflow",
                 timeout=180,
-                log=self.paths.log("mlflow"),
-                alive=lambda: self.supervisor.state("mlflow") == "RUNNING",
+                reporter=reporter,
             )
             creds = load_or_create(self.paths, self.env, db_username=self._db_user)[0]
             ensure_user(
@@ -262,6 +252,33 @@ class Emulation:
             raise
         reporter.done(f"{self.env.name}'s MLflow at {self.mlflow_url}")
         return self.mlflow_url
+
+    def _start(
+        self,
+        program: str,
+        what: str,
+        ready: Callable[[], bool],
+        *,
+        timeout: float,
+        reporter: Reporter,
+    ) -> None:
+        """Start `program` (on its configured port) unless it runs; wait until `ready`."""
+        port = getattr(self.env.ports, program)
+        if self.supervisor.state(program) != "RUNNING":
+            if port_open(port):
+                raise PlatformError(
+                    f"port {port} for {self.env.name}'s {what} is taken; "
+                    f"change [{self.env.name}.ports] {program} in environments.toml"
+                )
+            reporter.step(f"starting {self.env.name}'s {what}")
+            self.supervisor.start(program)
+        wait_until(
+            ready,
+            service=f"{self.env.name}'s {what}",
+            timeout=timeout,
+            log=self.paths.log(program),
+            alive=lambda: self.supervisor.state(program) == "RUNNING",
+        )
 
     def _account_program(self) -> Program:
         return account_program(
@@ -279,20 +296,12 @@ class Emulation:
         return Program("mlflow", command, env)
 
     def _account_up(self, reporter: Reporter) -> None:
-        if self.supervisor.state("aws") != "RUNNING":
-            if port_open(self.env.ports.aws):
-                raise PlatformError(
-                    f"port {self.env.ports.aws} for {self.env.name}'s emulated account is taken; "
-                    f"change [{self.env.name}.ports] aws in environments.toml"
-                )
-            reporter.step(f"starting {self.env.name}'s emulated AWS account {self.env.account}")
-            self.supervisor.start("aws")
-        wait_until(
+        self._start(
+            "aws",
+            f"emulated AWS account {self.env.account}",
             lambda: port_open(self.env.ports.aws),
-            service=f"{self.env.name}'s emulated account",
             timeout=60,
-            log=self.paths.log("aws"),
-            alive=lambda: self.supervisor.state("aws") == "RUNNING",
+            reporter=reporter,
         )
         finish_one_off_tasks(self.aws_url)
         variables = self.client_environment()
