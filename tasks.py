@@ -133,9 +133,12 @@ def _runtime(requested: str = "auto"):  # type: ignore[no-untyped-def]
 @task(help={"runtime": "auto (default: the running one, else native), native or compose"})
 def up(c, runtime="auto"):
     """Bring the local stack up: database, S3 store, AWS emulator, MLflow. Safe to run twice."""
+    from mlplatform.doctor import require_ready
+
     reporter = RichReporter()
     with _errors(reporter):
         local, rt = _runtime(runtime)
+        require_ready(local)
         status = bring_up(rt, local.paths, reporter)
         creds_env = client_environment(local.env, local.paths)
     unhealthy = [s.name for s in status.services if not s.healthy]

@@ -34,7 +34,7 @@ from mlplatform.reporting import JsonFields
 from mlplatform.target import Target
 from mlplatform.toolchain.system_deps import CONTAINERS, DATABASE, install_command
 
-__all__ = ["FAIL", "OK", "WARN", "Check", "Diagnosis", "diagnose"]
+__all__ = ["FAIL", "OK", "WARN", "Check", "Diagnosis", "diagnose", "require_ready"]
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 # The images and their build cache take a few GiB; the stack's own data far less.
@@ -84,6 +84,17 @@ def diagnose(local: Target, clouds: Sequence[Target]) -> Diagnosis:
         _stack(stack_up),
     ]
     return Diagnosis(tuple(checks))
+
+
+def require_ready(local: Target) -> None:
+    """What `up` checks first: the doctor's own line, not a trace, when the stack cannot start.
+
+    The kit's tools and the disk; ports are checked by `up` itself, service by service, since
+    a half-running stack holds some of them.
+    """
+    for check in (_kit_tools(), _disk(local.paths.root)):
+        if check.status == FAIL:
+            raise PlatformError(f"{check.name}: {check.detail} (`./kit doctor` checks the rest)")
 
 
 def _python() -> Check:

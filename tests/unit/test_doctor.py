@@ -16,7 +16,7 @@ import pytest
 
 from mlplatform import doctor
 from mlplatform.doctor import FAIL, OK, WARN, Check, Diagnosis, diagnose
-from mlplatform.errors import EngineMissingError
+from mlplatform.errors import EngineMissingError, PlatformError
 from mlplatform.local.database_admin import DatabaseServer
 from mlplatform.paths import StatePaths
 from mlplatform.target import Target, resolve_targets
@@ -99,6 +99,22 @@ def test_little_disk_fails_and_some_disk_warns(
         usage = shutil._ntuple_diskusage(0, 0, free_gib * 2**30)  # type: ignore[attr-defined]
         monkeypatch.setattr(doctor.shutil, "disk_usage", lambda _path, u=usage: u)
         assert doctor._disk(tmp_path / "state").status == status
+
+
+def test_up_stops_with_the_doctors_line_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch, targets: tuple[Target, Target]
+) -> None:
+    local, _ = targets
+    doctor.require_ready(local)  # this machine has the tools and the disk
+    usage = shutil._ntuple_diskusage(0, 0, 2**29)  # type: ignore[attr-defined]
+    monkeypatch.setattr(doctor.shutil, "disk_usage", lambda _path: usage)
+    with pytest.raises(PlatformError) as caught:
+        doctor.require_ready(local)
+    assert str(caught.value).startswith("disk: 0.5 GiB free at ")
+    assert str(caught.value).endswith(
+        ": the stack needs at least 2 GiB (`./kit doctor` checks the rest)"
+    )
+    assert not local.paths.root.exists()
 
 
 def test_aws_credentials_are_named_by_their_source_never_their_value(
