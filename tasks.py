@@ -574,6 +574,26 @@ def deploy(  # type: ignore[no-untyped-def]
                 console.print(f"{result.step:<9} {state}  {result.detail}")
 
 
+@task(
+    name="rotate-admin",
+    help={"env": "cloud environment (staging or prod)", "json": "print secret, version, resumed"},
+)
+def rotate_admin(c, env, json_=False):
+    """Rotate the environment's MLflow admin password, in MLflow and in its secret, in that order.
+
+    A run that stopped part way is finished by the next one (the secret's AWSPENDING version).
+    """
+    from mlplatform.release.admin_password import rotate_admin_password
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        rotation = rotate_admin_password(_target(env), reporter)
+    if json_:
+        print(json.dumps(rotation.as_json()))
+    else:
+        console.print(f"{rotation.secret}: rotated (version {rotation.version})")
+
+
 @task(help={"env": "cloud environment to compare the local stack with", "json": "print JSON"})
 def parity(c, env, json_=False):
     """Local stack against a cloud environment: versions, database, settings, image digests.
@@ -800,7 +820,7 @@ ns = Collection(
     # training, serving, promotion
     data, train, champion, build, serve, emulate, promote,
     # SageMaker endpoints, and the whole release
-    deploy_endpoint, traffic, rollback, endpoints, deploy, parity,
+    deploy_endpoint, traffic, rollback, endpoints, deploy, parity, rotate_admin,
     # infrastructure
     synth, diff, deploy_infra, destroy, bootstrap,
     # development

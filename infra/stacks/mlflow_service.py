@@ -144,8 +144,8 @@ class MlflowServiceStack(cdk.Stack):
             settings.mlflow.admin_username,
             "MLflow reads admin_password only when it creates the admin user (first start on an "
             "empty database) and ignores it afterwards, so a rotated value would stop matching "
-            "the real password; rotation has to change it through MLflow's users/update-password "
-            "API, which no rotation function here does yet.",
+            "the real password; `invoke rotate-admin` rotates it through MLflow's "
+            "users/update-password API first and then the secret (staging labels).",
         )
         flask_key = self._generated_secret(
             "FlaskSecret",

@@ -1,4 +1,4 @@
-"""MLflow users the platform needs besides the admin: the client (training) user.
+"""MLflow users the platform needs besides the admin (the client, training user), and passwords.
 
 The admin creates it through MLflow's basic-auth REST API. Least privilege: the client user can
 create experiments and register models (it then manages what it created) but sees nothing else,
@@ -14,7 +14,7 @@ import urllib.request
 
 from mlplatform.errors import PlatformError
 
-__all__ = ["ensure_user"]
+__all__ = ["can_log_in", "ensure_user", "set_password"]
 
 
 def _call(
@@ -41,8 +41,7 @@ def ensure_user(base_url: str, admin: tuple[str, str], user: tuple[str, str]) ->
 
     Returns what was done: 'unchanged', 'created' or 'password reset'.
     """
-    probe = "/api/2.0/mlflow/experiments/search?max_results=1"
-    if _call(base_url, "GET", probe, user) == 200:
+    if can_log_in(base_url, user):
         return "unchanged"
     status = _call(
         base_url,
@@ -53,13 +52,24 @@ def ensure_user(base_url: str, admin: tuple[str, str], user: tuple[str, str]) ->
     )
     if status == 200:
         return "created"
-    status = _call(
-        base_url,
-        "PATCH",
-        "/api/2.0/mlflow/users/update-password",
-        admin,
-        {"username": user[0], "password": user[1]},
-    )
-    if status != 200:
-        raise PlatformError(f"could not create or update MLflow user {user[0]!r} (HTTP {status})")
+    set_password(base_url, admin, user)
     return "password reset"
+
+
+def can_log_in(base_url: str, user: tuple[str, str]) -> bool:
+    """Whether `user` (name, password) logs in: an API call any user may make answers 200."""
+    probe = "/api/2.0/mlflow/experiments/search?max_results=1"
+    return _call(base_url, "GET", probe, user) == 200
+
+
+def set_password(base_url: str, admin: tuple[str, str], user: tuple[str, str]) -> None:
+    """Set `user`'s password (the admin's own too) through MLflow's users/update-password."""
+    body = {"username": user[0], "password": user[1]}
+    if admin[0] == user[0]:
+        # MLflow asks for the current password when a user changes their own.
+        body["current_password"] = admin[1]
+    status = _call(base_url, "PATCH", "/api/2.0/mlflow/users/update-password", admin, body)
+    if status != 200:
+        raise PlatformError(
+            f"could not set the password of MLflow user {user[0]!r} (HTTP {status})"
+        )

@@ -7,4 +7,5 @@
 - migration.py    the one-off database migration as an ECS task, recorded on success
 - model.py        the gated champion released to the environment's registry
 - parity.py       `invoke parity`: the local stack against a deployed environment, row by row
+- admin_password.py  `invoke rotate-admin`: the MLflow admin password, in MLflow then its secret
 """

@@ -176,3 +176,10 @@ def test_an_emulated_account_on_a_local_stack_port_is_refused(
         "account a port of its own"
     )
     assert not (tmp_path / "state").exists()
+
+
+def test_rotating_the_local_admin_is_refused(home: dict[str, str]) -> None:
+    assert one_line_error(kit("rotate-admin", "--env", "local", env=home)) == (
+        "error: the local stack's admin password is in its state folder, not rotated here; "
+        "use --env staging or prod"
+    )
