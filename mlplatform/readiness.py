@@ -52,26 +52,29 @@ def wait_until(
     *,
     service: str,
     timeout: float,
-    log: Path,
+    log: Path | None,
     alive: Callable[[], bool] = lambda: True,
     interval: float = 0.1,
 ) -> float:
     """Poll `check` until it is true; return the seconds it took.
 
     Fails early when `alive()` turns false (the process died) and at `timeout`; either way the
-    error carries the service's log tail.
+    error carries the service's log tail (a remote service has no log here: None).
     """
     start = time.monotonic()
+    see = f"; see {log}" if log else ""
     while True:
         if check():
             return time.monotonic() - start
         if not alive():
-            raise ServiceStartError(f"{service} exited during start; see {log}", log_tail(log))
+            raise ServiceStartError(f"{service} exited during start{see}", _tail(log))
         if time.monotonic() - start > timeout:
-            raise ServiceStartError(
-                f"{service} not ready after {timeout:.0f}s; see {log}", log_tail(log)
-            )
+            raise ServiceStartError(f"{service} not ready after {timeout:.0f}s{see}", _tail(log))
         time.sleep(interval)
+
+
+def _tail(log: Path | None) -> str:
+    return log_tail(log) if log else ""
 
 
 def follow_log(path: Path, follow: bool, lines: int = 50) -> Iterator[str]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ import botocore.exceptions
 
 from mlplatform.cloud.stack_outputs import mlflow_url
 from mlplatform.errors import PlatformError
+from mlplatform.readiness import wait_until
 from mlplatform.registry.users import can_log_in, set_password
 from mlplatform.reporting import JsonFields, Reporter
 from mlplatform.target import Target
@@ -119,8 +119,10 @@ def _stage_new_password(sm: Any, name: str, current: dict[str, Any]) -> dict[str
 def _wait_for_login(url: str, login: tuple[str, str], cache_seconds: int) -> None:
     # The server caches logins for auth_cache_ttl_seconds: a worker may answer with the old
     # user record until its entry expires.
-    deadline = time.monotonic() + cache_seconds + 15
-    while not can_log_in(url, login):
-        if time.monotonic() > deadline:
-            raise PlatformError(f"MLflow at {url} does not take the new admin password")
-        time.sleep(1)
+    wait_until(
+        lambda: can_log_in(url, login),
+        service=f"the new admin password at {url}",
+        timeout=cache_seconds + 15,
+        log=None,
+        interval=1,
+    )

@@ -39,7 +39,6 @@ import hashlib
 import json
 import re
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ from mlplatform.names import (
     repository_output,
     stack_name,
 )
-from mlplatform.readiness import http_ok
+from mlplatform.readiness import http_ok, wait_until
 from mlplatform.release.ecr_push import image_present, push_image
 from mlplatform.release.migration import migrate_run_task_request, migrated_digest, run_migration
 from mlplatform.reporting import JsonFields, Reporter
@@ -510,18 +509,16 @@ class _Chain:
         A rolled service's tasks take minutes to pass the load balancer's health check.
         """
         url = mlflow_url(self.env, self._client("cloudformation"), DeployError)
-        deadline = time.monotonic() + REGISTRY_READY_SECONDS
-        announced = False
-        while not http_ok(f"{url}/health"):
-            if time.monotonic() > deadline:
-                raise DeployError(
-                    f"{self.env.name}'s MLflow at {url} did not answer /health within "
-                    f"{REGISTRY_READY_SECONDS // 60} minutes; see the service's events and logs"
-                )
-            if not announced:
-                self.reporter.step(f"waiting for {self.env.name}'s MLflow at {url}")
-                announced = True
-            time.sleep(2)
+        if http_ok(f"{url}/health"):
+            return
+        self.reporter.step(f"waiting for {self.env.name}'s MLflow at {url}")
+        wait_until(
+            lambda: http_ok(f"{url}/health"),
+            service=f"{self.env.name}'s MLflow at {url} (see its ECS events and logs)",
+            timeout=REGISTRY_READY_SECONDS,
+            log=None,
+            interval=2,
+        )
 
     def _model(self) -> StepResult:
         from mlplatform.release.model import release_champion
