@@ -38,13 +38,20 @@ def kit(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def private_stack() -> Iterator[dict[str, str]]:
-    """A stack of its own for the benchmark, taken down (data deleted) afterwards."""
+def private_stack(mlflow_workers: int | None = None) -> Iterator[dict[str, str]]:
+    """A stack of its own for the benchmark, taken down (data deleted) afterwards.
+
+    `mlflow_workers` replaces the local environment's `[local.mlflow] workers` (to measure it).
+    """
     home = Path(tempfile.mkdtemp(prefix="mlp-bench-"))
-    env = {
-        "MLPLATFORM_HOME": str(home / "state"),
-        "MLPLATFORM_CONFIG": str(write_config(home / "environments.toml", PORTS, EMULATED)),
-    }
+    config = write_config(home / "environments.toml", PORTS, EMULATED)
+    if mlflow_workers is not None:
+        text = config.read_text(encoding="utf-8")
+        start = text.index("[local.mlflow]")
+        at = text.index("workers = ", start)
+        end = text.index("\n", at)
+        config.write_text(f"{text[:at]}workers = {mlflow_workers}{text[end:]}", encoding="utf-8")
+    env = {"MLPLATFORM_HOME": str(home / "state"), "MLPLATFORM_CONFIG": str(config)}
     try:
         kit(env, "up")
         yield env

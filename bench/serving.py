@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/serving.py [--requests 400] [--concurrency 4]
 
-Both servers run at once on loopback with the same version of the trained fraud model: `invoke
-serve` (packaged model.tar.gz, its defaults) and `mlflow models serve -m models:/NAME/N` with its
-defaults. For 1-row and 100-row JSON requests it measures sequential latency (p50, p99) and
-throughput with a fixed number of concurrent clients. Request loops are bounded.
+The servers run at once on loopback with the same version of the trained fraud model: `invoke
+serve` (packaged model.tar.gz) with one worker and with two, and `mlflow models serve -m
+models:/NAME/N` with its defaults as `pip install mlflow` gets them (uvicorn without httptools and
+uvloop, so h11 and asyncio: this virtual environment has both, so they are named). For 1-row and
+100-row JSON requests it measures sequential latency (p50, p99) on one kept-alive connection, as
+SageMaker calls an endpoint, and throughput with a fixed number of concurrent clients, each on a
+kept-alive connection of its own. Request loops are bounded.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from common import REPO, kit, private_stack
 
 from training.data import FEATURES, generate
 
-OURS, PLAIN = 28080, 28081
+OURS, OURS_TWO, PLAIN = 28080, 28082, 28081
 
 
 def wait_ping(port: int, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
@@ -92,16 +95,32 @@ def main() -> None:
             line.removeprefix("export ").split("=", 1) for line in kit(env, "env").splitlines()
         )
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-        ours = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "serve", "--version", version, "--port", str(OURS)],
-            cwd=REPO,
-            env={**inherited, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        ours, ours_two = (
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "invoke",
+                    "serve",
+                    "--version",
+                    version,
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                ],
+                cwd=REPO,
+                env={**inherited, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for port, workers in ((OURS, 1), (OURS_TWO, 2))
         )
         plain_env = {
             **inherited,
+            "UVICORN_HTTP": "h11",
+            "UVICORN_LOOP": "asyncio",
             "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
             **{k: v.strip("'") for k, v in creds.items() if k.startswith("MLFLOW_")},
         }
@@ -128,6 +147,7 @@ def main() -> None:
         )
         try:
             wait_ping(OURS, ours)
+            wait_ping(OURS_TWO, ours_two)
             wait_ping(PLAIN, plain)
             results = {}
             for rows in (1, 100):
@@ -135,17 +155,28 @@ def main() -> None:
                 body = json.dumps(
                     {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
                 ).encode()
-                for name, port in (("invoke serve", OURS), ("mlflow models serve", PLAIN)):
+                for name, port in (
+                    ("invoke serve (1 worker)", OURS),
+                    ("invoke serve (2 workers)", OURS_TWO),
+                    ("mlflow models serve (defaults)", PLAIN),
+                ):
                     results[f"{name} / {rows} row"] = measure(
                         port, body, args.requests, args.concurrency
                     )
         finally:
-            for proc in (ours, plain):
-                os.killpg(proc.pid, signal.SIGINT if proc is ours else signal.SIGTERM)
+            for proc in (ours, ours_two, plain):
+                os.killpg(proc.pid, signal.SIGTERM if proc is plain else signal.SIGINT)
                 proc.wait(30)
-    print("| server / request | p50 ms | p99 ms | req/s (4 clients) |\n|---|---|---|---|")
+    print(
+        f"| server / request | p50 ms | p99 ms | req/s ({args.concurrency} clients) |"
+        " kit/stock p99 | kit/stock req/s |\n|---|---|---|---|---|---|"
+    )
     for name, r in results.items():
-        print(f"| {name}s | {r['p50_ms']} | {r['p99_ms']} | {r['rps']} |")
+        stock = results[f"mlflow models serve (defaults) / {name.rpartition(' / ')[2]}"]
+        print(
+            f"| {name} | {r['p50_ms']} | {r['p99_ms']} | {r['rps']} |"
+            f" {round(r['p99_ms'] / stock['p99_ms'], 2)} | {round(r['rps'] / stock['rps'], 2)} |"
+        )
     print(json.dumps(results))
 
 

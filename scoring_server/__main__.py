@@ -18,6 +18,10 @@ from pathlib import Path
 
 MODEL_DIR = Path("/opt/ml/model")  # where SageMaker unpacks model.tar.gz
 PORT = 8080
+# `mlflow models serve` runs the uvicorn CLI, which reads its options from UVICORN_*: its default
+# HTTP parser answers every request on a kept-alive connection (how SageMaker calls an endpoint)
+# ~45 ms late, and a second worker made that the common case (docs/performance.md).
+UVICORN_ENVIRONMENT = {"UVICORN_HTTP": "httptools", "UVICORN_LOOP": "uvloop"}
 
 
 def scoring_argv(model_dir: Path, host: str, port: int, workers: int) -> list[str]:
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     # mlflow models serve starts uvicorn by name: the interpreter's bin must be on PATH.
     bin_dir = str(Path(sys.executable).parent)
     os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+    os.environ.update(UVICORN_ENVIRONMENT)
     # exec, so the container's (or the kit's) stop signal reaches the server itself.
     cmd = scoring_argv(args.model_dir, args.host, args.port, args.workers)
     os.execv(cmd[0], cmd)  # noqa: S606 - the argv is ours, no shell involved

@@ -10,11 +10,22 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
+from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from training.contract import Contract, channel_sha256
 
-__all__ = ["TrackingError", "check_reachable", "git", "load_credentials", "reproducibility_tags"]
+__all__ = [
+    "MetricStream",
+    "TrackingError",
+    "check_reachable",
+    "git",
+    "load_credentials",
+    "reproducibility_tags",
+]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +69,53 @@ def check_reachable() -> None:
     except MlflowException as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise TrackingError(f"tracking server {uri} refused or unreachable: {first}") from None
+
+
+class MetricStream:
+    """Metrics logged from a training loop without waiting for the server.
+
+    Each `log` hands the point to MLflow's asynchronous logger, which sends batches from a thread
+    of its own, so the loop never waits on a round trip. A failed batch raises at the next `log`
+    after it is known, and `close()` (leaving the `with` block, or the process exiting normally)
+    waits for every point and raises the first failure: a server that goes away mid-run is an
+    error, never a silent loss.
+    """
+
+    def __init__(self, run_id: str | None = None, buffer_seconds: int = 1) -> None:
+        # Without a buffer MLflow's logger sends each queued point in a call of its own, no
+        # faster than logging synchronously; with one it merges what arrived meanwhile. Whole
+        # seconds: MLflow reads an integer, and its logging thread dies on anything else.
+        os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", str(buffer_seconds))
+        self._run_id = run_id
+        self._pending: deque[Future[Any]] = deque()
+        # At exit MLflow's logger needs its thread pools, which refuse work once the
+        # interpreter's threading shutdown hooks ran, before any `atexit` handler: a stream
+        # left open lost all of its 500 points that way. So the flush hooks in there too,
+        # ahead of the pools' own hook (the hooks run last in, first out).
+        threading._register_atexit(self.close)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> MetricStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def log(self, key: str, value: float, step: int | None = None) -> None:
+        """Queue one point (MLflow's own batching sends it); raise a failure already known."""
+        import mlflow
+
+        run_id = self._run_id
+        operations = mlflow.log_metric(key, value, step=step, synchronous=False, run_id=run_id)
+        # RunOperations offers only a blocking wait(); its futures let finished points be
+        # dropped (and failures seen) without waiting on the ones still in flight.
+        self._pending.extend(operations._operation_futures if operations else ())
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Wait until the server holds every point logged; raise the first failure."""
+        while self._pending:
+            self._pending.popleft().result()
 
 
 def git(args: list[str]) -> str | None:

@@ -146,6 +146,7 @@ def test_command_line_carries_no_secret_and_env_carries_uri_by_variable(
     s = read_settings(secret_env())
     argv = serve.server_command(s)
     assert "--app-name" in argv and "basic-auth" in argv and "--serve-artifacts" in argv
+    assert argv[argv.index("--uvicorn-opts") + 1] == "--http httptools --loop uvloop"
     joined = " ".join(argv)
     for secret in (DB_PASSWORD, "db-pa%25ss", ADMIN_PASSWORD, "flask-key"):
         assert secret not in joined

@@ -70,3 +70,26 @@ def test_the_container_gets_the_model_read_only_where_sagemaker_puts_it(tmp_path
     assert "127.0.0.1:18080:8080" in cmd  # loopback only, like `invoke serve`
     assert "MLFLOW_MODELS_WORKERS=2" in cmd
     assert "--rm" in cmd
+
+
+def test_uvicorn_gets_its_fast_parser_and_loop(tmp_path: Path) -> None:
+    """`mlflow models serve` runs uvicorn's CLI, which reads UVICORN_*: both must reach it."""
+    code = (
+        "import os; from unittest import mock; import scoring_server.__main__ as m;"
+        "mock.patch('os.execv', lambda p, a: print(os.environ['UVICORN_HTTP'],"
+        " os.environ['UVICORN_LOOP'])).start();"
+        f"(m.Path('{tmp_path}') / 'MLmodel').write_text('flavors: {{}}');"
+        f"m.main(['serve', '--model-dir', '{tmp_path}'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={"PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["httptools", "uvloop"]
+    for lock in ("training.txt", "server.txt"):
+        text = (REPO / "requirements" / lock).read_text()
+        assert "\nhttptools==" in text and "\nuvloop==" in text, lock
