@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +21,17 @@ from tests.integration.conftest import write_config  # noqa: E402
 # s3: not 28433, which is the integration-test stack's S3 store (18433) + 10000.
 PORTS = {"mlflow": 25000, "s3": 29433, "aws": 24566, "database": 23307}
 EMULATED = {"staging": 25200, "prod": 25100}
+
+
+def run_concurrently(work: Callable[[], None], clients: int) -> float:
+    """Run `work` in `clients` threads at once; the wall time until the last one ends."""
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
 
 
 def kit(env: dict[str, str], *args: str) -> str:

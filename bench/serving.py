@@ -21,10 +21,9 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
-from common import REPO, kit, private_stack
+from common import REPO, kit, private_stack, run_concurrently
 
 from training.data import FEATURES, generate
 
@@ -68,13 +67,7 @@ def measure(port: int, body: bytes, requests: int, concurrency: int) -> dict[str
             c.getresponse().read()
             done.append(1)
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = run_concurrently(client, concurrency)
     return {
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),

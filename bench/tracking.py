@@ -35,14 +35,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import PORTS, REPO, kit, private_stack
+from common import PORTS, REPO, kit, private_stack, run_concurrently
 
 STOCK_PORT = 25050
 STOCK_DATABASE = "stock_mlflow"
@@ -79,13 +78,7 @@ def load_log_batch(args: argparse.Namespace) -> dict[str, float]:
         except Exception as exc:  # counted and reported, not hidden
             errors.append(exc)
 
-    threads = [threading.Thread(target=one_client) for _ in range(args.clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = run_concurrently(one_client, args.clients)
     if errors:
         raise SystemExit(f"log_batch load: {len(errors)} clients failed: {errors[0]}")
     latencies.sort()

@@ -72,7 +72,16 @@ def _no_leftovers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `aws` touch real AWS: they run only when selected with -m aws."""
+    """Tests that start servers share one worker; `aws` tests run only when selected.
+
+    Tests with servers use fixed ports and session-wide stacks, so under pytest-xdist
+    (`--dist loadgroup`, the suite lane) they all go, in order, to one worker, and the unit
+    tests run on the others meanwhile. Tests marked `aws` touch real AWS: they run only when
+    selected with -m aws.
+    """
+    for item in items:
+        if item.get_closest_marker("integration") or item.get_closest_marker("container"):
+            item.add_marker(pytest.mark.xdist_group("servers"))
     selected = config.getoption("-m") or ""
     if "aws" in selected:
         return

@@ -40,23 +40,31 @@ def test_the_image_runs_the_entrypoint_the_host_runs() -> None:
     assert host[1:4] == ["-m", "scoring_server", "serve"]
 
 
-def test_the_port_follows_sagemaker_bind_to_port(tmp_path: Path) -> None:
-    """SageMaker's multi-container endpoints move the port with SAGEMAKER_BIND_TO_PORT."""
+def _what_serve_would_exec(tmp_path: Path, printed: str, env: dict[str, str]) -> str:
+    """Run `serve` in a child with exec replaced by printing `printed` (an expression of argv)."""
     code = (
-        "import sys; from unittest import mock; import scoring_server.__main__ as m;"
-        "mock.patch('os.execv', lambda p, a: print(a[a.index('-p') + 1])).start();"
+        "import os; from unittest import mock; import scoring_server.__main__ as m;"
+        f"mock.patch('os.execv', lambda p, a: print({printed})).start();"
         f"(m.Path('{tmp_path}') / 'MLmodel').write_text('flavors: {{}}');"
         f"m.main(['serve', '--model-dir', '{tmp_path}'])"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,
-        env={"SAGEMAKER_BIND_TO_PORT": "9191", "PATH": "/usr/bin"},
+        env={**env, "PATH": "/usr/bin"},
         capture_output=True,
         text=True,
         check=True,
     )
-    assert done.stdout.strip() == "9191"
+    return done.stdout.strip()
+
+
+def test_the_port_follows_sagemaker_bind_to_port(tmp_path: Path) -> None:
+    """SageMaker's multi-container endpoints move the port with SAGEMAKER_BIND_TO_PORT."""
+    port = _what_serve_would_exec(
+        tmp_path, "a[a.index('-p') + 1]", {"SAGEMAKER_BIND_TO_PORT": "9191"}
+    )
+    assert port == "9191"
 
 
 def test_the_container_gets_the_model_read_only_where_sagemaker_puts_it(tmp_path: Path) -> None:
@@ -74,22 +82,8 @@ def test_the_container_gets_the_model_read_only_where_sagemaker_puts_it(tmp_path
 
 def test_uvicorn_gets_its_fast_parser_and_loop(tmp_path: Path) -> None:
     """`mlflow models serve` runs uvicorn's CLI, which reads UVICORN_*: both must reach it."""
-    code = (
-        "import os; from unittest import mock; import scoring_server.__main__ as m;"
-        "mock.patch('os.execv', lambda p, a: print(os.environ['UVICORN_HTTP'],"
-        " os.environ['UVICORN_LOOP'])).start();"
-        f"(m.Path('{tmp_path}') / 'MLmodel').write_text('flavors: {{}}');"
-        f"m.main(['serve', '--model-dir', '{tmp_path}'])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env={"PATH": "/usr/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.split() == ["httptools", "uvloop"]
+    printed = "os.environ['UVICORN_HTTP'], os.environ['UVICORN_LOOP']"
+    assert _what_serve_would_exec(tmp_path, printed, {}).split() == ["httptools", "uvloop"]
     for lock in ("training.txt", "server.txt"):
         text = (REPO / "requirements" / lock).read_text()
         assert "\nhttptools==" in text and "\nuvloop==" in text, lock

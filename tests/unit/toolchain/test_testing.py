@@ -14,7 +14,8 @@ def test_the_default_run_is_the_suite_then_the_container_lane() -> None:
         "suite",
         "containers",
     ]
-    assert LANES["suite"].argv()[-2:] == ["-m", "not container"]
+    # The server tests share one xdist worker (tests/conftest.py's xdist_group "servers").
+    assert LANES["suite"].argv()[3:] == ["-m", "not container", "-n", "2", "--dist", "loadgroup"]
 
 
 def test_the_unit_lane_starts_no_server() -> None:
