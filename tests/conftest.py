@@ -71,6 +71,9 @@ def _no_leftovers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         patch.undo()
 
 
+# First: pytest-xdist reads the groups in a hook of its own, which would otherwise run before
+# this one (a worker registers it ahead of this file) and find none.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that start servers share one worker; `aws` tests run only when selected.
 
