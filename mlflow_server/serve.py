@@ -19,8 +19,8 @@ __all__ = [
 
 # uvicorn's default HTTP parser (h11) answers a request on a kept-alive connection ~45 ms late
 # (small writes meet delayed ACKs), and MLflow's client keeps its connections alive: every
-# call paid it. httptools removes the floor; uvloop is measured beside it in
-# docs/performance.md (`python bench/tracking.py`).
+# call paid it. httptools removes the floor (docs/performance.md, `python bench/tracking.py`);
+# uvloop, uvicorn's faster event loop, was not measured apart from it.
 UVICORN_OPTS = "--http httptools --loop uvloop"
 
 # Variables that carry credentials into this process; the server gets them through the 0600 ini
