@@ -16,6 +16,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from mlplatform.errors import ServiceStartError  # noqa: E402
+from mlplatform.readiness import http_ok, wait_until  # noqa: E402
 from tests.integration.conftest import write_config  # noqa: E402
 
 # s3: not 28433, which is the integration-test stack's S3 store (18433) + 10000.
@@ -32,6 +34,23 @@ def run_concurrently(work: Callable[[], None], clients: int) -> float:
     for t in threads:
         t.join()
     return time.perf_counter() - start
+
+
+def wait_answering(
+    url: str, proc: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 180
+) -> None:
+    """Until GET `url` answers 2xx; exit with the reason (and log tail) if `proc` dies first."""
+    try:
+        wait_until(
+            lambda: http_ok(url),
+            service=f"the server behind {url}",
+            timeout=timeout,
+            log=log,
+            alive=lambda: proc.poll() is None,
+            interval=0.2,
+        )
+    except ServiceStartError as exc:
+        raise SystemExit(f"{exc}\n{exc.log_tail}".rstrip()) from None
 
 
 def kit(env: dict[str, str], *args: str) -> str:

@@ -23,27 +23,11 @@ import subprocess
 import sys
 import time
 
-from common import REPO, kit, private_stack, run_concurrently
+from common import REPO, kit, private_stack, run_concurrently, wait_answering
 
 from training.data import FEATURES, generate
 
 OURS, OURS_TWO, PLAIN = 28080, 28082, 28081
-
-
-def wait_ping(port: int, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server on {port} exited")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/ping")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"server on {port} never answered /ping")
 
 
 def measure(port: int, body: bytes, requests: int, concurrency: int) -> dict[str, float]:
@@ -139,9 +123,9 @@ def main() -> None:
             start_new_session=True,
         )
         try:
-            wait_ping(OURS, ours)
-            wait_ping(OURS_TWO, ours_two)
-            wait_ping(PLAIN, plain)
+            wait_answering(f"http://127.0.0.1:{OURS}/ping", ours)
+            wait_answering(f"http://127.0.0.1:{OURS_TWO}/ping", ours_two)
+            wait_answering(f"http://127.0.0.1:{PLAIN}/ping", plain)
             results = {}
             for rows in (1, 100):
                 frame = generate(rows, 0.1, seed=rows)[list(FEATURES)]

@@ -36,12 +36,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import PORTS, REPO, kit, private_stack, run_concurrently
+from common import PORTS, REPO, kit, private_stack, run_concurrently, wait_answering
 
 STOCK_PORT = 25050
 STOCK_DATABASE = "stock_mlflow"
@@ -225,22 +224,6 @@ def group_rss_mib(pgid: int) -> float:
     return round(total_kib / 1024)
 
 
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
-    """Until GET /health answers 200; exit if the server dies or never answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise SystemExit(f"stock mlflow server exited ({proc.returncode}): {tail}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"stock mlflow server never answered on {port}")
-
-
 def stock_database(state: Path) -> str:
     """A database and user of its own for stock MLflow on the stack's server; its store URI."""
     sys.path.insert(0, str(REPO))
@@ -332,7 +315,9 @@ def main() -> None:
             start_new_session=True,
         )
         try:
-            wait_healthy(STOCK_PORT, stock, state / "stock-mlflow.log")
+            wait_answering(
+                f"http://127.0.0.1:{STOCK_PORT}/health", stock, state / "stock-mlflow.log"
+            )
             clients = {
                 "kit": {**base, **kit_env},
                 "stock": {

@@ -86,6 +86,10 @@ class MetricStream:
         # faster than logging synchronously; with one it merges what arrived meanwhile. Whole
         # seconds: MLflow reads an integer, and its logging thread dies on anything else.
         os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", str(buffer_seconds))
+        import mlflow
+
+        # Looked up once here, not on each point of the loop.
+        self._log_metric = mlflow.log_metric
         self._run_id = run_id
         self._pending: deque[Future[Any]] = deque()
         # At exit MLflow's logger needs its thread pools, which refuse work once the
@@ -102,10 +106,8 @@ class MetricStream:
 
     def log(self, key: str, value: float, step: int | None = None) -> None:
         """Queue one point (MLflow's own batching sends it); raise a failure already known."""
-        import mlflow
-
         run_id = self._run_id
-        operations = mlflow.log_metric(key, value, step=step, synchronous=False, run_id=run_id)
+        operations = self._log_metric(key, value, step=step, synchronous=False, run_id=run_id)
         # RunOperations offers only a blocking wait(); its futures let finished points be
         # dropped (and failures seen) without waiting on the ones still in flight.
         self._pending.extend(operations._operation_futures if operations else ())

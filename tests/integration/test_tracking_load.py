@@ -21,6 +21,7 @@ import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from mlplatform.readiness import port_open, wait_until
 from tests.cli import REPO
 from tests.integration.conftest import Stack
 
@@ -147,13 +148,13 @@ def short_lived_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[b
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, "the test's MLflow server exited"
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.3)
+        wait_until(
+            lambda: port_open(port),
+            service="the test's MLflow server",
+            timeout=120,
+            log=None,
+            alive=lambda: server.poll() is None,
+        )
         yield url, server
     finally:
         if server.poll() is None:
