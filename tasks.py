@@ -758,12 +758,15 @@ def lint(c):
 
 @task
 def lock(c):
-    """Regenerate the hash-locked requirements files from pyproject.toml (uv pip compile)."""
+    """Regenerate the hash-locked requirements (uv pip compile) and the image's RDS CA bundle."""
     from mlplatform.toolchain.locking import lock_all
+    from mlplatform.toolchain.rds_ca import RDS_CA_BUNDLE, write_bundle
 
     with _errors():
         for path in lock_all():
             console.print(f"wrote {path}")
+        changed = write_bundle()
+        console.print(f"{'wrote' if changed else 'unchanged'} {RDS_CA_BUNDLE}")
 
 
 @task(

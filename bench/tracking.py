@@ -235,7 +235,12 @@ def stock_database(state: Path) -> str:
         cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", ("stock", password))
         cur.execute(f"GRANT ALL PRIVILEGES ON `{STOCK_DATABASE}`.* TO %s@'%%'", ("stock",))
         conn.commit()
-    return f"mysql+pymysql://stock:{password}@127.0.0.1:{PORTS['database']}/{STOCK_DATABASE}"
+    # The stack's server takes TLS only; stock verifies against its CA as the kit's server does.
+    ca = state / "secrets" / "tls" / "ca.pem"
+    return (
+        f"mysql+pymysql://stock:{password}@127.0.0.1:{PORTS['database']}/{STOCK_DATABASE}"
+        f"?ssl_ca={ca}"
+    )
 
 
 def run_load(name: str, side: str, client_env: dict[str, str], args: argparse.Namespace) -> Any:

@@ -4,7 +4,8 @@ Database, one of:
   MLFLOW_DB_URI  a full SQLAlchemy URI (sqlite:///... for the reduced-parity fallback)
   MLFLOW_DB_HOST, MLFLOW_DB_PORT, MLFLOW_DB_NAME (+ MLFLOW_DB_ENGINE=mysql|mariadb) with credentials
   from MLFLOW_DB_SECRET_ID (JSON with username and password, the shape RDS generates) or injected
-  by ECS as MLFLOW_DB_USERNAME / MLFLOW_DB_PASSWORD.
+  by ECS as MLFLOW_DB_USERNAME / MLFLOW_DB_PASSWORD. MLFLOW_DB_SSL_CA: the CA bundle the
+  server's certificate is verified against (chain and host name); the connection then uses TLS.
 Admin: MLFLOW_ADMIN_SECRET_ID (JSON username/password) or injected MLFLOW_AUTH_ADMIN_USERNAME /
   MLFLOW_AUTH_ADMIN_PASSWORD. Flask session key: MLFLOW_FLASK_SECRET_ID (plain string) or injected
   MLFLOW_FLASK_SERVER_SECRET_KEY.
@@ -130,7 +131,21 @@ def database_uri(env: Mapping[str, str]) -> str:
         env, "MLFLOW_DB_SECRET_ID", "MLFLOW_DB_USERNAME", "MLFLOW_DB_PASSWORD"
     )
     # MLflow knows MariaDB through the mysql dialect; PyMySQL speaks to both.
-    return f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{name}"
+    uri = f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{name}"
+    return uri + _tls_query(env)
+
+
+def _tls_query(env: Mapping[str, str]) -> str:
+    """`?ssl_ca=...` when a CA bundle is configured, else nothing.
+
+    SQLAlchemy hands it to PyMySQL as ssl={"ca": ...}, which verifies the chain and host name.
+    """
+    ca = env.get("MLFLOW_DB_SSL_CA", "").strip()
+    if not ca:
+        return ""
+    if not os.path.isfile(ca):
+        raise SettingsError(f"MLFLOW_DB_SSL_CA names {ca}, which is not a file")
+    return f"?ssl_ca={quote(ca, safe='/')}"
 
 
 def app_login(env: Mapping[str, str] | None = None) -> tuple[str, str] | None:

@@ -16,6 +16,7 @@ from mlplatform.config import Environment
 __all__ = [
     "ARTIFACTS_PREFIX",
     "CONTAINER_AUTH_CONFIG_DIR",
+    "CONTAINER_RDS_CA_BUNDLE",
     "IMAGES",
     "MLFLOW_PORT",
     "MODELS_PREFIX",
@@ -35,6 +36,10 @@ __all__ = [
 MLFLOW_PORT = 5000
 # Inside the MLflow container (compose, ECS): where its auth ini goes, a folder of its own /tmp.
 CONTAINER_AUTH_CONFIG_DIR = "/tmp/mlflow-auth"  # noqa: S108
+# Inside the MLflow image: Amazon RDS's CA certificates, which the cloud's database connections
+# verify against (mlflow_server/rds-ca-bundle.pem, written by mlplatform/toolchain/rds_ca.py and
+# copied with the server's code by mlflow_server/Dockerfile).
+CONTAINER_RDS_CA_BUNDLE = "/app/mlflow_server/rds-ca-bundle.pem"
 # Key prefix under which MLflow's proxied artifact store writes (MLFLOW_ARTIFACTS_DESTINATION).
 ARTIFACTS_PREFIX = "mlflow-artifacts"
 # Key prefix of the archives endpoints serve; the endpoint role reads this prefix only.

@@ -152,10 +152,17 @@ class DataStack(cdk.Stack):
             self,
             "Parameters",
             engine=engine,
+            # Description is a replacement property: changing it would swap the group under
+            # the running instance, so it stays as first deployed.
             description=f"{instance_id}: MLflow migrations create triggers",
-            # MLflow's alembic migrations create triggers; with binary logging on (backups),
-            # MySQL refuses that to a non-SUPER user unless this is set.
-            parameters={"log_bin_trust_function_creators": "1"},
+            parameters={
+                # MLflow's alembic migrations create triggers; with binary logging on (backups),
+                # MySQL refuses that to a non-SUPER user unless this is set.
+                "log_bin_trust_function_creators": "1",
+                # Every connection uses TLS (MLflow's, the migrate task's, the rotation
+                # function's); the local server is started the same way (local/services.py).
+                "require_secure_transport": "1",
+            },
         )
 
     def _log_groups(self, instance_id: str) -> list[logs.LogGroup]:

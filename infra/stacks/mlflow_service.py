@@ -32,6 +32,7 @@ from mlplatform.config import Environment
 from mlplatform.names import (
     ARTIFACTS_PREFIX,
     CONTAINER_AUTH_CONFIG_DIR,
+    CONTAINER_RDS_CA_BUNDLE,
     IMAGES,
     MLFLOW_PORT,
     NO_RELEASED_IMAGE,
@@ -299,6 +300,9 @@ class MlflowServiceStack(cdk.Stack):
             "MLFLOW_DB_HOST": database.db_instance_endpoint_address,
             "MLFLOW_DB_PORT": database.db_instance_endpoint_port,
             "MLFLOW_DB_NAME": settings.database.name,
+            # TLS to RDS, the chain and the instance's name verified against Amazon's RDS CAs in
+            # the image; the parameter group refuses anything else (stacks/data.py).
+            "MLFLOW_DB_SSL_CA": CONTAINER_RDS_CA_BUNDLE,
             "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{bucket.bucket_name}/{ARTIFACTS_PREFIX}",
             "MLFLOW_ALLOWED_HOSTS": ",".join(hosts),
             "MLFLOW_WORKERS": str(mlflow.workers),

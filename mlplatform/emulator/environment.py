@@ -47,6 +47,7 @@ from mlplatform.errors import PlatformError
 from mlplatform.local.aws_side import secret_values
 from mlplatform.local.credentials import load_or_create
 from mlplatform.local.database_admin import drop_database, ensure_database
+from mlplatform.local.database_tls import tls_files
 from mlplatform.local.services import Endpoints, mlflow_environment
 from mlplatform.local.supervisor import Program, Supervisor
 from mlplatform.paths import StatePaths
@@ -168,6 +169,8 @@ class Emulation:
             aws_url=self.aws_url,
             bind_host="127.0.0.1",
             credentials_file=str(creds_file),
+            # RDS's stand-in is the local server: its CA, where the image has RDS's bundle.
+            db_ca_file=str(tls_files(self.local_paths).ca),
         )
         env = mlflow_environment(self.env, where)
         hosts = [*self.env.mlflow.allowed_hosts, "127.0.0.1", "localhost"]

@@ -38,7 +38,7 @@ def local_stack(
         raise PlatformError("the local stack is not set up; run `invoke up` first")
     creds = load_or_create(paths, env)[0]
     for service in services:
-        if not healthy(service, env, creds):
+        if not healthy(service, env, creds, paths):
             raise PlatformError(f"the local stack's {service} is not up; run `invoke up`")
     return creds, LocalEndpoints(
         tracking_uri=f"http://127.0.0.1:{env.ports.mlflow}",

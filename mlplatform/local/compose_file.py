@@ -12,11 +12,13 @@ from typing import Any
 import yaml
 
 from mlplatform.config import REPO_ROOT, Environment
+from mlplatform.local.database_tls import CONTAINER_FILES
 from mlplatform.local.services import (
     DATABASE_SERVER_FLAGS,
     SERVICES,
     Service,
     compose_endpoints,
+    database_tls_flags,
     mlflow_environment,
     s3_server_flags,
 )
@@ -68,14 +70,21 @@ def render(env: Environment) -> str:
     services: dict[str, Any] = {
         "database": {
             **common("database"),
-            "command": list(DATABASE_SERVER_FLAGS),
+            "command": [
+                *DATABASE_SERVER_FLAGS,
+                *database_tls_flags(
+                    "/run/secrets/db_ca",
+                    "/run/secrets/db_server_cert",
+                    "/run/secrets/db_server_key",
+                ),
+            ],
             "environment": {
                 "MYSQL_DATABASE": env.database.name,
                 "MYSQL_USER": "mlflow",
                 "MYSQL_PASSWORD_FILE": "/run/secrets/db_password",
                 "MYSQL_ROOT_PASSWORD_FILE": "/run/secrets/db_root_password",
             },
-            "secrets": ["db_password", "db_root_password"],
+            "secrets": ["db_password", "db_root_password", *CONTAINER_FILES],
             "volumes": ["database-data:/var/lib/mysql"],
             "healthcheck": _health(["CMD-SHELL", "mysqladmin ping -h 127.0.0.1 --silent"], "90s"),
         },
@@ -102,7 +111,7 @@ def render(env: Environment) -> str:
             },
             "command": ["serve", "--migrate"],
             "environment": mlflow_environment(env, compose_endpoints()),
-            "secrets": ["aws_credentials"],
+            "secrets": ["aws_credentials", "db_ca"],
             "depends_on": {n: {"condition": "service_healthy"} for n in ("database", "s3", "aws")},
             # As in ECS: the server answers and its database login still works.
             "healthcheck": _health(["CMD-SHELL", "python -m mlflow_server health"], "120s"),
@@ -119,6 +128,8 @@ def render(env: Environment) -> str:
                 # The MLflow image runs as uid 10001, which cannot read a 0600 file of the host's
                 # user: it gets a 0444 copy kept in a 0700 folder (see credentials.py).
                 ("aws_credentials", "container/aws-credentials"),
+                # The database's TLS files, copied the same way (database_tls.py).
+                *((name, f"container/{file}") for name, file in CONTAINER_FILES.items()),
             )
         },
         "volumes": {"database-data": {}, "s3-data": {}},

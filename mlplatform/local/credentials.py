@@ -16,7 +16,13 @@ from pathlib import Path
 from mlplatform.config import Environment
 from mlplatform.paths import StatePaths
 
-__all__ = ["Credentials", "load_or_create", "write_private", "write_service_files"]
+__all__ = [
+    "Credentials",
+    "load_or_create",
+    "share_with_containers",
+    "write_private",
+    "write_service_files",
+]
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -109,12 +115,19 @@ def write_service_files(paths: StatePaths, creds: Credentials) -> None:
         target = paths.secrets / name
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             write_private(target, text)
-    # Containers run as their own non-root users and cannot read the 0600 files; the copies they
-    # mount are world-readable files inside a folder only this user can enter.
+    share_with_containers(paths, "aws-credentials", files["aws-credentials"])
+
+
+def share_with_containers(paths: StatePaths, name: str, text: str) -> None:
+    """Write `text` where the compose runtime's containers mount it from (secrets/container/).
+
+    Containers run as their own non-root users and cannot read the 0600 files; the copies they
+    mount are world-readable files inside a folder only this user can enter.
+    """
     shared = paths.secrets / "container"
     shared.mkdir(mode=0o700, exist_ok=True)
     os.chmod(shared, 0o700)
-    copy = shared / "aws-credentials"
-    if not copy.exists() or copy.read_text(encoding="utf-8") != files["aws-credentials"]:
-        write_private(copy, files["aws-credentials"])
+    copy = shared / name
+    if not copy.exists() or copy.read_text(encoding="utf-8") != text:
+        write_private(copy, text)
         os.chmod(copy, 0o444)

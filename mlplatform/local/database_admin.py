@@ -18,9 +18,16 @@ import pymysql
 
 from mlplatform.errors import ServiceStartError
 from mlplatform.local.credentials import Credentials
-from mlplatform.local.services import DATABASE_SERVER_FLAGS
+from mlplatform.local.database_tls import DatabaseTls
+from mlplatform.local.services import DATABASE_SERVER_FLAGS, database_tls_flags
 
-__all__ = ["DatabaseServer", "ensure_database", "find_server", "initialise_datadir"]
+__all__ = [
+    "DatabaseServer",
+    "ensure_database",
+    "find_server",
+    "initialise_datadir",
+    "reload_tls",
+]
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,10 @@ def find_server(preferred: str) -> DatabaseServer | None:
     return None
 
 
-def server_command(server: DatabaseServer, datadir: Path, run: Path, port: int) -> list[str]:
-    """The argv that runs the server on loopback with a private data dir and socket."""
+def server_command(
+    server: DatabaseServer, datadir: Path, run: Path, port: int, tls: DatabaseTls
+) -> list[str]:
+    """The argv that runs the server on loopback, private data dir and socket, TLS required."""
     return [
         server.binary,
         "--no-defaults",
@@ -67,6 +76,7 @@ def server_command(server: DatabaseServer, datadir: Path, run: Path, port: int) 
         f"--pid-file={run / 'mysqld.pid'}",
         "--skip-name-resolve",
         *DATABASE_SERVER_FLAGS,
+        *database_tls_flags(str(tls.ca), str(tls.cert), str(tls.key)),
         *_run_as(),
     ]
 
@@ -136,6 +146,13 @@ def ensure_database(socket_path: Path, creds: Credentials, name: str) -> None:
         cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (creds.db_username, creds.db_password))
         cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO %s@'%%'", (creds.db_username,))
         conn.commit()
+
+
+def reload_tls(socket_path: Path, flavour: str) -> None:
+    """Make a running server use the certificate now on disk (new connections only)."""
+    statement = "FLUSH SSL" if flavour == "mariadb" else "ALTER INSTANCE RELOAD TLS"
+    with root_connection(socket_path) as conn, conn.cursor() as cur:
+        cur.execute(statement)
 
 
 def drop_database(socket_path: Path, name: str, user: str) -> None:

@@ -9,10 +9,12 @@ import pymysql
 
 from mlplatform.config import Environment
 from mlplatform.local.credentials import Credentials
+from mlplatform.local.database_tls import tls_files
 from mlplatform.local.services import SERVICES, Service
+from mlplatform.paths import StatePaths
 from mlplatform.readiness import http_ok
 
-__all__ = ["healthy", "service_url"]
+__all__ = ["database_connection", "healthy", "service_url"]
 
 
 def service_url(service: Service, env: Environment) -> str:
@@ -23,26 +25,38 @@ def service_url(service: Service, env: Environment) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _mysql_ok(port: int, creds: Credentials, database: str) -> bool:
+def database_connection(
+    env: Environment, creds: Credentials, paths: StatePaths, timeout: float = 2
+) -> pymysql.connections.Connection:
+    """A connection as MLflow's user, over TLS verified against the stack's CA (as MLflow's).
+
+    The server refuses any TCP client without TLS (`require_secure_transport`, as RDS is set).
+    """
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=env.ports.database,
+        user=creds.db_username,
+        password=creds.db_password,
+        database=env.database.name,
+        connect_timeout=timeout,
+        ssl_ca=str(tls_files(paths).ca),
+        ssl_verify_identity=True,
+    )
+
+
+def _mysql_ok(env: Environment, creds: Credentials, paths: StatePaths) -> bool:
     try:
-        conn = pymysql.connect(
-            host="127.0.0.1",
-            port=port,
-            user=creds.db_username,
-            password=creds.db_password,
-            database=database,
-            connect_timeout=2,
-        )
-    except pymysql.err.MySQLError:
+        conn = database_connection(env, creds, paths)
+    except (pymysql.err.MySQLError, OSError):  # OSError: no CA file yet, or a TLS failure
         return False
     with conn, conn.cursor() as cur:
         cur.execute("SELECT 1")
         return bool(cur.fetchone() == (1,))
 
 
-def healthy(name: str, env: Environment, creds: Credentials) -> bool:
+def healthy(name: str, env: Environment, creds: Credentials, paths: StatePaths) -> bool:
     """True when the service answers its real check (a query, or its health endpoint)."""
     service = next(s for s in SERVICES if s.name == name)
     if service.health == "mysql":
-        return _mysql_ok(service.host_port(env), creds, env.database.name)
+        return _mysql_ok(env, creds, paths)
     return http_ok(service_url(service, env) + service.health_path)

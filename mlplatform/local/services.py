@@ -21,6 +21,7 @@ __all__ = [
     "Endpoints",
     "Service",
     "compose_endpoints",
+    "database_tls_flags",
     "mlflow_environment",
     "native_endpoints",
     "s3_server_flags",
@@ -52,6 +53,21 @@ DATABASE_SERVER_FLAGS = (
     # Nothing replays the local binary log; a day of it bounds the disk it takes.
     "--binlog-expire-logs-seconds=86400",
 )
+
+
+def database_tls_flags(ca: str, cert: str, key: str) -> list[str]:
+    """Server flags for TLS as the cloud has it: RDS's parameter group requires secure transport.
+
+    Unix-socket connections (the kit's administration) count as secure; every TCP client must
+    use TLS 1.2 or later and is refused otherwise.
+    """
+    return [
+        f"--ssl-ca={ca}",
+        f"--ssl-cert={cert}",
+        f"--ssl-key={key}",
+        "--require-secure-transport=ON",
+        "--tls-version=TLSv1.2,TLSv1.3",
+    ]
 
 
 def s3_server_flags(data_dir: str, ip: str, bind: str, port: int, config: str) -> list[str]:
@@ -151,10 +167,11 @@ class Endpoints:
     aws_url: str
     bind_host: str
     credentials_file: str
+    db_ca_file: str
     auth_config_dir: str | None = None
 
 
-def native_endpoints(env: Environment, credentials_file: str) -> Endpoints:
+def native_endpoints(env: Environment, credentials_file: str, db_ca_file: str) -> Endpoints:
     """Everything on loopback, on the configured host ports."""
     return Endpoints(
         db_host="127.0.0.1",
@@ -163,6 +180,7 @@ def native_endpoints(env: Environment, credentials_file: str) -> Endpoints:
         aws_url=f"http://127.0.0.1:{env.ports.aws}",
         bind_host="127.0.0.1",
         credentials_file=credentials_file,
+        db_ca_file=db_ca_file,
     )
 
 
@@ -176,6 +194,7 @@ def compose_endpoints() -> Endpoints:
         aws_url=f"http://aws:{ports['aws']}",
         bind_host="0.0.0.0",
         credentials_file="/run/secrets/aws_credentials",
+        db_ca_file="/run/secrets/db_ca",
         auth_config_dir=CONTAINER_AUTH_CONFIG_DIR,
     )
 
@@ -188,6 +207,9 @@ def mlflow_environment(env: Environment, where: Endpoints) -> dict[str, str]:
         "MLFLOW_DB_PORT": str(where.db_port),
         "MLFLOW_DB_NAME": env.database.name,
         "MLFLOW_DB_SECRET_ID": env.database_secret_name,
+        # The CA the database's certificate is verified against (chain and host name), as the
+        # cloud's task verifies RDS's against the bundle in the image.
+        "MLFLOW_DB_SSL_CA": where.db_ca_file,
         "MLFLOW_ADMIN_SECRET_ID": env.admin_secret_name,
         "MLFLOW_FLASK_SECRET_ID": env.flask_secret_name,
         "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{env.bucket_name}/{ARTIFACT_PREFIX}",

@@ -50,6 +50,8 @@ from mlplatform.errors import PlatformError
 from mlplatform.images.build import built_archive, sidecar
 from mlplatform.images.oci_archive import open_image
 from mlplatform.local.database_admin import find_server
+from mlplatform.local.database_tls import tls_files
+from mlplatform.local.health import database_connection
 from mlplatform.local.services import mlflow_environment, native_endpoints
 from mlplatform.names import IMAGES, Output, endpoint_name, repository_output
 from mlplatform.registry.client import Registry
@@ -80,6 +82,16 @@ _READ_ERRORS = (
 
 class _Unreadable(Exception):
     """One side of a row could not be read; the message says why."""
+
+
+class _Sqlite(Exception):
+    """The local stack runs on the SQLite fallback: there is no database server to ask."""
+
+
+def _tls_text(required: bool, verified: bool) -> str:
+    server = "required by the server" if required else "optional at the server"
+    client = "MLflow verifies the certificate" if verified else "MLflow does not verify"
+    return f"{server}; {client}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,7 @@ def parity(local: Target, remote: Target) -> Parity:
             lambda: probe.server_version(remote),
         ),
         _row("database", probe.local_database, probe.remote_database, _same_database),
+        _row("database TLS", probe.local_tls, probe.remote_tls),
         *probe.settings(),
         *probe.images(),
         *probe.champion(),
@@ -171,6 +184,7 @@ class _Probe:
         self.local = local
         self.remote = remote
         self._outputs: dict[str, dict[str, str]] = {}
+        self._instance: dict[str, Any] | None = None
         self._champions: dict[str, Any] = {}
         self._registries: dict[str, Registry] = {}
 
@@ -193,32 +207,67 @@ class _Probe:
 
     # -- database ----------------------------------------------------------------------------
 
-    def local_database(self) -> str:
+    def _local_connection(self) -> pymysql.connections.Connection:
         env = self.local.env
         creds, _ = self.local.local_stack(("mlflow",))
         try:
-            conn = pymysql.connect(
-                host="127.0.0.1",
-                port=env.ports.database,
-                user=creds.db_username,
-                password=creds.db_password,
-                database=env.database.name,
-                connect_timeout=5,
-            )
-        except pymysql.err.MySQLError as exc:
+            return database_connection(env, creds, self.local.paths, timeout=5)
+        except (pymysql.err.MySQLError, OSError) as exc:
             if find_server(env.database.engine) is None:
-                return "sqlite (the fallback: no MySQL-protocol server here)"
+                raise _Sqlite from exc
             raise _Unreadable(f"the local database does not answer ({exc.args[-1]})") from exc
+
+    def local_database(self) -> str:
+        try:
+            conn = self._local_connection()
+        except _Sqlite:
+            return "sqlite (the fallback: no MySQL-protocol server here)"
         with conn, conn.cursor() as cursor:
             cursor.execute("SELECT VERSION()")
             (version,) = cursor.fetchone()
         engine = "mariadb" if "mariadb" in str(version).lower() else "mysql"
         return f"{engine} {str(version).split('-')[0]}"
 
+    def local_tls(self) -> str:
+        """What the local server requires and what MLflow verifies against."""
+        try:
+            conn = self._local_connection()
+        except _Sqlite:
+            return "none (sqlite)"
+        with conn, conn.cursor() as cursor:
+            cursor.execute("SELECT @@require_secure_transport")
+            (required,) = cursor.fetchone()
+        # Both local runtimes give MLflow this CA in MLFLOW_DB_SSL_CA (local/services.py).
+        return _tls_text(bool(int(required)), tls_files(self.local.paths).ca.is_file())
+
+    def _remote_instance(self) -> dict[str, Any]:
+        if self._instance is None:
+            identifier = f"{self.remote.env.name_prefix}-mlflow"
+            rds = self.remote.client("rds")
+            (instance,) = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+            self._instance = dict(instance)
+        return self._instance
+
+    def remote_tls(self) -> str:
+        """The parameter group's require_secure_transport and the task's MLFLOW_DB_SSL_CA."""
+        group = self._remote_instance()["DBParameterGroups"][0]["DBParameterGroupName"]
+        pages = (
+            self.remote.client("rds")
+            .get_paginator("describe_db_parameters")
+            .paginate(DBParameterGroupName=group)
+        )
+        values = {
+            p["ParameterName"]: str(p.get("ParameterValue", ""))
+            for page in pages
+            for p in page["Parameters"]
+        }
+        required = values.get("require_secure_transport", "0").lower() in ("1", "on")
+        environment = self._service_definition().get("environment", [])
+        verified = any(e["name"] == "MLFLOW_DB_SSL_CA" and e["value"] for e in environment)
+        return _tls_text(required, verified)
+
     def remote_database(self) -> str:
-        identifier = f"{self.remote.env.name_prefix}-mlflow"
-        rds = self.remote.client("rds")
-        (instance,) = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        instance = self._remote_instance()
         return f"{instance['Engine']} {instance['EngineVersion']}"
 
     # -- server settings ---------------------------------------------------------------------
@@ -252,7 +301,7 @@ class _Probe:
 
     def settings(self) -> list[Row]:
         local_env = self.local.env
-        local = mlflow_environment(local_env, native_endpoints(local_env, ""))
+        local = mlflow_environment(local_env, native_endpoints(local_env, "", ""))
         rows = [
             _row(
                 f"setting {name}",

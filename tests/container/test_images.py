@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from mlplatform.images.oci_archive import open_image
+from mlplatform.names import CONTAINER_RDS_CA_BUNDLE
+from mlplatform.toolchain.rds_ca import RDS_CA_BUNDLE
 from tests.cli import REPO
 from tests.engines import KIT, run_checked
 
@@ -52,6 +55,24 @@ def test_each_archive_is_the_image_the_engine_runs(images: dict[str, str], name:
         check=True,
     ).stdout
     assert config["rootfs"]["diff_ids"] == json.loads(engine_layers)
+
+
+def test_the_mlflow_image_carries_the_rds_ca_bundle_its_task_names(
+    images: dict[str, str],
+) -> None:
+    """The bytes deploy pushes hold, at the path the task definition's MLFLOW_DB_SSL_CA names,
+    the committed bundle of Amazon's RDS CAs (so TLS to RDS can verify in AWS)."""
+    wanted = CONTAINER_RDS_CA_BUNDLE.lstrip("/")
+    found = None
+    with open_image(Path(images["MLP_TEST_ARCHIVE_MLFLOW"])) as image:
+        for layer in list(image.blobs.values())[1:]:  # the config first, then the layers
+            with tarfile.open(layer) as tar:
+                member = next((m for m in tar if m.name.lstrip("./") == wanted), None)
+                if member is not None:
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    found = extracted.read()
+    assert found == RDS_CA_BUNDLE.read_bytes()
 
 
 def test_the_serving_image_starts_as_sagemaker_starts_it(images: dict[str, str]) -> None:

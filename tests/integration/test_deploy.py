@@ -288,6 +288,9 @@ def test_parity_is_clean_after_a_release_and_names_each_drift(cloud: SimpleNames
     assert (code, report["clean"]) == (0, True)
     assert rows["database"]["local"].startswith("mariadb 10.11.")
     assert rows["database"]["remote"].startswith("mariadb 10.11.")
+    # The parameter group and the task definition as deployed, the local server as running.
+    tls = "required by the server; MLflow verifies the certificate"
+    assert (rows["database TLS"]["local"], rows["database TLS"]["remote"]) == (tls, tls)
     assert rows["image serving"]["remote"] == cloud.serving_digest
     assert rows["image mlflow"]["remote"] == cloud.digest
     assert rows["champion"]["local"] == rows["champion"]["remote"]

@@ -7,6 +7,7 @@ runtime's (tests/integration/conftest.py); the others are about the native runti
 from __future__ import annotations
 
 import configparser
+import datetime as dt
 import json
 import os
 import signal
@@ -22,9 +23,12 @@ from pathlib import Path
 import boto3
 import pymysql
 import pytest
+from cryptography import x509
 from mlflow.tracking import MlflowClient
 
 from mlplatform.local.database_admin import root_connection
+from mlplatform.local.database_tls import SERVER_DAYS, ensure_tls, tls_files
+from mlplatform.paths import StatePaths
 from tests.cli import entrypoint
 from tests.integration.conftest import Stack, group_alive, write_config
 
@@ -233,16 +237,28 @@ RDS_DURABILITY = {
 }
 
 
-def durability_settings(stack: Stack) -> dict[str, object]:
-    """The running database's durability settings, asked over TCP with MLflow's own login."""
+def database_ca(stack: Stack) -> Path:
+    """The CA the stack's database certificate was issued by (its clients verify against it)."""
+    return stack.home / "state" / "secrets" / "tls" / "ca.pem"
+
+
+def database_login(stack: Stack, **tls: object) -> pymysql.connections.Connection:
+    """MLflow's own login over TCP; TLS verified against the stack's CA unless `tls` says else."""
     creds = json.loads((stack.home / "state" / "secrets" / "credentials.json").read_text())
-    conn = pymysql.connect(
+    options = tls or {"ssl_ca": str(database_ca(stack)), "ssl_verify_identity": True}
+    return pymysql.connect(
         host="127.0.0.1",
         port=stack.ports["database"],
         user=creds["db_username"],
         password=creds["db_password"],
         connect_timeout=5,
+        **options,  # type: ignore[arg-type]
     )
+
+
+def durability_settings(stack: Stack) -> dict[str, object]:
+    """The running database's durability settings, asked over TCP with MLflow's own login."""
+    conn = database_login(stack)
     with conn, conn.cursor() as cur:
         cur.execute(
             "SELECT @@innodb_flush_log_at_trx_commit, @@sync_binlog, @@innodb_doublewrite,"
@@ -281,6 +297,61 @@ def test_kill_9_of_the_database_loses_no_acknowledged_write(
     assert status["services"]["database"]["pid"] != database["pid"]
     logger.check_every_acknowledged_write_is_there()
     assert durability_settings(stack) == RDS_DURABILITY
+
+
+def test_database_takes_only_tls_verified_against_the_kits_ca(
+    runtime_stack: Stack, tmp_path: Path
+) -> None:
+    """As RDS with `require_secure_transport` (issue 10, defect 4): a client without TLS is
+    refused; with TLS the server's certificate verifies against the kit's CA for the address the
+    host uses, and not against another CA. MLflow itself answering (the status test) shows its
+    own connections take TLS, since nothing else gets in."""
+    with pytest.raises(pymysql.err.OperationalError) as plain:
+        database_login(runtime_stack, ssl_disabled=True)
+    # MariaDB answers "Access denied" (1045), MySQL "insecure transport prohibited" (3159).
+    assert plain.value.args[0] in (1045, 3159), plain.value
+
+    conn = database_login(runtime_stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT @@require_secure_transport")
+        assert cur.fetchone() == (1,)
+        cur.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+        row = cur.fetchone()
+        assert row is not None and row[1] in ("TLSv1.2", "TLSv1.3")
+
+    other, _ = ensure_tls(StatePaths(tmp_path))  # another stack's CA
+    with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
+        database_login(runtime_stack, ssl_ca=str(other.ca), ssl_verify_identity=True)
+
+
+def served_certificate(stack: Stack) -> x509.Certificate:
+    """The certificate the database presents to a new connection now."""
+    conn = database_login(stack)
+    with conn:
+        der = conn._sock.getpeercert(binary_form=True)  # PyMySQL's socket, TLS-wrapped
+    return x509.load_der_x509_certificate(der)
+
+
+def test_up_renews_an_ending_certificate_and_the_running_server_serves_it(stack: Stack) -> None:
+    """Ten days before its end the server's certificate is replaced by the next `up`, and the
+    running database (not restarted) serves the new one to the next client."""
+    paths = StatePaths(stack.home / "state")
+    tls = tls_files(paths)
+    # Issued as if SERVER_DAYS - 10 days ago: it ends in ten days.
+    tls.cert.unlink()
+    ensure_tls(paths, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=SERVER_DAYS - 10))
+    ending = x509.load_pem_x509_certificate(tls.cert.read_bytes())
+    database_pid = stack.status()["services"]["database"]["pid"]
+    with root_connection(paths.run / "mysqld.sock") as conn, conn.cursor() as cur:
+        cur.execute("FLUSH SSL")
+    assert served_certificate(stack).serial_number == ending.serial_number
+
+    up = stack.kit("up")
+    assert "TLS certificate issued" in " ".join(up.stderr.split())
+    served = served_certificate(stack)
+    assert served.serial_number != ending.serial_number
+    assert served.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=300)
+    assert stack.status()["services"]["database"]["pid"] == database_pid
 
 
 def test_taken_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path) -> None:
@@ -354,7 +425,8 @@ def test_migrate_as_master_creates_mlflows_own_login_on_its_schema_only(stack: S
         conn.commit()
     port = stack.ports["database"]
     env = {
-        "MLFLOW_DB_URI": f"mysql+pymysql://{master}:master-pw-1@127.0.0.1:{port}/{schema}",
+        "MLFLOW_DB_URI": f"mysql+pymysql://{master}:master-pw-1@127.0.0.1:{port}/{schema}"
+        f"?ssl_ca={database_ca(stack)}",
         "MLFLOW_APP_DB_USERNAME": app,
         "MLFLOW_APP_DB_PASSWORD": "app-pw-1",
     }
@@ -365,7 +437,13 @@ def test_migrate_as_master_creates_mlflows_own_login_on_its_schema_only(stack: S
             assert f"user {app} has all privileges on {schema} and nothing else" in result.stderr
             assert "app-pw-1" not in result.stderr and "master-pw-1" not in result.stderr
         login = pymysql.connect(
-            host="127.0.0.1", port=port, user=app, password="app-pw-1", database=schema
+            host="127.0.0.1",
+            port=port,
+            user=app,
+            password="app-pw-1",
+            database=schema,
+            ssl_ca=str(database_ca(stack)),
+            ssl_verify_identity=True,
         )
         with login, login.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM experiments")

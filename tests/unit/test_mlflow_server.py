@@ -99,9 +99,30 @@ def test_credentials_injected_by_ecs() -> None:
     assert s.database_uri == "mysql+pymysql://u:p@h:3306/mlflow"
 
 
+def test_a_configured_ca_makes_the_connection_verify_chain_and_host(
+    secrets, tmp_path: Path
+) -> None:
+    """What SQLAlchemy hands PyMySQL for MLFLOW_DB_SSL_CA: the CA, and no switch that turns
+    verification off (PyMySQL then requires the certificate and checks the host name)."""
+    import sqlalchemy as sa
+
+    bundle = tmp_path / "rds-ca-bundle.pem"
+    bundle.write_text("certificates")
+    s = read_settings(secret_env(MLFLOW_DB_SSL_CA=str(bundle)))
+    assert s.database_uri.endswith(f"@db.internal:3306/mlflow?ssl_ca={bundle}")
+    url = sa.engine.make_url(s.database_uri)
+    _, kwargs = sa.create_engine(url).dialect.create_connect_args(url)
+    assert kwargs["ssl"] == {"ca": str(bundle)}
+    assert "ssl_disabled" not in kwargs and "ssl_verify_cert" not in kwargs
+    # Without the variable PyMySQL would merely prefer TLS, unverified: it is set everywhere
+    # the kit runs the server (local runtimes, the ECS task definition).
+    assert "ssl" not in read_settings(secret_env()).database_uri
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        ({"MLFLOW_DB_SSL_CA": "/nowhere/ca.pem"}, "MLFLOW_DB_SSL_CA names /nowhere/ca.pem"),
         ({"MLFLOW_DB_SECRET_ID": "missing"}, "cannot read secret 'missing'"),
         ({"MLFLOW_DB_SECRET_ID": "not-json"}, "is not JSON with username and password"),
         ({"MLFLOW_ADMIN_SECRET_ID": "flask"}, "is not JSON"),

@@ -19,6 +19,7 @@ from mlplatform.errors import PlatformError, RuntimeSelectionError, ServiceStart
 from mlplatform.local.aws_side import local_client, secret_values
 from mlplatform.local.compose_file import COMPOSE_PATH, PORT_VARIABLES, render
 from mlplatform.local.credentials import load_or_create, write_service_files
+from mlplatform.local.database_tls import ensure_tls, share_tls_with_containers
 from mlplatform.local.health import healthy, service_url
 from mlplatform.local.runtimes.base import ServiceStatus, StackStatus
 from mlplatform.local.services import SERVICES
@@ -116,9 +117,17 @@ class ComposeRuntime:
         self.paths.ensure()
         creds, _ = load_or_create(self.paths, self.env)
         write_service_files(self.paths, creds)
+        tls, renewed = ensure_tls(self.paths)
+        share_tls_with_containers(self.paths, tls)
+        reload_database = renewed and self._states().get("database") == "RUNNING"
         reporter.step("starting database, s3 and aws containers")
         try:
             self.compose("up", "-d", "--wait", "database", "s3", "aws")
+            if reload_database:
+                # A running server keeps the certificate it started with; a restart mounts the
+                # new copies.
+                self.compose("restart", "database")
+                self.compose("up", "-d", "--wait", "--no-deps", "database")
             reporter.done("database, s3 and aws healthy")
             s3 = local_client("s3", self.env, creds)
             aws.ensure_bucket(s3, self.env.bucket_name, self.env.region)
@@ -152,8 +161,8 @@ class ComposeRuntime:
         reporter.done("containers stopped")
         return running
 
-    def status(self) -> StackStatus:
-        """Container state from `compose ps`, health from the same checks as native."""
+    def _states(self) -> dict[str, str]:
+        """Each service's container state from `compose ps`: RUNNING or STOPPED."""
         result = self.compose("ps", "--format", "json", check=False)
         states: dict[str, str] = {}
         for line in (result.stdout or "").splitlines():
@@ -164,12 +173,21 @@ class ComposeRuntime:
             for item in items if isinstance(items, list) else [items]:
                 running = str(item.get("State", "")).lower() == "running"
                 states[str(item.get("Service"))] = "RUNNING" if running else "STOPPED"
+        return states
+
+    def status(self) -> StackStatus:
+        """Container state from `compose ps`, health from the same checks as native."""
+        states = self._states()
         creds_file = self.paths.secrets / "credentials.json"
         creds = load_or_create(self.paths, self.env)[0] if creds_file.exists() else None
         services = []
         for s in SERVICES:
             state = states.get(s.name, "STOPPED")
-            ok = creds is not None and state == "RUNNING" and healthy(s.name, self.env, creds)
+            ok = (
+                creds is not None
+                and state == "RUNNING"
+                and healthy(s.name, self.env, creds, self.paths)
+            )
             services.append(ServiceStatus(s.name, self._url(s.name), ok, state))
         return StackStatus(self.name, services, [])
 

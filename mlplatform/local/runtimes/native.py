@@ -22,8 +22,10 @@ from mlplatform.local.database_admin import (
     ensure_database,
     find_server,
     initialise_datadir,
+    reload_tls,
     server_command,
 )
+from mlplatform.local.database_tls import ensure_tls, tls_files
 from mlplatform.local.health import healthy, service_url
 from mlplatform.local.runtimes.base import ServiceStatus, StackStatus
 from mlplatform.local.services import (
@@ -58,6 +60,7 @@ class NativeRuntime:
         self.paths = paths
         self.supervisor = Supervisor(paths)
         self.server: DatabaseServer | None = find_server(env.database.engine)
+        self._tls_renewed = False
 
     # -- definition ----------------------------------------------------------------------------
 
@@ -96,7 +99,9 @@ class NativeRuntime:
             programs.append(
                 Program(
                     "database",
-                    server_command(self.server, p.data / "database", p.run, ports.database),
+                    server_command(
+                        self.server, p.data / "database", p.run, ports.database, tls_files(p)
+                    ),
                     {},
                     stop_seconds=60,
                 )
@@ -125,7 +130,8 @@ class NativeRuntime:
             )
         )
         env = mlflow_environment(
-            self.env, native_endpoints(self.env, str(p.secrets / "aws-credentials"))
+            self.env,
+            native_endpoints(self.env, str(p.secrets / "aws-credentials"), str(tls_files(p).ca)),
         )
         if self.server is None:
             for key in (
@@ -134,6 +140,7 @@ class NativeRuntime:
                 "MLFLOW_DB_PORT",
                 "MLFLOW_DB_NAME",
                 "MLFLOW_DB_SECRET_ID",
+                "MLFLOW_DB_SSL_CA",
             ):
                 env.pop(key)
             env["MLFLOW_DB_URI"] = f"sqlite:///{p.data / 'mlflow.db'}"
@@ -156,6 +163,11 @@ class NativeRuntime:
         if created:
             reporter.done(f"generated credentials in {self.paths.secrets} (0600)")
         write_service_files(self.paths, creds)
+        self._tls_renewed = ensure_tls(self.paths)[1]
+        if self._tls_renewed:
+            reporter.done(
+                f"database: TLS certificate issued by the kit's CA in {self.paths.secrets}"
+            )
         for warning in self.warnings():
             reporter.warn(warning)
 
@@ -211,7 +223,10 @@ class NativeRuntime:
 
     def _up_one(self, name: str, creds: Credentials, reporter: Reporter, launched: bool) -> None:
         """Wait until the service is healthy (it was launched, or already ran), then seed it."""
-        check: Callable[[], bool] = lambda: healthy(name, self.env, creds)  # noqa: E731
+        check: Callable[[], bool] = lambda: healthy(name, self.env, creds, self.paths)  # noqa: E731
+        if name == "database" and not launched and self._tls_renewed and self.server:
+            # A running server keeps the certificate it started with until it is told.
+            reload_tls(self.paths.run / "mysqld.sock", self.server.flavour)
         if not launched and check():
             self._seed(name, creds, reporter)
             reporter.done(f"{name} already up at {self._url(name)}")
@@ -292,7 +307,7 @@ class NativeRuntime:
         services = []
         for name in self.services:
             state = self.supervisor.state(name) if daemon else "STOPPED"
-            ok = bool(creds) and state == "RUNNING" and healthy(name, self.env, creds)  # type: ignore[arg-type]
+            ok = bool(creds) and state == "RUNNING" and healthy(name, self.env, creds, self.paths)  # type: ignore[arg-type]
             pid = self.supervisor.pid(name) if state == "RUNNING" else 0
             services.append(ServiceStatus(name, self._url(name), ok, state, pid))
         return StackStatus(self.name, services, self.warnings())

@@ -42,10 +42,17 @@ def test_database_subnets_are_the_private_ones(each_env):
     assert imports and all("privateSubnet" in name for name in imports)
 
 
-def test_parameter_group_lets_migrations_create_triggers(each_variant):
+def test_parameter_group_requires_tls_and_lets_migrations_create_triggers(each_variant):
     t = each_variant.template("data")
     t.has_resource_properties(
-        "AWS::RDS::DBParameterGroup", {"Parameters": {"log_bin_trust_function_creators": "1"}}
+        "AWS::RDS::DBParameterGroup",
+        {
+            "Parameters": {
+                "log_bin_trust_function_creators": "1",
+                # DB instances take 1 for ON (clusters' groups take ON).
+                "require_secure_transport": "1",
+            }
+        },
     )
     (db,) = t.find_resources("AWS::RDS::DBInstance").values()
     assert "DBParameterGroupName" in db["Properties"]

@@ -221,12 +221,9 @@ def test_database_is_private_encrypted_multi_az(deployed):
     params = deployed["client"]("rds").describe_db_parameters(
         DBParameterGroupName=db["DBParameterGroups"][0]["DBParameterGroupName"]
     )["Parameters"]
-    assert {
-        "ParameterName": "log_bin_trust_function_creators",
-        "ParameterValue": "1",
-    }.items() <= next(
-        p for p in params if p["ParameterName"] == "log_bin_trust_function_creators"
-    ).items()
+    values = {p["ParameterName"]: p.get("ParameterValue") for p in params}
+    assert values["log_bin_trust_function_creators"] == "1"
+    assert values["require_secure_transport"] == "1"
 
 
 def test_artifact_bucket_is_kms_encrypted_with_the_stack_key(deployed):

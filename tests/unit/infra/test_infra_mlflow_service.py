@@ -14,7 +14,7 @@ from infra.app import build_app
 from infra.stacks.mlflow_service import RELEASES_KEPT
 from mlplatform.config import load_environments
 from mlplatform.errors import ConfigError
-from mlplatform.names import ARTIFACTS_PREFIX, MLFLOW_PORT
+from mlplatform.names import ARTIFACTS_PREFIX, CONTAINER_RDS_CA_BUNDLE, MLFLOW_PORT
 from mlplatform.release.cdk_context import (
     CONTEXT_CERTIFICATE_ARN,
     CONTEXT_IMAGE_DIGEST,
@@ -229,6 +229,12 @@ def test_plain_environment_follows_the_container_contract(each_variant):
     assert plain["AWS_DEFAULT_REGION"] == env.region
     assert json.dumps(plain["MLFLOW_ARTIFACTS_DESTINATION"]).endswith(f'/{ARTIFACTS_PREFIX}"]]}}')
     assert {"MLFLOW_DB_HOST", "MLFLOW_DB_PORT"} <= set(plain)
+    # TLS to RDS, verified against the bundle the image carries.
+    assert plain["MLFLOW_DB_SSL_CA"] == CONTAINER_RDS_CA_BUNDLE
+    dockerfile = (REPO_ROOT / "mlflow_server" / "Dockerfile").read_text(encoding="utf-8")
+    assert "\nCOPY mlflow_server/ /app/mlflow_server/\n" in dockerfile
+    assert CONTAINER_RDS_CA_BUNDLE == "/app/mlflow_server/rds-ca-bundle.pem"
+    assert (REPO_ROOT / "mlflow_server" / "rds-ca-bundle.pem").is_file()
 
 
 def test_allowed_hosts_include_the_alb_and_configured_names(each_variant):

@@ -28,6 +28,8 @@ ENDPOINT_KEYS = {
     "MLFLOW_PORT",
     # Where the server writes its auth ini: the state folder natively, the container's /tmp.
     "MLFLOW_AUTH_CONFIG_DIR",
+    # The kit's CA: in the state folder natively, a compose secret in the container.
+    "MLFLOW_DB_SSL_CA",
 }
 
 
@@ -73,8 +75,14 @@ def test_same_services_ports_and_mlflow_settings_in_both_runtimes(tmp_path: Path
         flag in programs["s3"].command for flag in ("-master.telemetry=false", "-webdav=false")
     )
     if "database" in programs:
+        # The same flags; the TLS files' paths differ (state folder, compose secrets).
+        def option(flag: str) -> str:
+            return flag.split("=", 1)[0] if flag.startswith("--ssl-") else flag
+
+        native_flags = {option(f) for f in programs["database"].command}
         for flag in doc["services"]["database"]["command"]:
-            assert flag in programs["database"].command
+            assert option(flag) in native_flags
+        assert "--require-secure-transport=ON" in native_flags
 
 
 def test_mlflow_gets_secret_ids_never_secret_values(tmp_path: Path) -> None:
@@ -115,3 +123,20 @@ def test_mlflow_waits_for_healthy_dependencies() -> None:
 def test_images_are_overridable() -> None:
     for s in SERVICES:
         assert compose()["services"][s.name]["image"].startswith(f"${{{s.image_variable}:-")
+
+
+def test_compose_database_serves_tls_from_the_kits_files_and_mlflow_verifies_them() -> None:
+    doc = compose()
+    database = doc["services"]["database"]
+    assert "--require-secure-transport=ON" in database["command"]
+    mounted = {f"/run/secrets/{name}" for name in database["secrets"]}
+    for option in ("--ssl-ca=", "--ssl-cert=", "--ssl-key="):
+        (flag,) = [f for f in database["command"] if f.startswith(option)]
+        assert flag.removeprefix(option) in mounted
+    mlflow = doc["services"]["mlflow"]
+    assert mlflow["environment"]["MLFLOW_DB_SSL_CA"] == "/run/secrets/db_ca"
+    assert "db_ca" in mlflow["secrets"] and "db_server_key" not in mlflow["secrets"]
+    # Every mounted TLS file is the copy the kit keeps for containers (a 0444 file in a 0700
+    # folder), never the 0600 original the database user could not read.
+    for name in ("db_ca", "db_server_cert", "db_server_key"):
+        assert doc["secrets"][name]["file"].split("}/", 1)[1].startswith("container/")
