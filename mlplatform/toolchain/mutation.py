@@ -51,7 +51,11 @@ class CoreModule:
 # tests covering its function, so a slow test here is paid once per mutant.
 CORE_MODULES: dict[str, CoreModule] = {
     "promotion": CoreModule(
-        "mlplatform/registry/promotion.py", ("tests/unit/registry/test_promotion_integrity.py",)
+        "mlplatform/registry/promotion.py",
+        (
+            "tests/unit/registry/test_promotion_integrity.py",
+            "tests/unit/registry/test_promotion_lineage.py",
+        ),
     ),
     "archive": CoreModule(
         "mlplatform/registry/archive.py", ("tests/unit/registry/test_archive_reproducible.py",)

@@ -138,6 +138,38 @@ def test_bad_values_name_file_key_and_reason(tmp_path: Path, extra: str, expecte
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (
+            '[local.mlflow]\nservice_image_digest = "none"\n',
+            "local.mlflow: service_image_digest is set by `invoke deploy` (CDK context), "
+            "not in this file",
+        ),
+        (
+            '[local.sagemaker]\nserving_image_digest = "sha256:abc"\n',
+            "local.sagemaker: serving_image_digest is set by `invoke deploy` (CDK context), "
+            "not in this file; pin an image with serving_image",
+        ),
+    ],
+)
+def test_release_state_in_the_file_is_refused_with_the_whole_reason(
+    tmp_path: Path, extra: str, reason: str
+) -> None:
+    """The whole line, hint or no hint (`invoke mutate` found the tail untested)."""
+    path = write(tmp_path, MINIMAL + extra)
+    with pytest.raises(ConfigError) as err:
+        load_environments(path)
+    assert str(err.value) == f"{path}: {reason}"
+
+
+def test_an_environment_that_is_not_a_table_is_named_with_its_type(tmp_path: Path) -> None:
+    path = write(tmp_path, "local = 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_environments(path)
+    assert str(err.value) == f"{path}: local: must be a table, got int"
+
+
 def test_broken_toml_reports_the_position(tmp_path: Path) -> None:
     path = write(tmp_path, "[local\nregion = 1\n")
     with pytest.raises(ConfigError, match=r"not valid TOML: .*line 1"):

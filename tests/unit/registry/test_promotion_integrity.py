@@ -7,6 +7,7 @@ faulty or tampered bucket would. Every test here fails when `promotion._verify` 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -156,3 +157,15 @@ def test_already_promoted_copy_that_changed_since_is_refused(
     with pytest.raises(PromotionError, match=re.escape(message)):
         promotion.run()
     assert [str(v.version) for v in promotion.target_versions()] == [registered]
+
+
+def test_a_changed_file_is_named_with_both_digests(promotion: Promotion) -> None:
+    target = FaultyTarget("prod", promotion.target.tracking_uri, "admin", "unused", fault=tamper)
+    with pytest.raises(PromotionError) as failed:
+        promotion.run(target)
+    stored = hashlib.sha256(b"tampered\n").hexdigest()
+    wanted = hashlib.sha256(SOURCE_FILES["artifacts/notes.txt"]).hexdigest()
+    assert str(failed.value) == (
+        f"artifacts/notes.txt in the target differs from the source (sha256 {stored[:12]}… != "
+        f"{wanted[:12]}…); not registered"
+    )
