@@ -228,6 +228,8 @@ def stock_database(state: Path) -> str:
     """A database and user of its own for stock MLflow on the stack's server; its store URI."""
     sys.path.insert(0, str(REPO))
     from mlplatform.local.database_admin import root_connection
+    from mlplatform.local.database_tls import tls_files
+    from mlplatform.paths import StatePaths
 
     password = secrets.token_urlsafe(16)
     with root_connection(state / "run" / "mysqld.sock") as conn, conn.cursor() as cur:
@@ -236,7 +238,7 @@ def stock_database(state: Path) -> str:
         cur.execute(f"GRANT ALL PRIVILEGES ON `{STOCK_DATABASE}`.* TO %s@'%%'", ("stock",))
         conn.commit()
     # The stack's server takes TLS only; stock verifies against its CA as the kit's server does.
-    ca = state / "secrets" / "tls" / "ca.pem"
+    ca = tls_files(StatePaths(state)).ca
     return (
         f"mysql+pymysql://stock:{password}@127.0.0.1:{PORTS['database']}/{STOCK_DATABASE}"
         f"?ssl_ca={ca}"

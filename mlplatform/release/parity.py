@@ -84,10 +84,6 @@ class _Unreadable(Exception):
     """One side of a row could not be read; the message says why."""
 
 
-class _Sqlite(Exception):
-    """The local stack runs on the SQLite fallback: there is no database server to ask."""
-
-
 def _tls_text(required: bool, verified: bool) -> str:
     server = "required by the server" if required else "optional at the server"
     client = "MLflow verifies the certificate" if verified else "MLflow does not verify"
@@ -207,36 +203,33 @@ class _Probe:
 
     # -- database ----------------------------------------------------------------------------
 
-    def _local_connection(self) -> pymysql.connections.Connection:
+    def _local_value(self, query: str) -> Any | None:
+        """The one value `query` selects on the local server; None on the SQLite fallback."""
         env = self.local.env
         creds, _ = self.local.local_stack(("mlflow",))
         try:
-            return database_connection(env, creds, self.local.paths, timeout=5)
+            conn = database_connection(env, creds, self.local.paths, timeout=5)
         except (pymysql.err.MySQLError, OSError) as exc:
             if find_server(env.database.engine) is None:
-                raise _Sqlite from exc
+                return None
             raise _Unreadable(f"the local database does not answer ({exc.args[-1]})") from exc
+        with conn, conn.cursor() as cursor:
+            cursor.execute(query)
+            (value,) = cursor.fetchone()
+        return value
 
     def local_database(self) -> str:
-        try:
-            conn = self._local_connection()
-        except _Sqlite:
+        version = self._local_value("SELECT VERSION()")
+        if version is None:
             return "sqlite (the fallback: no MySQL-protocol server here)"
-        with conn, conn.cursor() as cursor:
-            cursor.execute("SELECT VERSION()")
-            (version,) = cursor.fetchone()
         engine = "mariadb" if "mariadb" in str(version).lower() else "mysql"
         return f"{engine} {str(version).split('-')[0]}"
 
     def local_tls(self) -> str:
         """What the local server requires and what MLflow verifies against."""
-        try:
-            conn = self._local_connection()
-        except _Sqlite:
+        required = self._local_value("SELECT @@require_secure_transport")
+        if required is None:
             return "none (sqlite)"
-        with conn, conn.cursor() as cursor:
-            cursor.execute("SELECT @@require_secure_transport")
-            (required,) = cursor.fetchone()
         # Both local runtimes give MLflow this CA in MLFLOW_DB_SSL_CA (local/services.py).
         return _tls_text(bool(int(required)), tls_files(self.local.paths).ca.is_file())
 

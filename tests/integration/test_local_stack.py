@@ -239,7 +239,7 @@ RDS_DURABILITY = {
 
 def database_ca(stack: Stack) -> Path:
     """The CA the stack's database certificate was issued by (its clients verify against it)."""
-    return stack.home / "state" / "secrets" / "tls" / "ca.pem"
+    return tls_files(StatePaths(stack.home / "state")).ca
 
 
 def database_login(stack: Stack, **tls: object) -> pymysql.connections.Connection:

@@ -60,7 +60,6 @@ class NativeRuntime:
         self.paths = paths
         self.supervisor = Supervisor(paths)
         self.server: DatabaseServer | None = find_server(env.database.engine)
-        self._tls_renewed = False
 
     # -- definition ----------------------------------------------------------------------------
 
@@ -163,8 +162,8 @@ class NativeRuntime:
         if created:
             reporter.done(f"generated credentials in {self.paths.secrets} (0600)")
         write_service_files(self.paths, creds)
-        self._tls_renewed = ensure_tls(self.paths)[1]
-        if self._tls_renewed:
+        tls_renewed = ensure_tls(self.paths)[1]
+        if tls_renewed:
             reporter.done(
                 f"database: TLS certificate issued by the kit's CA in {self.paths.secrets}"
             )
@@ -189,6 +188,8 @@ class NativeRuntime:
             for name in self.services:
                 if name not in launched:
                     launched[name] = self._launch(name, reporter, started)
+                if name == "database" and tls_renewed and not launched[name]:
+                    self._reload_database_tls()
                 self._up_one(name, creds, reporter, launched[name])
         except BaseException:
             for name in reversed(started):
@@ -224,9 +225,6 @@ class NativeRuntime:
     def _up_one(self, name: str, creds: Credentials, reporter: Reporter, launched: bool) -> None:
         """Wait until the service is healthy (it was launched, or already ran), then seed it."""
         check: Callable[[], bool] = lambda: healthy(name, self.env, creds, self.paths)  # noqa: E731
-        if name == "database" and not launched and self._tls_renewed and self.server:
-            # A running server keeps the certificate it started with until it is told.
-            reload_tls(self.paths.run / "mysqld.sock", self.server.flavour)
         if not launched and check():
             self._seed(name, creds, reporter)
             reporter.done(f"{name} already up at {self._url(name)}")
@@ -244,6 +242,22 @@ class NativeRuntime:
         if name == "database":
             wait_until(check, service=name, timeout=10, log=self.paths.log(name))
         reporter.done(f"{name} ready at {self._url(name)} ({seconds:.1f}s)")
+
+    def _reload_database_tls(self) -> None:
+        """Have the running server load the certificate just issued.
+
+        A server keeps the certificate it started with until told. It may be restarting (its
+        config changed), so its socket is awaited first.
+        """
+        if self.server is None:  # no database service without a server
+            return
+        wait_until(
+            self._database_socket_ready,
+            service="database",
+            timeout=_TIMEOUTS["database"],
+            log=self.paths.log("database"),
+        )
+        reload_tls(self.paths.run / "mysqld.sock", self.server.flavour)
 
     def _database_socket_ready(self) -> bool:
         from mlplatform.local.database_admin import root_connection
