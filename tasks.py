@@ -516,6 +516,51 @@ def endpoints(c, env, json_=False):
 
 @task(
     help={
+        "env": "local (default: `invoke serve` on --port) or a cloud environment's endpoint",
+        "input": "file with the request body, - for standard input (default -)",
+        "content_type": "the body's type: application/json (default) or text/csv",
+        "variant": "send it to this production variant (cloud only; default: by weight)",
+        "port": "`invoke serve`'s port for --env local (default 8080)",
+        "json": "print a JSON object: variant, content_type, body",
+    }
+)
+def predict(
+    c,
+    env="local",
+    input_="-",
+    content_type="application/json",
+    variant=None,
+    port=8080,
+    json_=False,
+):  # type: ignore[no-untyped-def]
+    """Send one request to the environment's model and print its answer.
+
+    echo '{"dataframe_records": [...]}' | ./kit predict --env prod
+    """
+    from mlplatform.serving.predict import predict as send
+    from mlplatform.serving.predict import request_body
+
+    with _errors():
+        answer = send(_target(env), request_body(input_), content_type, variant, port)
+    text = answer.body.decode("utf-8", errors="replace")
+    if json_:
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = text
+        print(
+            json.dumps(
+                {"variant": answer.variant, "content_type": answer.content_type, "body": body}
+            )
+        )
+        return
+    print(text)
+    if answer.variant:
+        err_console.print(f"answered by variant {answer.variant}")
+
+
+@task(
+    help={
         "env": "cloud environment (staging or prod)",
         "steps": "comma-separated subset of infra,image,migrate,service,model,endpoint",
         "image": "MLflow image to release: OCI archive or layout, or a local podman/docker image",
@@ -823,7 +868,7 @@ ns = Collection(
     # training, serving, promotion
     data, train, champion, build, serve, emulate, promote,
     # SageMaker endpoints, and the whole release
-    deploy_endpoint, traffic, rollback, endpoints, deploy, parity, rotate_admin,
+    deploy_endpoint, traffic, rollback, endpoints, predict, deploy, parity, rotate_admin,
     # infrastructure
     synth, diff, deploy_infra, destroy, bootstrap,
     # development

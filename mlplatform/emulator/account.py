@@ -31,6 +31,7 @@ from mlplatform.reporting import Reporter
 __all__ = [
     "AUTHORIZATIONS_VARIABLE",
     "BOOTSTRAP_STACK",
+    "MODELS_VARIABLE",
     "account_program",
     "ensure_bootstrapped",
     "ensure_certificate",
@@ -39,11 +40,16 @@ __all__ = [
 
 # Where the strict server appends each IAM decision it makes (a JSON line each).
 AUTHORIZATIONS_VARIABLE = "MLP_EMULATOR_AUTHORIZATIONS"
+# Where it unpacks the models its endpoints serve (sagemaker_runtime.py).
+MODELS_VARIABLE = "MLP_EMULATOR_MODELS"
 BOOTSTRAP_STACK = "CDKToolkit"
 
 
-def account_program(env: Environment, port: int, decisions: Path) -> Program:
-    """The supervised AWS server that is `env`'s account."""
+def account_program(env: Environment, port: int, root: Path) -> Program:
+    """The supervised AWS server that is `env`'s account, its files under `root`.
+
+    IAM decisions go to root/authorizations.jsonl, the endpoints' models to root/endpoint-models.
+    """
     command = [sys.executable, "-m", "mlplatform.emulator.aws_server", "-H", "127.0.0.1"]
     return Program(
         "aws",
@@ -52,7 +58,8 @@ def account_program(env: Environment, port: int, decisions: Path) -> Program:
             "MOTO_ACCOUNT_ID": env.account,
             # ACM validates by DNS records under the domain; nothing here can answer for it.
             "MOTO_ACM_VALIDATION_WAIT": "0",
-            AUTHORIZATIONS_VARIABLE: str(decisions),
+            AUTHORIZATIONS_VARIABLE: str(root / "authorizations.jsonl"),
+            MODELS_VARIABLE: str(root / "endpoint-models"),
             "PYTHONPATH": str(REPO_ROOT),
         },
     )

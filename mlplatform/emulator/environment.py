@@ -284,9 +284,7 @@ class Emulation:
         )
 
     def _account_program(self) -> Program:
-        return account_program(
-            self.env, self.env.ports.aws, self.paths.root / "authorizations.jsonl"
-        )
+        return account_program(self.env, self.env.ports.aws, self.paths.root)
 
     def _task_program(self) -> Program:
         # The kit's own configuration and state folder: the task resolves this emulation again.

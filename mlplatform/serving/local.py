@@ -45,10 +45,13 @@ __all__ = [
     "STOP_SIGNALS",
     "ServeRequest",
     "StopSignal",
+    "scoring_command",
+    "scoring_environment",
     "serve_command",
     "serve_local",
     "server_group",
     "stop_signals_interrupt",
+    "unpack",
 ]
 
 # What a process manager (SIGTERM) or a closing terminal (SIGHUP) sends to end `invoke serve`.
@@ -111,14 +114,15 @@ def stop_signals_interrupt() -> Iterator[None]:
         yield
 
 
-def _unpack(archive: Path, target: Path) -> Path:
+def unpack(archive: Path, target: Path) -> Path:
+    """Unpack a model.tar.gz into `target` (made if missing), refusing paths that leave it."""
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
     return target
 
 
-def _scoring_command(model_dir: Path, port: int, workers: int) -> list[str]:
+def scoring_command(model_dir: Path, port: int, workers: int) -> list[str]:
     """The serving image's entrypoint (scoring_server/) on an unpacked model, on this host."""
     return [
         sys.executable,
@@ -136,6 +140,19 @@ def _scoring_command(model_dir: Path, port: int, workers: int) -> list[str]:
     ]
 
 
+def scoring_environment() -> dict[str, str]:
+    """The scoring server's environment: nothing of the caller's shell, this Python's tools.
+
+    No AWS keys or MLFLOW_* logins reach the server: it needs only the unpacked model.
+    """
+    env = inherited_environment()
+    # mlflow models serve starts its workers by name: the venv's bin must be on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # The scoring entrypoint lives in the repository, as the MLflow server's does.
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
 @contextmanager
 def server_group(
     cmd: Sequence[str], port: int, log: Path, timeout: float = 120
@@ -148,17 +165,14 @@ def server_group(
     """
     if port_open(port):
         raise PortInUseError(f"port {port} is taken by another process; pass --port")
-    # Nothing of the caller's shell (AWS keys, MLFLOW_* logins) reaches the server: it needs
-    # only the unpacked model. mlflow models serve starts its workers by name: the venv's
-    # bin must be on PATH.
-    env = inherited_environment()
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    # The scoring entrypoint lives in the repository, as the MLflow server's does.
-    env["PYTHONPATH"] = str(REPO_ROOT)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            list(cmd), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            list(cmd),
+            env=scoring_environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_until(
@@ -233,7 +247,7 @@ def _unpack_readable(archive: Path, serve_tmp: Path) -> Path:
     # SageMaker's /opt/ml/model is readable by the container's user; the temporary folder is
     # only traversable by others, so its random name is all that leads to the model.
     serve_tmp.chmod(0o711)
-    model_dir = _unpack(archive, serve_tmp / "model")
+    model_dir = unpack(archive, serve_tmp / "model")
     for path in [model_dir, *model_dir.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return model_dir
@@ -297,8 +311,8 @@ def serve_local(
             log = target.paths.logs / "serving" / f"{name}-{number}.log"
             with tempfile.TemporaryDirectory(prefix="mlp-serve-") as serve_tmp:
                 if engine is None or image is None:
-                    model_dir = _unpack(packaged.archive, Path(serve_tmp) / "model")
-                    cmd = _scoring_command(model_dir, port, workers)
+                    model_dir = unpack(packaged.archive, Path(serve_tmp) / "model")
+                    cmd = scoring_command(model_dir, port, workers)
                 else:
                     model_dir = _unpack_readable(packaged.archive, Path(serve_tmp))
                     cmd = _container_command(engine, image, model_dir, port, workers)

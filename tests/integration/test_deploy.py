@@ -16,7 +16,9 @@ What the emulator cannot show, and where it is covered instead:
   statically (tests/unit/infra);
 - moto's ECR is an API, not a registry: the manifest and blobs are stored and found by digest,
   not pulled;
-- SageMaker creates the endpoint at once; rollouts are tests/unit/serving/test_endpoints.py.
+- SageMaker creates the endpoint at once; rollouts are tests/unit/serving/test_endpoints.py;
+- the endpoint's answers come from the scoring server's code in this checkout on the kit's
+  Python, not from the pushed serving image (whose bytes are the container lane's test).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import mlflow
+import numpy as np
 import pytest
 
 from mlplatform.images.oci_archive import open_image
@@ -37,6 +41,7 @@ from tests.cli import exported, kit
 from tests.emulator.process import PatchedMoto
 from tests.integration.conftest import Stack
 from tests.oci_images import write_archive
+from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.integration
 ACCOUNT, REGION = "222222222222", "eu-west-1"
@@ -273,6 +278,40 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
     )
     assert not any(s["changed"] for s in again), again
     assert len(migrations(cloud)) == 1  # no second migration
+
+
+def test_the_endpoint_answers_with_the_champions_predictions(
+    stack: Stack, cloud: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`invoke predict --env prod`: InvokeEndpoint, answered by the model the endpoint serves
+    (the emulator runs the scoring server on the model.tar.gz the endpoint step uploaded)."""
+    rows = generate(5, 0.3, seed=11)[list(FEATURES)]
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"dataframe_split": rows.to_dict(orient="split")}))
+    answer = json.loads(
+        kit(
+            "predict", "--env", "prod", "--json", "--input", str(request), env=cloud.env, check=True
+        ).stdout
+    )
+    assert (answer["variant"], answer["content_type"]) == ("champion", "application/json")
+    for key, value in stack.client_env().items():
+        if key.startswith("MLFLOW_TRACKING_"):
+            monkeypatch.setenv(key, value)
+    champion = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    assert np.allclose(np.asarray(answer["body"]["predictions"]), champion.predict(rows))
+
+    # What the model refuses, and what SageMaker refuses, are one line each.
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"dataframe_records": [{"amount": "ten"}]}')
+    refused = kit("predict", "--env", "prod", "--input", str(bad), env=cloud.env)
+    assert one_error(refused).startswith("error: the model refused the request (400): ")
+    unknown = kit(
+        "predict", "--env", "prod", "--variant", "blue", "--input", str(request), env=cloud.env
+    )
+    assert one_error(unknown) == (
+        "error: cannot invoke mlp-prod-fraud-classifier in prod: Variant blue not found for "
+        "endpoint mlp-prod-fraud-classifier"
+    )
 
 
 def parity(cloud: SimpleNamespace, **env: str) -> tuple[int, dict[str, Any]]:

@@ -95,7 +95,28 @@ def test_mutate_of_an_unknown_module_is_one_line(home: dict[str, str]) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["synth", "deploy", "parity", "traffic", "destroy"])
+def test_predict_bad_input_is_one_line(home: dict[str, str], tmp_path: Path) -> None:
+    missing = tmp_path / "request.json"
+    assert one_line_error(kit("predict", "--input", str(missing), env=home)) == (
+        f"error: cannot read the request {missing}: No such file or directory"
+    )
+    missing.write_text("  \n")
+    assert one_line_error(kit("predict", "--input", str(missing), env=home)) == (
+        "error: the request body is empty; pass --input FILE (or - for stdin)"
+    )
+    missing.write_text('{"inputs": [[1]]}')
+    # Port 9 (discard): nothing listens there on these machines.
+    assert one_line_error(kit("predict", "--input", str(missing), "--port", "9", env=home)) == (
+        "error: nothing answers at http://127.0.0.1:9/invocations; start the endpoint with "
+        "`invoke serve` (or pass --port)"
+    )
+    assert (
+        one_line_error(kit("predict", "--input", str(missing), "--variant", "champion", env=home))
+        == "error: --variant is for a cloud endpoint; `invoke serve` has none"
+    )
+
+
+@pytest.mark.parametrize("name", ["synth", "deploy", "parity", "predict", "traffic", "destroy"])
 def test_help_after_a_task_shows_its_options(name: str, home: dict[str, str]) -> None:
     # Invoke would take `--help` as the value of an argument without a default (`--env`).
     result = kit(name, "--help", env=home)

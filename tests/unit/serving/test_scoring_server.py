@@ -36,7 +36,7 @@ def test_the_image_runs_the_entrypoint_the_host_runs() -> None:
     dockerfile = (REPO / "scoring_server" / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["python", "-m", "scoring_server"]' in dockerfile
     assert 'CMD ["serve"]' in dockerfile
-    host = local._scoring_command(Path("/m"), 18080, 1)
+    host = local.scoring_command(Path("/m"), 18080, 1)
     assert host[1:4] == ["-m", "scoring_server", "serve"]
 
 

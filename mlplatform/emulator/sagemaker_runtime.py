@@ -1,0 +1,210 @@
+"""moto gap: SageMaker InvokeEndpoint answers canned text; here the endpoint's own model answers.
+
+    boto3.client("sagemaker-runtime").invoke_endpoint(EndpointName=..., Body=b'{"inputs": ...}')
+
+moto 5.2 returns the string "body" for every request. In the kit's AWS server, an InvokeEndpoint
+on an InService endpoint is served as SageMaker serves it:
+
+- the variant is the one the request names (TargetVariant) or, as SageMaker routes traffic, one
+  drawn at random by the variants' current weights;
+- the variant's model archive is read from this account's S3 at the ModelDataUrl its model names
+  (the bytes `invoke deploy` uploaded), unpacked, and served by the serving image's entrypoint
+  (`python -m scoring_server serve`, MLflow's scoring server on SageMaker's contract), started
+  once per archive and kept until the emulator stops (it runs in the emulator's process group,
+  which the supervisor stops as a whole);
+- the request body, Content-Type and Accept go to its /invocations; the answer comes back with
+  the model's content type and x-Amzn-Invoked-Production-Variant; an error status from the model
+  is ModelError (HTTP 424) with OriginalStatusCode and OriginalMessage, as SageMaker returns it;
+  a body over 6 MB, an unknown endpoint or one not InService is a ValidationError.
+
+What it cannot show: the serving image itself (the entrypoint runs from this checkout on the
+kit's Python; the image runs the same entrypoint in tests/container), instance start-up and
+health checks, the 60-second invocation timeout, and per-instance concurrency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from moto.core.exceptions import JsonRESTError
+from moto.s3.models import s3_backends
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+from mlplatform.emulator.account import MODELS_VARIABLE
+from mlplatform.readiness import http_ok, wait_until
+from mlplatform.serving.local import scoring_command, scoring_environment, unpack
+
+__all__ = ["MAX_PAYLOAD_BYTES", "install"]
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker's real-time request limit
+
+
+class _ModelError(JsonRESTError):
+    """What SageMaker answers when the container returned an error status."""
+
+    code = 424
+
+    def __init__(self, status: int, message: str, endpoint: str, account: str) -> None:
+        super().__init__(
+            "ModelError",
+            f"Received {'client' if status < 500 else 'server'} error ({status}) from primary "
+            f'with message "{message}". See the endpoint\'s log in account {account} for '
+            "more information.",
+        )
+        self.description = json.dumps(
+            {
+                "__type": "ModelError",
+                "message": self.message,
+                "OriginalStatusCode": status,
+                "OriginalMessage": message,
+                "LogStreamArn": f"/aws/sagemaker/Endpoints/{endpoint}",
+            }
+        )
+
+
+def _validation_error(message: str) -> JsonRESTError:
+    return JsonRESTError("ValidationError", message)
+
+
+@dataclass
+class _Server:
+    process: subprocess.Popen[bytes]
+    port: int
+
+
+class _ModelServers:
+    """One scoring server per model archive (by sha256), started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: dict[str, _Server] = {}
+
+    def url(self, archive: bytes) -> str:
+        digest = hashlib.sha256(archive).hexdigest()
+        with self._lock:
+            server = self._servers.get(digest)
+            if server is None or server.process.poll() is not None:
+                server = self._servers[digest] = self._start(digest, archive)
+        return f"http://127.0.0.1:{server.port}"
+
+    @staticmethod
+    def _start(digest: str, archive: bytes) -> _Server:
+        root = Path(os.environ.get(MODELS_VARIABLE) or "emulated-models") / digest[:16]
+        root.mkdir(parents=True, exist_ok=True)
+        tarball = root / "model.tar.gz"
+        tarball.write_bytes(archive)
+        model_dir = unpack(tarball, root / "model")
+        with socket.socket() as probe:  # a free port, chosen by the kernel
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        log = root / "scoring.log"
+        with open(log, "ab") as out:
+            # No session of its own: the supervisor stops it with the emulator's group.
+            process = subprocess.Popen(
+                scoring_command(model_dir, port, workers=1),
+                env=scoring_environment(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/ping"),
+            service=f"the emulated endpoint's model {digest[:12]}",
+            timeout=120,
+            log=log,
+            alive=lambda: process.poll() is None,
+        )
+        return _Server(process, port)
+
+
+_SERVERS = _ModelServers()
+
+
+def _variant(endpoint: Any, config: Any, wanted: str | None) -> dict[str, Any]:
+    variants: list[dict[str, Any]] = endpoint.production_variants
+    if wanted:
+        for variant in variants:
+            if variant["VariantName"] == wanted:
+                return variant
+        raise _validation_error(f"Variant {wanted} not found for endpoint {endpoint.endpoint_name}")
+    # moto records no CurrentWeight for a variant created with weight 0: the config's weight
+    # stands until UpdateEndpointWeightsAndCapacities sets one.
+    initial = {v["VariantName"]: v.get("InitialVariantWeight", 1.0) for v in config}
+    weights = [float(v.get("CurrentWeight", initial.get(v["VariantName"], 1.0))) for v in variants]
+    if not variants or sum(weights) <= 0:
+        raise _validation_error(f"Endpoint {endpoint.endpoint_name} has no variant with traffic")
+    # Traffic routing, not a secret: any generator will do.
+    return random.choices(variants, weights=weights)[0]  # noqa: S311
+
+
+def _model_archive(
+    account: str, region: str, config: Any, variant_name: str, endpoint_name: str
+) -> bytes:
+    backend = sagemaker_backends[account][region]
+    (model_name,) = [v["ModelName"] for v in config if v["VariantName"] == variant_name]
+    container = backend._models[model_name].primary_container or {}
+    url = str(container.get("ModelDataUrl", ""))
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    found = s3_backends[account]["aws"].get_object(bucket, key) if bucket and key else None
+    if found is None:
+        raise _ModelError(500, f"model data {url or '(none)'} not found", endpoint_name, account)
+    return bytes(found.value)
+
+
+def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
+    name = str(self._get_params().get("EndpointName") or self.path.split("/")[2])
+    account, region = self.current_account, self.region
+    backend = sagemaker_backends[account][region]
+    endpoint = backend.endpoints.get(name)
+    if endpoint is None:
+        raise _validation_error(f"Endpoint {name} of account {account} not found.")
+    if endpoint.endpoint_status != "InService":
+        raise _validation_error(
+            f"Endpoint {name} of account {account} is {endpoint.endpoint_status}, not InService."
+        )
+    body = self.body if isinstance(self.body, bytes) else str(self.body).encode()
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise _validation_error(
+            f"Request payload of {len(body)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}."
+        )
+    config = backend.endpoint_configs[endpoint.endpoint_config_name].production_variants
+    variant = _variant(endpoint, config, self.headers.get("X-Amzn-SageMaker-Target-Variant"))
+    archive = _model_archive(account, region, config, variant["VariantName"], name)
+    url = _SERVERS.url(archive)
+    headers = {
+        "Content-Type": self.headers.get("Content-Type") or "application/json",
+        "Accept": self.headers.get("Accept") or "application/json",
+    }
+    answer = requests.post(f"{url}/invocations", data=body, headers=headers, timeout=60)
+    if answer.status_code >= 400:
+        raise _ModelError(answer.status_code, answer.text.strip()[:1024], name, account)
+    return (
+        200,
+        {
+            "Content-Type": answer.headers.get("Content-Type", "application/json"),
+            "x-Amzn-Invoked-Production-Variant": variant["VariantName"],
+        },
+        answer.content,
+    )
+
+
+def install() -> None:
+    """From now on, this process's moto answers InvokeEndpoint with the endpoint's model.
+
+    The models folder starts empty: the account is new, so are its endpoints.
+    """
+    folder = os.environ.get(MODELS_VARIABLE)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+    SageMakerRuntimeResponse.invoke_endpoint = _invoke_endpoint  # type: ignore[method-assign]
