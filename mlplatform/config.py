@@ -163,6 +163,10 @@ class MlflowSettings(_Strict):
     log_retention_days: PositiveInt = 30
     # Cloud only: the Fargate service scales out above this average CPU (target tracking).
     scale_cpu_percent: Annotated[int, Field(ge=10, le=90)] = 60
+    # Cloud only: run the service's tasks on Fargate Spot (about 70% cheaper, docs/cost.md). AWS
+    # may reclaim a task with two minutes' notice; ECS then starts another, so MLflow is away for
+    # as long as a task takes to start. For non-prod; the migrate task stays on-demand.
+    fargate_spot: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -280,6 +284,12 @@ class SageMakerSettings(_Strict):
     )
     endpoint_min_instances: Annotated[int, Field(ge=1, le=100)] = 1
     endpoint_max_instances: Annotated[int, Field(ge=1, le=100)] = 2
+    # Set: the endpoint is a SageMaker Serverless Inference endpoint of this memory, billed per
+    # request-second instead of per instance-hour (for quiet models, docs/cost.md). SageMaker
+    # gives it one production variant (no challenger), no VPC placement and no data capture, and
+    # cannot turn an existing instance-based endpoint into one.
+    serverless_memory_mib: Literal[1024, 2048, 3072, 4096, 5120, 6144] | None = None
+    serverless_max_concurrency: Annotated[int, Field(ge=1, le=200)] = 5
     # A pin: the serving image every endpoint of this environment runs, an ECR URI by digest
     # (any repository the endpoint role may pull). Unset: the serving image the last release
     # pushed to the kit's serving repository (serving_image_digest).
@@ -313,6 +323,11 @@ class SageMakerSettings(_Strict):
     def _endpoint_scaling(self) -> SageMakerSettings:
         if self.endpoint_max_instances < self.endpoint_min_instances:
             raise ValueError("endpoint_max_instances must be >= endpoint_min_instances")
+        if self.serverless_memory_mib is not None and self.challenger_percent > 0:
+            raise ValueError(
+                "a serverless endpoint has one variant: set challenger_percent = 0 "
+                "with serverless_memory_mib"
+            )
         return self
 
 

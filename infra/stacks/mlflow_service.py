@@ -217,6 +217,8 @@ class MlflowServiceStack(cdk.Stack):
             cluster_name=f"{settings.name_prefix}-mlflow",
             vpc=vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
+            # FARGATE and FARGATE_SPOT; a service picks one by its capacity provider strategy.
+            enable_fargate_capacity_providers=settings.mlflow.fargate_spot,
         )
 
     def _log_group(self, settings: Environment) -> logs.LogGroup:
@@ -404,6 +406,11 @@ class MlflowServiceStack(cdk.Stack):
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             health_check_grace_period=cdk.Duration.seconds(120),
             platform_version=ecs.FargatePlatformVersion.LATEST,
+            capacity_provider_strategies=(
+                [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)]
+                if mlflow.fargate_spot
+                else None
+            ),
         )
         # Also opens exactly ALB -> task on the MLflow port (task ingress + ALB egress rules).
         self.balancer.target_group.add_target(service)

@@ -89,6 +89,11 @@ def _settings(env: Environment, request: EndpointRequest) -> tuple[str, float]:
         percent = sm_cfg.challenger_percent
     if not 0 <= percent <= 100:
         raise EndpointError(f"--challenger must be between 0 and 100, got {percent:g}")
+    if percent > 0 and sm_cfg.serverless_memory_mib is not None:
+        raise EndpointError(
+            f"{env.name}'s endpoint is serverless (serverless_memory_mib), which has one "
+            "variant: no challenger traffic"
+        )
     return strategy, percent
 
 
@@ -108,13 +113,18 @@ def _serving_image(target: Target, request: EndpointRequest) -> str:
     return released
 
 
-def _model_name(env: Environment, version: str, packaged: PackagedModel, image: str) -> str:
+def _model_name(
+    env: Environment, version: str, packaged: PackagedModel, image: str, in_vpc: bool
+) -> str:
     """The SageMaker model of one version served by one image: new bytes or image, new name.
 
     SageMaker models are immutable, so a release of a new serving image with the same model
-    version must make a new model (and so a new endpoint config), or it would never be served.
+    version must make a new model (and so a new endpoint config), or it would never be served;
+    likewise a model placed in the VPC and one that is not (serverless).
     """
-    identity = hashlib.sha256(f"{packaged.sha256}\n{image}".encode()).hexdigest()[:8]
+    # Models in the VPC keep the names they had before serverless endpoints existed.
+    placement = "" if in_vpc else "\nserverless"
+    identity = hashlib.sha256(f"{packaged.sha256}\n{image}{placement}".encode()).hexdigest()[:8]
     return f"{endpoint_name(env)}-v{version}-{identity}"[:63]
 
 
@@ -151,6 +161,9 @@ def deploy(
     strategy, percent = _settings(env, request)
     image = _serving_image(target, request)
     role_arn, vpc = _placement(target)
+    serverless = sm_cfg.serverless_memory_mib is not None
+    # SageMaker places no serverless endpoint in a VPC (docs/security.md says what that means).
+    placed = None if serverless else vpc
     registry = target.registry()
     name = env.model_name
     wanted = _wanted_versions(registry, name, percent)
@@ -170,14 +183,16 @@ def deploy(
                 variant,
                 name,
                 version,
-                _model_name(env, version, packaged, image),
+                _model_name(env, version, packaged, image, placed is not None),
                 _weight(variant, percent, len(wanted)),
                 sm_cfg.endpoint_instance_type,
                 sm_cfg.endpoint_min_instances,
                 sm_cfg.endpoint_min_instances,
                 sm_cfg.endpoint_max_instances,
+                sm_cfg.serverless_memory_mib,
+                sm_cfg.serverless_max_concurrency,
             )
-            ensure_model(sm, plan, image, url, role_arn, packaged.sha256, vpc)
+            ensure_model(sm, plan, image, url, role_arn, packaged.sha256, placed)
             plans.append(plan)
             reporter.done(f"{variant}: {name} version {version} at {url}")
     reporter.step(f"deploying {endpoint_name(env)} ({strategy})")

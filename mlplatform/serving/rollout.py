@@ -7,7 +7,9 @@ writes a new endpoint config named by a digest of its content, so deploying the 
 changes nothing, and records the config it replaces in a tag, which is what `rollback` returns to.
 Updates go through blue/green DeploymentConfig (all at once, canary or linear) with automatic
 rollback on the CloudWatch alarms created here; target-tracking autoscaling is registered for
-each variant and taken off around an instance-type change, as SageMaker requires.
+each variant and taken off around an instance-type change, as SageMaker requires. A serverless
+variant (VariantPlan.serverless_memory_mib) has a ServerlessConfig instead of instances, scales
+itself (no scaling target) and is alone on its endpoint, as SageMaker requires.
 """
 
 from __future__ import annotations
@@ -55,6 +57,27 @@ class VariantPlan:
     instance_count: int
     min_instances: int
     max_instances: int
+    # Set: a Serverless Inference variant of this memory, instead of instances.
+    serverless_memory_mib: int | None = None
+    serverless_max_concurrency: int = 5
+
+    def production_variant(self) -> dict[str, Any]:
+        """The variant as CreateEndpointConfig takes it."""
+        variant: dict[str, Any] = {
+            "VariantName": self.variant,
+            "ModelName": self.sagemaker_model,
+            "InitialVariantWeight": self.weight,
+        }
+        if self.serverless_memory_mib is None:
+            variant.update(
+                InitialInstanceCount=self.instance_count, InstanceType=self.instance_type
+            )
+        else:
+            variant["ServerlessConfig"] = {
+                "MemorySizeInMB": self.serverless_memory_mib,
+                "MaxConcurrency": self.serverless_max_concurrency,
+            }
+        return variant
 
 
 @dataclass(frozen=True)
@@ -207,6 +230,8 @@ def _resource(endpoint: str, variant: str) -> str:
 
 def _register_scaling(aas: Any, target: EndpointTarget, plans: list[VariantPlan]) -> None:
     for plan in plans:
+        if plan.serverless_memory_mib is not None:
+            continue  # SageMaker scales a serverless variant itself
         resource = _resource(target.endpoint_name, plan.variant)
         _call(
             aas.register_scalable_target,
@@ -270,6 +295,9 @@ def deploy_endpoint(
         raise EndpointError("an endpoint needs a champion variant first")
     if not abs(sum(p.weight for p in plans) - 1.0) < 1e-6:
         raise EndpointError("variant weights must add up to 1")
+    serverless = any(p.serverless_memory_mib is not None for p in plans)
+    if serverless and len(plans) > 1:
+        raise EndpointError("a serverless endpoint has one variant: deploy the champion alone")
     alarms = _ensure_alarms(cw, target, plans)
     config = deployment_config(strategy, alarms)  # validates the strategy before any change
     name = _config_name(target.endpoint_name, plans)
@@ -277,20 +305,17 @@ def deploy_endpoint(
     previous = current["EndpointConfigName"] if current else None
     if previous == name:
         return DeployOutcome(target.endpoint_name, name, None, False, False, strategy)
+    if serverless and previous and _has_instances(sm, previous):
+        raise EndpointError(
+            f"SageMaker cannot turn the instance-based endpoint {target.endpoint_name} into a "
+            "serverless one: delete it (aws sagemaker delete-endpoint --endpoint-name "
+            f"{target.endpoint_name}) and deploy again, or unset serverless_memory_mib"
+        )
     if not _config_exists(sm, name):
         _call(
             sm.create_endpoint_config,
             EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": p.variant,
-                    "ModelName": p.sagemaker_model,
-                    "InitialInstanceCount": p.instance_count,
-                    "InstanceType": p.instance_type,
-                    "InitialVariantWeight": p.weight,
-                }
-                for p in plans
-            ],
+            ProductionVariants=[p.production_variant() for p in plans],
         )
     if current is None:
         _call(sm.create_endpoint, EndpointName=target.endpoint_name, EndpointConfigName=name)
@@ -303,6 +328,10 @@ def deploy_endpoint(
     # SageMaker's guarded rollouts need the same variant names before and after.
     used = strategy if guarded else "direct (variants added or removed)"
     return DeployOutcome(target.endpoint_name, name, previous, True, False, used)
+
+
+def _has_instances(sm: Any, config_name: str) -> bool:
+    return any("InstanceType" in v for v in _variants_of(sm, config_name).values())
 
 
 def _config_exists(sm: Any, name: str) -> bool:
@@ -331,7 +360,9 @@ def _update(
     after = _variants_of(sm, new)
     # SageMaker refuses an instance-type change while a scaling target is registered.
     retyped = [
-        v for v in after if v in before and before[v]["InstanceType"] != after[v]["InstanceType"]
+        v
+        for v in after
+        if v in before and before[v].get("InstanceType") != after[v].get("InstanceType")
     ]
     removed = [v for v in before if v not in after]
     _deregister_scaling(aas, endpoint, retyped + removed)
@@ -403,6 +434,17 @@ def rollback(sm: Any, aas: Any, endpoint: str) -> tuple[str, str]:
     return name, previous
 
 
+def _capacity(variant: dict[str, Any], configured: dict[str, Any]) -> Any:
+    """Instances of a variant, or its serverless memory and concurrency."""
+    serverless = variant.get("CurrentServerlessConfig") or configured.get("ServerlessConfig")
+    if serverless:
+        return (
+            f"serverless {serverless['MemorySizeInMB']} MiB, "
+            f"up to {serverless['MaxConcurrency']} concurrent"
+        )
+    return variant.get("CurrentInstanceCount", configured.get("InitialInstanceCount"))
+
+
 def describe_endpoint(sm: Any, endpoint: str) -> list[dict[str, Any]]:
     """One row per variant: model, version, weight and instance count."""
     current = _current(sm, endpoint)
@@ -426,9 +468,7 @@ def describe_endpoint(sm: Any, endpoint: str) -> list[dict[str, Any]]:
                 "weight": variant.get(
                     "CurrentWeight", configured.get(name, {}).get("InitialVariantWeight")
                 ),
-                "instances": variant.get(
-                    "CurrentInstanceCount", configured.get(name, {}).get("InitialInstanceCount")
-                ),
+                "instances": _capacity(variant, configured.get(name, {})),
             }
         )
     return rows

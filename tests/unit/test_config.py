@@ -95,6 +95,22 @@ def test_defaults_fill_missing_tables(tmp_path: Path) -> None:
     assert env.database_master_secret_name == "mlp-local/database-master"
 
 
+def test_serverless_endpoints_and_fargate_spot_are_switches(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "[local.mlflow]\nfargate_spot = true\n"
+        "[local.sagemaker]\nserverless_memory_mib = 3072\nchallenger_percent = 0\n"
+    )
+    env = load_environment("local", write(tmp_path, text))
+    assert env.mlflow.fargate_spot is True
+    assert (env.sagemaker.serverless_memory_mib, env.sagemaker.serverless_max_concurrency) == (
+        3072,
+        5,
+    )
+    assert (
+        load_environment("local", write(tmp_path, MINIMAL)).sagemaker.serverless_memory_mib is None
+    )
+
+
 def test_mariadb_is_allowed(tmp_path: Path) -> None:
     text = MINIMAL + '[local.database]\nengine = "mariadb"\nversion = "10.11"\n'
     assert load_environment("local", write(tmp_path, text)).database.engine == "mariadb"
@@ -126,6 +142,24 @@ def test_mariadb_is_allowed(tmp_path: Path) -> None:
             "local.monitoring: alarm_email is now alarm_emails, a list",
         ),
         ('[local.monitoring]\nalarm_emails = ["not-an-address"]\n', "alarm_emails.0: String"),
+        (
+            "[local.mlflow]\nfargate_spot = 1\n",
+            "local.mlflow.fargate_spot: Input should be a valid",
+        ),
+        (
+            "[local.sagemaker]\nserverless_memory_mib = 1500\nchallenger_percent = 0\n",
+            "local.sagemaker.serverless_memory_mib: Input should be 1024, 2048",
+        ),
+        (
+            "[local.sagemaker]\nserverless_memory_mib = 2048\n",
+            "local.sagemaker: a serverless endpoint has one variant: set challenger_percent = 0 "
+            "with serverless_memory_mib",
+        ),
+        (
+            "[local.sagemaker]\nserverless_memory_mib = 2048\nchallenger_percent = 0\n"
+            "serverless_max_concurrency = 201\n",
+            "local.sagemaker.serverless_max_concurrency: Input should be less than or equal to 200",
+        ),
     ],
 )
 def test_bad_values_name_file_key_and_reason(tmp_path: Path, extra: str, expected: str) -> None:

@@ -346,6 +346,24 @@ def test_alb_ingress_is_the_vpc_when_internal(each_variant):
     assert cidrs == ({env.network.cidr} if env.mlflow.internal else {"0.0.0.0/0"})
 
 
+def test_the_service_runs_on_fargate_spot_exactly_where_configured(each_env):
+    """[E.mlflow] fargate_spot (staging): the service's tasks on FARGATE_SPOT; else on-demand."""
+    template = each_env.template("mlflow")
+    (service,) = template.find_resources("AWS::ECS::Service").values()
+    props = service["Properties"]
+    associations = template.find_resources("AWS::ECS::ClusterCapacityProviderAssociations")
+    if each_env.settings.mlflow.fargate_spot:
+        assert props["CapacityProviderStrategy"] == [
+            {"CapacityProvider": "FARGATE_SPOT", "Weight": 1}
+        ]
+        assert "LaunchType" not in props  # a strategy and a launch type exclude each other
+        ((association,),) = [list(associations.values())]
+        assert set(association["Properties"]["CapacityProviders"]) == {"FARGATE", "FARGATE_SPOT"}
+    else:
+        assert props["LaunchType"] == "FARGATE" and "CapacityProviderStrategy" not in props
+        assert associations == {}
+
+
 def test_deployment_circuit_breaker_rolls_back(each_env):
     each_env.template("mlflow").has_resource_properties(
         "AWS::ECS::Service",
@@ -356,7 +374,6 @@ def test_deployment_circuit_breaker_rolls_back(each_env):
                     "MinimumHealthyPercent": 100,
                 }
             ),
-            "LaunchType": "FARGATE",
             "NetworkConfiguration": {
                 "AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})
             },

@@ -232,3 +232,34 @@ def test_rollback_after_returning_to_an_earlier_state_goes_to_the_state_just_lef
         b.config_name,
     )
     assert rows(aws)["champion"]["model_version"] == "2"
+
+
+def serverless(version: str, memory: int = 2048) -> VariantPlan:
+    return replace(plan("champion", version, 1.0), serverless_memory_mib=memory)
+
+
+def test_a_serverless_endpoint_has_a_serverless_config_no_instances_and_no_scaling(aws) -> None:  # type: ignore[no-untyped-def]
+    outcome = deploy(aws, [serverless("1")])
+    config = aws["sagemaker"].describe_endpoint_config(EndpointConfigName=outcome.config_name)
+    (variant,) = config["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+    # SageMaker scales a serverless variant itself: no scaling target is registered for it.
+    targets = aws["application-autoscaling"].describe_scalable_targets(ServiceNamespace="sagemaker")
+    assert targets["ScalableTargets"] == []
+    assert rows(aws)["champion"]["instances"] == "serverless 2048 MiB, up to 5 concurrent"
+    # Another memory size is another config, and the update is an ordinary one.
+    bigger = deploy(aws, [serverless("1", 4096)])
+    assert bigger.changed and bigger.config_name != outcome.config_name
+
+
+def test_serverless_refuses_a_challenger_and_an_instance_endpoint_it_cannot_convert(aws) -> None:  # type: ignore[no-untyped-def]
+    two = [replace(serverless("1"), weight=0.9), replace(plan("challenger", "2", 0.1))]
+    with pytest.raises(EndpointError, match=r"^a serverless endpoint has one variant"):
+        deploy(aws, two)
+    assert describe_endpoint(aws["sagemaker"], TARGET.endpoint_name) == []
+    first = deploy(aws, [plan("champion", "1", 1.0)])
+    with pytest.raises(EndpointError, match="cannot turn the instance-based endpoint") as err:
+        deploy(aws, [serverless("2")])
+    assert "delete-endpoint --endpoint-name mlp-prod-fraud-classifier" in str(err.value)
+    assert rows(aws)["champion"]["config"] == first.config_name  # nothing changed

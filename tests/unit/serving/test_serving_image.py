@@ -6,6 +6,7 @@ the last release (ServingRepositoryUri@ServingImageDigest), read from CloudForma
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,9 +73,18 @@ def test_no_released_image_says_how_to_release_one(prod: Target) -> None:
 
 def test_a_new_serving_image_makes_a_new_model_for_the_same_version(prod: Target) -> None:
     packaged = PackagedModel("fraud-classifier", "3", Path("model.tar.gz"), "a" * 64)
-    first = _model_name(prod.env, "3", packaged, f"{REPOSITORY}@{RELEASED}")
-    assert first == _model_name(prod.env, "3", packaged, f"{REPOSITORY}@{RELEASED}")
-    assert first != _model_name(prod.env, "3", packaged, NAMED)
+    released = f"{REPOSITORY}@{RELEASED}"
+    first = _model_name(prod.env, "3", packaged, released, True)
+    assert first == _model_name(prod.env, "3", packaged, released, True)
+    assert first != _model_name(prod.env, "3", packaged, NAMED, True)
     other_bytes = PackagedModel("fraud-classifier", "3", Path("model.tar.gz"), "b" * 64)
-    assert first != _model_name(prod.env, "3", other_bytes, f"{REPOSITORY}@{RELEASED}")
+    assert first != _model_name(prod.env, "3", other_bytes, released, True)
     assert first.startswith("mlp-prod-fraud-classifier-v3-") and len(first) <= 63
+    # A serverless model is placed outside the VPC: another model, never the VPC one reused.
+    assert first != _model_name(prod.env, "3", packaged, released, False)
+    # The VPC model's name is what it was before serverless endpoints existed (no redeploy).
+    assert (
+        first
+        == "mlp-prod-fraud-classifier-v3-"
+        + hashlib.sha256(f"{'a' * 64}\n{released}".encode()).hexdigest()[:8]
+    )
