@@ -187,8 +187,20 @@ def deployment_config(
     }
 
 
+def _identity(plan: VariantPlan) -> dict[str, Any]:
+    """What names a plan's config.
+
+    An instance plan leaves out the serverless fields, so the configs deployed before they
+    existed keep their names (an upgrade redeploys nothing).
+    """
+    fields = dict(plan.__dict__)
+    if plan.serverless_memory_mib is None:
+        del fields["serverless_memory_mib"], fields["serverless_max_concurrency"]
+    return fields
+
+
 def _config_name(endpoint: str, plans: list[VariantPlan]) -> str:
-    body = json.dumps([p.__dict__ for p in plans], sort_keys=True).encode()
+    body = json.dumps([_identity(p) for p in plans], sort_keys=True).encode()
     return f"{endpoint}-{hashlib.sha256(body).hexdigest()[:12]}"
 
 

@@ -7,6 +7,8 @@ Application Auto Scaling would act on, and the kit's bookkeeping around them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 
 import boto3
@@ -263,3 +265,21 @@ def test_serverless_refuses_a_challenger_and_an_instance_endpoint_it_cannot_conv
         deploy(aws, [serverless("2")])
     assert "delete-endpoint --endpoint-name mlp-prod-fraud-classifier" in str(err.value)
     assert rows(aws)["champion"]["config"] == first.config_name  # nothing changed
+
+
+def test_an_instance_endpoints_config_keeps_the_name_it_had_before_serverless_existed(aws) -> None:  # type: ignore[no-untyped-def]
+    outcome = deploy(aws, [plan("champion", "1", 1.0)])
+    # The config name as the kit wrote it before VariantPlan had serverless fields.
+    before = {
+        "variant": "champion",
+        "model_name": "fraud-classifier",
+        "model_version": "1",
+        "sagemaker_model": "mlp-prod-fraud-classifier-v1",
+        "weight": 1.0,
+        "instance_type": "ml.m5.large",
+        "instance_count": 1,
+        "min_instances": 1,
+        "max_instances": 4,
+    }
+    digest = hashlib.sha256(json.dumps([before], sort_keys=True).encode()).hexdigest()[:12]
+    assert outcome.config_name == f"{TARGET.endpoint_name}-{digest}"
