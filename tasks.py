@@ -542,19 +542,10 @@ def predict(
 
     with _errors():
         answer = send(_target(env), request_body(input_), content_type, variant, port)
-    text = answer.body.decode("utf-8", errors="replace")
     if json_:
-        try:
-            body: Any = json.loads(text)
-        except ValueError:
-            body = text
-        print(
-            json.dumps(
-                {"variant": answer.variant, "content_type": answer.content_type, "body": body}
-            )
-        )
+        print(json.dumps(answer.as_json()))
         return
-    print(text)
+    print(answer.text)
     if answer.variant:
         err_console.print(f"answered by variant {answer.variant}")
 

@@ -11,9 +11,11 @@ mlplatform/emulator/sagemaker_runtime.py). The local environment has no SageMake
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import botocore.exceptions
 import requests
@@ -32,6 +34,19 @@ class Prediction:
     body: bytes
     content_type: str
     variant: str | None  # None: `invoke serve` has no variants
+
+    @property
+    def text(self) -> str:
+        """The body as text (an undecodable byte shown as U+FFFD)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def as_json(self) -> dict[str, Any]:
+        """variant, content_type, and the body parsed where it is JSON (else its text)."""
+        try:
+            body: Any = json.loads(self.text)
+        except ValueError:
+            body = self.text
+        return {"variant": self.variant, "content_type": self.content_type, "body": body}
 
 
 def request_body(source: str) -> bytes:
