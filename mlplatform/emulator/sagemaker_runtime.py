@@ -43,6 +43,7 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from mlplatform.emulator.account import MODELS_VARIABLE
+from mlplatform.errors import ServiceStartError
 from mlplatform.readiness import http_ok, wait_until
 from mlplatform.serving.local import scoring_command, scoring_environment, unpack
 
@@ -92,6 +93,10 @@ class _ModelServers:
         self._servers: dict[str, _Server] = {}
 
     def url(self, archive: bytes) -> str:
+        """The URL of a scoring server for `archive`, started now if none is running.
+
+        A server that does not start is stopped and raised as the model's error (500).
+        """
         digest = hashlib.sha256(archive).hexdigest()
         with self._lock:
             server = self._servers.get(digest)
@@ -101,7 +106,10 @@ class _ModelServers:
 
     @staticmethod
     def _start(digest: str, archive: bytes) -> _Server:
-        root = Path(os.environ.get(MODELS_VARIABLE) or "emulated-models") / digest[:16]
+        folder = os.environ.get(MODELS_VARIABLE)
+        if not folder:
+            raise RuntimeError(f"the emulator was started without {MODELS_VARIABLE}")
+        root = Path(folder) / digest[:16]
         root.mkdir(parents=True, exist_ok=True)
         tarball = root / "model.tar.gz"
         tarball.write_bytes(archive)
@@ -118,13 +126,18 @@ class _ModelServers:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{port}/ping"),
-            service=f"the emulated endpoint's model {digest[:12]}",
-            timeout=120,
-            log=log,
-            alive=lambda: process.poll() is None,
-        )
+        try:
+            wait_until(
+                lambda: http_ok(f"http://127.0.0.1:{port}/ping"),
+                service=f"the model server for {digest[:12]}",
+                timeout=120,
+                log=log,
+                alive=lambda: process.poll() is None,
+            )
+        except ServiceStartError:
+            process.kill()
+            process.wait()
+            raise
         return _Server(process, port)
 
 
@@ -181,12 +194,19 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
     config = backend.endpoint_configs[endpoint.endpoint_config_name].production_variants
     variant = _variant(endpoint, config, self.headers.get("X-Amzn-SageMaker-Target-Variant"))
     archive = _model_archive(account, region, config, variant["VariantName"], name)
-    url = _SERVERS.url(archive)
+    try:
+        url = _SERVERS.url(archive)
+    except ServiceStartError as exc:
+        # As SageMaker reports a container that never answers /ping: the model's failure.
+        raise _ModelError(500, str(exc), name, account) from exc
     headers = {
         "Content-Type": self.headers.get("Content-Type") or "application/json",
         "Accept": self.headers.get("Accept") or "application/json",
     }
-    answer = requests.post(f"{url}/invocations", data=body, headers=headers, timeout=60)
+    try:
+        answer = requests.post(f"{url}/invocations", data=body, headers=headers, timeout=60)
+    except requests.RequestException as exc:
+        raise _ModelError(500, f"the model server did not answer: {exc}", name, account) from exc
     if answer.status_code >= 400:
         raise _ModelError(answer.status_code, answer.text.strip()[:1024], name, account)
     return (

@@ -25,6 +25,7 @@ from moto import mock_aws
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from mlplatform.emulator import sagemaker_runtime
+from mlplatform.errors import ServiceStartError
 
 REGION = "eu-west-1"
 ENDPOINT = "mlp-prod-fraud-classifier"
@@ -171,3 +172,24 @@ def test_a_model_archive_gone_from_s3_is_a_model_error(aws) -> None:  # type: ig
     gone = error(aws, b"1,2\n")
     assert gone["Error"]["Code"] == "ModelError"
     assert gone["OriginalMessage"] == f"model data s3://{BUCKET}/challenger.tar.gz not found"
+
+
+def test_a_model_server_that_fails_or_does_not_answer_is_a_model_error(  # type: ignore[no-untyped-def]
+    aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NeverStarts:
+        def url(self, model: bytes) -> str:
+            raise ServiceStartError("the model server for 0123 exited during start", "")
+
+    monkeypatch.setattr(sagemaker_runtime, "_SERVERS", NeverStarts())
+    failed = error(aws, b"1,2\n")
+    assert (failed["Error"]["Code"], failed["OriginalStatusCode"]) == ("ModelError", 500)
+    assert failed["OriginalMessage"] == "the model server for 0123 exited during start"
+
+    class Gone:
+        def url(self, model: bytes) -> str:
+            return "http://127.0.0.1:9"  # discard: nothing listens
+
+    monkeypatch.setattr(sagemaker_runtime, "_SERVERS", Gone())
+    silent = error(aws, b"1,2\n")
+    assert silent["OriginalMessage"].startswith("the model server did not answer: ")
