@@ -247,13 +247,19 @@ def env(c, env="local"):
         print(f"export {key}={shlex.quote(value)}")
 
 
-@task(help={"env": "environment whose bucket receives the channels (default local)"})
-def data(c, env="local"):
-    """Generate the example's training channels deterministically and upload them to S3."""
+@task(
+    help={
+        "env": "environment whose bucket receives the channels (default local)",
+        "model": "model whose source generates the data (default: the environment's only one)",
+    }
+)
+def data(c, env="local", model=None):
+    """Generate a model's training channels with its source's generator and upload them to S3."""
     from mlplatform.runners.train import upload_data
 
-    with _errors():
-        uploads = upload_data(_target(env))
+    reporter = RichReporter()
+    with _errors(reporter):
+        uploads = upload_data(_target(env), model, reporter)
     for u in uploads:
         state = "uploaded" if u.changed else "unchanged"
         console.print(f"{u.channel:<11} {u.uri}  sha256 {u.sha256[:12]}…  {state}")
@@ -262,6 +268,8 @@ def data(c, env="local"):
 @task(
     iterable=["set_"],
     help={
+        "model": "model to train, from its configured source (default: the environment's only one)",
+        "source": "train this source folder (default: the model's configured source)",
         "runner": "native (default), local-container or sagemaker",
         "env": "environment to train in (default local)",
         "set_": "hyperparameter override key=value (repeatable)",
@@ -271,15 +279,27 @@ def data(c, env="local"):
         "wait": "sagemaker runner: wait for the job to finish (default; --no-wait submits only)",
     },
 )
-def train(c, runner="native", env="local", set_=None, json_=False, image_digest=None, wait=True):
-    """Train the example model, log it to MLflow and register it as the `challenger`."""
+def train(
+    c,
+    model=None,
+    source=None,
+    runner="native",
+    env="local",
+    set_=None,
+    json_=False,
+    image_digest=None,
+    wait=True,
+):
+    """Train a model from its source, log it to MLflow and register it as the `challenger`."""
     from mlplatform.runners.train import TrainOptions
     from mlplatform.runners.train import train as run_training
 
     reporter = RichReporter()
     with _errors(reporter):
         target = _target(env)
-        options = TrainOptions(runner, tuple(set_ or ()), image_digest=image_digest, wait=wait)
+        options = TrainOptions(
+            model, runner, tuple(set_ or ()), image_digest=image_digest, wait=wait, source=source
+        )
         result = run_training(target, options, reporter)
     if json_:
         print(json.dumps(asdict(result)))
@@ -288,18 +308,21 @@ def train(c, runner="native", env="local", set_=None, json_=False, image_digest=
         f"run [bold]{result.run_id}[/bold] → {result.model_name} version "
         f"[bold]{result.model_version}[/bold] (alias challenger)"
     )
-    ap = result.metrics.get("average_precision")
-    if ap is not None:
-        console.print(f"average precision {ap:.4f}, ROC AUC {result.metrics['roc_auc']:.4f}")
+    shown = sorted(result.metrics.items())[:6]
+    if shown:
+        console.print(", ".join(f"{k} {v:.4g}" for k, v in shown))
     if target.is_local:
         ui = f"http://127.0.0.1:{target.env.ports.mlflow}"
         console.print(f"{ui}/#/models/{result.model_name}/versions/{result.model_version}")
-    console.print("promote it with: ./kit champion")
+    only = len(target.env.models) == 1
+    console.print(
+        "promote it with: ./kit champion" + ("" if only else f" --model {result.model_name}")
+    )
 
 
 @task(
     help={
-        "model": "registered model name (default: model_name of the environment)",
+        "model": "registered model name (default: the environment's only model)",
         "env": "environment (default local)",
         "json": "print the decision as JSON",
     }
@@ -349,7 +372,7 @@ def build(c, image=None, no_cache=False, json_=False):
 
 @task(
     help={
-        "model": "registered model name (default: model_name of the environment)",
+        "model": "registered model name (default: the environment's only model)",
         "alias": "alias to serve (default champion)",
         "version": "serve this version number instead of an alias",
         "port": "port on 127.0.0.1 (default 8080)",
@@ -421,7 +444,7 @@ def emulate(c, env="prod", down=False, volumes=False, account=False):
 
 @task(
     help={
-        "model": "registered model name (default: model_name of the source environment)",
+        "model": "registered model name (default: the source environment's only model)",
         "version": "version number in the source registry",
         "to": "target environment (staging or prod)",
         "from_": "source environment (default local)",
@@ -454,63 +477,78 @@ def promote(c, version, to, model=None, from_="local", json_=False):
         "strategy": "all-at-once, canary or linear (default from environments.toml)",
         "challenger": "percent of traffic for the challenger variant (default from config)",
         "image": "MLflow serving image, ECR URI by digest (default from config)",
+        "model": "model whose endpoint to deploy (default: the environment's only model)",
         "json": "print the outcome as JSON",
     },
 )
-def deploy_endpoint(c, env, strategy=None, challenger=None, image=None, json_=False):
-    """Deploy the registry's champion (and challenger) to the environment's SageMaker endpoint."""
+def deploy_endpoint(c, env, strategy=None, challenger=None, image=None, model=None, json_=False):
+    """Deploy a model's champion (and challenger) to its SageMaker endpoint in the environment."""
     from mlplatform.serving.endpoints import EndpointRequest, deploy
 
     reporter = RichReporter()
     with _errors(reporter):
         percent = None if challenger is None else _percent(challenger, "--challenger")
-        outcome, plans = deploy(_target(env), EndpointRequest(strategy, percent, image), reporter)
+        request = EndpointRequest(strategy, percent, image, model)
+        outcome, plans = deploy(_target(env), request, reporter)
     if json_:
         print(json.dumps({**asdict(outcome), "variants": [asdict(p) for p in plans]}))
 
 
-@task(help={"env": "cloud environment", "challenger": "percent of traffic for the challenger"})
-def traffic(c, env, challenger):
-    """Shift traffic between the champion and challenger variants without redeploying."""
+@task(
+    help={
+        "env": "cloud environment",
+        "challenger": "percent of traffic for the challenger",
+        "model": "model whose endpoint to shift (default: the environment's only model)",
+    }
+)
+def traffic(c, env, challenger, model=None):
+    """Shift traffic between a model's champion and challenger variants without redeploying."""
     from mlplatform.serving.endpoints import traffic as shift
 
     with _errors():
-        weights = shift(_target(env), _percent(challenger, "--challenger"))
+        weights = shift(_target(env), _percent(challenger, "--challenger"), model)
     console.print(", ".join(f"{k} {v:g}%" for k, v in weights.items()))
 
 
-@task(help={"env": "cloud environment"})
-def rollback(c, env):
-    """Return the environment's endpoint to the configuration it had before the last deploy."""
+@task(
+    help={
+        "env": "cloud environment",
+        "model": "model whose endpoint to roll back (default: the environment's only model)",
+    }
+)
+def rollback(c, env, model=None):
+    """Return a model's endpoint to the configuration it had before the last deploy."""
     from mlplatform.serving.endpoints import rollback_endpoint
 
     with _errors():
-        current, previous = rollback_endpoint(_target(env))
+        current, previous = rollback_endpoint(_target(env), model)
     console.print(f"rolled back: {current} -> {previous}")
 
 
-@task(help={"env": "cloud environment", "json": "print the variants as JSON"})
-def endpoints(c, env, json_=False):
-    """Show the environment's endpoint: each variant, model version, weight and instances."""
+@task(
+    help={
+        "env": "cloud environment",
+        "model": "show only this model's endpoint (default: every configured model's)",
+        "json": "print the variants as JSON",
+    }
+)
+def endpoints(c, env, model=None, json_=False):
+    """Show each model's endpoint: status, and each variant's version, weight and instances."""
     from mlplatform.serving.endpoints import status
 
     with _errors():
-        rows = status(_target(env))
+        rows = status(_target(env), model)
     if json_:
         print(json.dumps(rows))
         return
-    if not rows:
-        console.print("no endpoint deployed")
-        return
     from rich.table import Table
 
-    table = Table(title=f"{rows[0]['endpoint']} ({rows[0]['status']})")
-    for col in ("variant", "model", "model_version", "weight", "instances"):
+    columns = ("endpoint", "status", "variant", "model", "model_version", "weight", "instances")
+    table = Table(title=f"endpoints of {env}")
+    for col in columns:
         table.add_column(col)
     for r in rows:
-        table.add_row(
-            *(str(r[k]) for k in ("variant", "model", "model_version", "weight", "instances"))
-        )
+        table.add_row(*(str(r.get(k, "")) for k in columns))
     console.print(table)
 
 
@@ -521,6 +559,7 @@ def endpoints(c, env, json_=False):
         "content_type": "the body's type: application/json (default) or text/csv",
         "variant": "send it to this production variant (cloud only; default: by weight)",
         "port": "`invoke serve`'s port for --env local (default 8080)",
+        "model": "cloud: the model whose endpoint answers (default: the environment's only one)",
         "json": "print a JSON object: variant, content_type, body",
     }
 )
@@ -531,9 +570,10 @@ def predict(
     content_type="application/json",
     variant=None,
     port=8080,
+    model=None,
     json_=False,
 ):  # type: ignore[no-untyped-def]
-    """Send one request to the environment's model and print its answer.
+    """Send one request to a model of the environment and print its answer.
 
     echo '{"dataframe_records": [...]}' | ./kit predict --env prod
     """
@@ -541,7 +581,7 @@ def predict(
     from mlplatform.serving.predict import request_body
 
     with _errors():
-        answer = send(_target(env), request_body(input_), content_type, variant, port)
+        answer = send(_target(env), request_body(input_), content_type, variant, port, model)
     if json_:
         print(json.dumps(answer.as_json()))
         return
@@ -563,9 +603,12 @@ def predict(
         "training_image": "training image to release, as --image (default: invoke build's)",
         "serving_image": "serving image to release, as --image, or an ECR URI by digest to "
         "serve as it is (default: invoke build's)",
+        "model": "the model and endpoint steps release this model (repeatable; default: every "
+        "model the environment configures)",
         "json": "print one JSON object per step: step, changed, detail",
         "yes": "let CDK apply IAM and security-group changes without asking (CI)",
-    }
+    },
+    iterable=["model"],
 )
 def deploy(  # type: ignore[no-untyped-def]
     c,
@@ -578,6 +621,7 @@ def deploy(  # type: ignore[no-untyped-def]
     strategy=None,
     training_image=None,
     serving_image=None,
+    model=None,
     json_=False,
     yes=False,
 ):
@@ -601,6 +645,7 @@ def deploy(  # type: ignore[no-untyped-def]
             training_image=training_image,
             serving_image=serving_image,
             approve=yes,
+            models=tuple(model or ()),
         )
         for result in run_chain(target, source, request, reporter):
             if json_:
@@ -792,13 +837,21 @@ def lint(c):
         c.run(f"{bin_dir / 'hadolint'} {dockerfile}", pty=False)
 
 
-@task
-def lock(c):
-    """Regenerate the hash-locked requirements (uv pip compile) and the image's RDS CA bundle."""
+@task(help={"source": "lock only this training source's requirements.in (a source folder)"})
+def lock(c, source=None):
+    """Regenerate the hash-locked requirements (uv pip compile) and the image's RDS CA bundle.
+
+    --source DIR locks one training source: DIR/requirements.in into DIR/requirements.txt.
+    """
+    from mlplatform.sources import load_source
+    from mlplatform.sources.lock import lock_source
     from mlplatform.toolchain.locking import lock_all
     from mlplatform.toolchain.rds_ca import RDS_CA_BUNDLE, write_bundle
 
     with _errors():
+        if source is not None:
+            console.print(f"wrote {lock_source(load_source(source))}")
+            return
         for path in lock_all():
             console.print(f"wrote {path}")
         changed = write_bundle()

@@ -24,8 +24,7 @@ import sys
 import time
 
 from common import REPO, kit, private_stack, run_concurrently, wait_answering
-
-from training.data import FEATURES, generate
+from fraud_model.data import FEATURES, generate
 
 OURS, OURS_TWO, PLAIN = 28080, 28082, 28081
 

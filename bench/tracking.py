@@ -15,7 +15,7 @@ S3 server (a prefix each):
 Each load runs on both, one server after the other, in a process of its own:
 - concurrent log_batch: `--clients` threads, each `--batches` log_batch calls of 100 metrics;
 - training loop: `--loop` single points logged in a loop, with each side's way of logging (the
-  kit's `training.tracking.MetricStream`, stock's default synchronous `mlflow.log_metric`), and
+  kit's `mlp_training.MetricStream`, stock's default synchronous `mlflow.log_metric`), and
   synchronous on both to show the server alone; the stream is timed up to the last point stored;
 - search_runs over `--runs` runs (a metric and a param each): every page of an unfiltered
   search, and a filtered, ordered one;
@@ -93,7 +93,7 @@ def load_loop(args: argparse.Namespace) -> dict[str, float]:
     import mlflow
 
     sys.path.insert(0, str(REPO))
-    from training.tracking import MetricStream
+    from mlp_training import MetricStream
 
     mlflow.set_experiment(f"loop-{secrets.token_hex(4)}")
     out: dict[str, float] = {}

@@ -35,6 +35,7 @@ __all__ = [
     "DatabaseSettings",
     "Environment",
     "MlflowSettings",
+    "ModelSettings",
     "MonitoringSettings",
     "NetworkSettings",
     "Ports",
@@ -332,24 +333,32 @@ class SageMakerSettings(_Strict):
 
 
 class TrainingSettings(_Strict):
-    """The example training job: where its data lives and how a challenger becomes champion."""
+    """Where training data and model archives live, and how a challenger becomes champion."""
 
-    dataset_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$")] = (
-        "datasets/fraud-v1"
-    )
+    # Each model's channels live under <dataset_prefix>/<model>/<channel>/.
+    dataset_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$")] = "datasets"
     output_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$")] = (
         "training-output"
     )
-    rows: Annotated[int, Field(ge=1000, le=5_000_000)] = 20000
-    fraud_rate: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.02
-    seed: int = 7
-    gate_metric: Literal["average_precision", "roc_auc", "f1"] = "average_precision"
+    # The gate's margin: a challenger must beat the champion's metric by at least this much.
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     max_runtime_seconds: Annotated[int, Field(ge=60, le=432000)] = 3600
     # A pin: the training image SageMaker jobs run, by digest in the kit's training repository.
     # Unset: the one the last release pushed (the MLflow stack's TrainingImageDigest output);
     # `invoke deploy` also sets it through CDK context to record a release.
     training_image_digest: Annotated[str, Field(pattern=DIGEST_PATTERN)] | None = None
+
+
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+
+
+class ModelSettings(_Strict):
+    """One registered model of an environment: the training source it is trained from."""
+
+    # A directory with a source.toml (mlplatform.sources), relative to the repository or absolute.
+    source: Annotated[str, Field(min_length=1)]
+    # Arguments for the source's data generator (`invoke data`), after its output folder.
+    data_arguments: list[str] = []
 
 
 class Environment(_Strict):
@@ -359,7 +368,8 @@ class Environment(_Strict):
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
     account: Annotated[str, Field(pattern=r"^\d{12}$")]
     name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")]
-    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+    # Every model the environment trains, serves and releases, by registered model name.
+    models: Annotated[dict[ModelName, ModelSettings], Field(min_length=1)]
     ports: Ports = Ports()
     database: DatabaseSettings = DatabaseSettings()
     mlflow: MlflowSettings = MlflowSettings()
@@ -369,6 +379,41 @@ class Environment(_Strict):
     monitoring: Annotated[MonitoringSettings, Field(validate_default=True)] = MonitoringSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     training: TrainingSettings = TrainingSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_model_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model_name" in data:
+            raise ValueError(
+                "model_name is now a table per model: "
+                f'[{data.get("name")}.models.{data["model_name"]}] with source = "examples/fraud"'
+            )
+        return data
+
+    @field_validator("models")
+    @classmethod
+    def _endpoint_names_distinct(cls, value: dict[str, ModelSettings]) -> dict[str, ModelSettings]:
+        # Endpoint and job names fold "_" and "." into "-": two models must not fold alike.
+        folded = [re.sub(r"[_.]", "-", name).lower() for name in value]
+        if len(set(folded)) != len(folded):
+            raise ValueError("two model names differ only in case, '_', '.' or '-'")
+        return value
+
+    def model(self, name: str | None = None) -> str:
+        """The model `name` (ConfigError if unconfigured), or the only one when name is None."""
+        if name is None:
+            if len(self.models) == 1:
+                return next(iter(self.models))
+            raise ConfigError(
+                f"environment {self.name} has {len(self.models)} models "
+                f"({', '.join(self.models)}): pass --model"
+            )
+        if name not in self.models:
+            raise ConfigError(
+                f"environment {self.name} has no model {name!r}; configured: "
+                f"{', '.join(self.models)} ([{self.name}.models.NAME] in environments.toml)"
+            )
+        return name
 
     @field_validator("monitoring")
     @classmethod

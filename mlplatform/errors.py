@@ -42,6 +42,7 @@ __all__ = [
     "RegistryError",
     "RuntimeSelectionError",
     "ServiceStartError",
+    "SourceError",
     "SystemDependencyError",
     "TrainingError",
     "UnsupportedPolicy",
@@ -85,6 +86,10 @@ class EmulatorError(PlatformError):
 
 class TrainingError(PlatformError):
     """A training job could not be started, or it failed; the message is the job's reason."""
+
+
+class SourceError(TrainingError):
+    """A training source is malformed, unlocked, or its environment cannot be made."""
 
 
 class RegistryError(PlatformError):

@@ -112,9 +112,9 @@ def repository_name(env: Environment, image: str) -> str:
     return f"{env.name_prefix}/{image}"
 
 
-def endpoint_name(env: Environment) -> str:
-    """The environment's endpoint: `<prefix>-<model>` (SageMaker allows 63 characters)."""
-    return f"{env.name_prefix}-{env.model_name}"[:63].replace("_", "-").replace(".", "-")
+def endpoint_name(env: Environment, model: str) -> str:
+    """A model's endpoint: `<prefix>-<model>` (SageMaker allows 63 characters)."""
+    return f"{env.name_prefix}-{model}"[:63].replace("_", "-").replace(".", "-")
 
 
 def availability_zones(env: Environment) -> list[str]:

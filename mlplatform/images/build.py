@@ -1,8 +1,8 @@
 """`invoke build`: the three images AWS runs, built here from the hash-locked requirements.
 
     mlflow    mlflow_server/Dockerfile   the tracking server ECS runs
-    training  training/Dockerfile        the SageMaker training job's image
-    serving   scoring_server/Dockerfile  the SageMaker endpoint's image
+    training  training/Dockerfile        the SageMaker training job's image (of IMAGE_SOURCE)
+    serving   scoring_server/Dockerfile  the SageMaker endpoint's image (IMAGE_SOURCE's lock)
 
 Each is built on the base image (base.py) and saved as an OCI archive under the state folder's
 images/, and its digest is the registry digest of that archive as the kit pushes it
@@ -33,6 +33,7 @@ from mlplatform.paths import StatePaths
 from mlplatform.reporting import Reporter
 
 __all__ = [
+    "IMAGE_SOURCE",
     "SOURCE_DATE_EPOCH",
     "SPECS",
     "BuiltImage",
@@ -47,6 +48,11 @@ __all__ = [
 SOURCE_DATE_EPOCH = 0
 
 
+# The training source the kit's training and serving images are built from (build arg SOURCE):
+# the model a SageMaker job trains and an endpoint serves runs in this source's lock.
+IMAGE_SOURCE = "examples/fraud"
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """One of the kit's images: its Dockerfile (relative to the repository) and local tag."""
@@ -54,6 +60,8 @@ class ImageSpec:
     name: str
     dockerfile: str
     tag: str
+    # The training source it is built from (training and serving), else None.
+    source: str | None = None
 
 
 SPECS = {
@@ -61,8 +69,8 @@ SPECS = {
     for spec in (
         # The tag compose/standins/build.sh gives it, so the compose runtime runs this build.
         ImageSpec("mlflow", "mlflow_server/Dockerfile", "mlplatform/mlflow-server:local"),
-        ImageSpec("training", "training/Dockerfile", "mlplatform/training:local"),
-        ImageSpec("serving", "scoring_server/Dockerfile", "mlplatform/serving:local"),
+        ImageSpec("training", "training/Dockerfile", "mlplatform/training:local", IMAGE_SOURCE),
+        ImageSpec("serving", "scoring_server/Dockerfile", "mlplatform/serving:local", IMAGE_SOURCE),
     )
 }
 
@@ -101,6 +109,8 @@ def _build_args(engine: Engine, spec: ImageSpec, base: str, no_cache: bool) -> l
         "--build-arg",
         f"SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}",
     ]
+    if spec.source is not None:
+        args += ["--build-arg", f"SOURCE={spec.source}"]
     if engine.kind == "podman":
         # Docker's manifest format keeps HEALTHCHECK (the MLflow image's), which OCI's drops.
         # Buildah's history names each step's intermediate image by an id that differs from
@@ -212,10 +222,11 @@ def _shared_inputs(engine: Engine, base: str) -> str | None:
 
 
 def _inputs(spec: ImageSpec, shared: str | None) -> str | None:
-    """sha256 over what one build reads: its Dockerfile and the shared inputs."""
+    """sha256 over what one build reads: its Dockerfile, its source and the shared inputs."""
     if shared is None:
         return None
-    return "sha256:" + hashlib.sha256(f"{spec.dockerfile}\n{shared}".encode()).hexdigest()
+    read = f"{spec.dockerfile}\n{spec.source}\n{shared}"
+    return "sha256:" + hashlib.sha256(read.encode()).hexdigest()
 
 
 def _has(engine: Engine, spec: ImageSpec, saved: dict[str, str]) -> bool:

@@ -1,4 +1,6 @@
-"""The promotion gate: `champion` moves to the challenger only when its metric is at least as good.
+"""The promotion gate: `champion` moves to the challenger only when its metric is as good.
+
+As good: at least as high, or as low for an error metric, by the configured margin.
 
 This is the only code that sets `champion`; training only ever sets `challenger`.
 """
@@ -54,8 +56,14 @@ def _metric(client: Any, version: Any, metric: str) -> float:
     return float(run.data.metrics[metric])
 
 
-def run_gate(client: Any, name: str, metric: str, min_improvement: float) -> GateDecision:
-    """Compare challenger with champion on `metric` (higher is better) and move `champion`."""
+def run_gate(
+    client: Any, name: str, metric: str, min_improvement: float, greater_is_better: bool = True
+) -> GateDecision:
+    """Compare challenger with champion on `metric` and move `champion` if it is as good.
+
+    Higher is better unless `greater_is_better` is false (an error such as RMSE); either way the
+    challenger must beat the champion by `min_improvement`, and a tie with no margin promotes.
+    """
     challenger = _alias(client, name, CHALLENGER)
     if challenger is None:
         raise RegistryError(f"model {name!r} has no {CHALLENGER!r} version; run `invoke train`")
@@ -77,11 +85,13 @@ def run_gate(client: Any, name: str, metric: str, min_improvement: float) -> Gat
         )
     else:
         champ_value = _metric(client, champion, metric)
-        promoted = value >= champ_value + min_improvement
-        relation = ">=" if promoted else "<"
-        reason = (
-            f"{metric} {value:.4f} {relation} champion's {champ_value:.4f} + {min_improvement:g}"
-        )
+        if greater_is_better:
+            promoted = value >= champ_value + min_improvement
+            relation, margin = (">=" if promoted else "<"), f"+ {min_improvement:g}"
+        else:
+            promoted = value <= champ_value - min_improvement
+            relation, margin = ("<=" if promoted else ">"), f"- {min_improvement:g}"
+        reason = f"{metric} {value:.4f} {relation} champion's {champ_value:.4f} {margin}"
     if promoted:
         try:
             client.set_registered_model_alias(name, CHAMPION, challenger.version)

@@ -114,6 +114,8 @@ class DeployRequest:
     # An ECR URI by digest: the endpoint serves it as it is; else an image to release, as `image`.
     serving_image: str | None = None
     approve: bool = False  # let CDK apply IAM and security-group changes without asking
+    # The models the model and endpoint steps release (default: every one the target configures).
+    models: tuple[str, ...] = ()
 
 
 def parse_steps(text: str | None) -> tuple[str, ...]:
@@ -524,8 +526,16 @@ class _Chain:
         from mlplatform.release.model import release_champion
 
         self._wait_for_registry()
-        changed, detail = release_champion(self.target, self.source, self.reporter)
-        return StepResult("model", changed, detail)
+        changed, details = False, list[str]()
+        for model in self._models():
+            moved, detail = release_champion(self.target, self.source, model, self.reporter)
+            changed, details = changed or moved, [*details, detail]
+        return StepResult("model", changed, "; ".join(details))
+
+    def _models(self) -> list[str]:
+        """The models to release: the request's (each one configured), else every configured."""
+        env = self.target.env
+        return [env.model(m) for m in self.request.models] or list(env.models)
 
     def _endpoint(self) -> StepResult:
         from mlplatform.serving.endpoints import EndpointRequest
@@ -535,13 +545,15 @@ class _Chain:
         # An ECR URI is served as it is; else the serving image the release recorded.
         serving = self.request.serving_image
         image = serving if serving and ecr_repository_arn(serving) else None
-        endpoint = EndpointRequest(self.request.strategy, None, image)
-        outcome, plans = deploy_endpoint(self.target, endpoint, self.reporter)
-        versions = ", ".join(f"{p.variant} v{p.model_version}" for p in plans)
-        verb = "created" if outcome.created else "updated" if outcome.changed else "unchanged"
-        return StepResult(
-            "endpoint", outcome.changed, f"{outcome.endpoint_name} {verb} ({versions})"
-        )
+        changed, details = False, list[str]()
+        for model in self._models():
+            endpoint = EndpointRequest(self.request.strategy, None, image, model)
+            outcome, plans = deploy_endpoint(self.target, endpoint, self.reporter)
+            versions = ", ".join(f"{p.variant} v{p.model_version}" for p in plans)
+            verb = "created" if outcome.created else "updated" if outcome.changed else "unchanged"
+            changed = changed or outcome.changed
+            details.append(f"{outcome.endpoint_name} {verb} ({versions})")
+        return StepResult("endpoint", changed, "; ".join(details))
 
 
 # The chain's steps, each with the method that runs it (STEPS gives their order).

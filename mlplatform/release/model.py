@@ -27,15 +27,17 @@ __all__ = ["promote_version", "release_champion"]
 ALIAS = "champion"
 
 
-def release_champion(target: Target, source: Target, reporter: Reporter) -> tuple[bool, str]:
-    """Promote `source`'s champion to `target` and point `target`'s champion at it.
+def release_champion(
+    target: Target, source: Target, model: str, reporter: Reporter
+) -> tuple[bool, str]:
+    """Promote `source`'s champion of `model` to `target` and point `target`'s champion at it.
 
     Returns (changed, detail); changed is False when the version was promoted before, is already
     champion there, and the client user already logs in.
     """
     env = target.env
     source_registry, target_registry = source.registry(), target.registry()
-    name = env.model_name
+    name = env.model(model)
     with source_registry.client() as client:
         version = resolve_version(client, name, ALIAS, None)
     result = promote(source_registry, target_registry, name, version, reporter)
@@ -68,8 +70,8 @@ def _ensure_client_user(env: Environment, target: Registry) -> str:
 def promote_version(
     source: Target, target: Target, model: str | None, version: str, reporter: Reporter
 ) -> PromotionResult:
-    """`invoke promote`: `model` (default: the source's) from one registry to another's."""
+    """`invoke promote`: `model` (default: the source's only one) from one registry to another's."""
     if source.name == target.name:
         raise PlatformError(f"--from and --to are both {source.name!r}")
-    name = model or source.env.model_name
+    name = source.env.model(model)
     return promote(source.registry(), target.registry(), name, version, reporter)

@@ -17,7 +17,7 @@ live, never from a record on this machine:
                       the MLflow service's task definition, the training image the stack
                       records, the serving image of every endpoint variant; each also in ECR
   champion            the local champion against the environment's (the version it came from)
-  training lock       this checkout's training lock against the one the environment's champion
+  training lock       this checkout's lock of each model's source against the one its champion
                       was trained with (its mlp.lock.sha256 lineage tag)
   python              this Python's major.minor against the one the environment's champion was
                       trained with (its MLmodel)
@@ -28,7 +28,6 @@ could not be checked is not parity.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import tempfile
@@ -46,6 +45,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from mlplatform.cloud.stack_outputs import released_image
+from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
 from mlplatform.images.build import built_archive, sidecar
 from mlplatform.images.oci_archive import open_image
@@ -57,8 +57,8 @@ from mlplatform.names import IMAGES, Output, endpoint_name, repository_output
 from mlplatform.registry.client import Registry
 from mlplatform.release.ecr_push import image_present
 from mlplatform.reporting import JsonFields
+from mlplatform.sources import model_source
 from mlplatform.target import Target
-from training.tracking import lock_file
 
 __all__ = ["SAME_EVERYWHERE", "Parity", "Row", "parity"]
 
@@ -181,7 +181,7 @@ class _Probe:
         self.remote = remote
         self._outputs: dict[str, dict[str, str]] = {}
         self._instance: dict[str, Any] | None = None
-        self._champions: dict[str, Any] = {}
+        self._champions: dict[tuple[str, str], Any] = {}
         self._registries: dict[str, Registry] = {}
 
     def registry(self, target: Target) -> Registry:
@@ -338,24 +338,24 @@ class _Probe:
             if training is None:
                 raise _Unreadable("no release recorded a training image")
             return self._in_ecr(name, training.rpartition("@")[2])
-        digests = sorted(set(self._endpoint_images()))
+        digests = sorted({d for m in self.remote.env.models for d in self._endpoint_images(m)})
         if not digests:
-            raise _Unreadable(f"endpoint {endpoint_name(self.remote.env)} serves nothing")
+            raise _Unreadable("no endpoint serves anything")
         for digest in digests:
             self._in_ecr(name, digest)
         return ", ".join(digests)
 
-    def _endpoint_images(self) -> Iterable[str]:
+    def _endpoint_images(self, model: str) -> Iterable[str]:
         sm = self.remote.client("sagemaker")
-        name = endpoint_name(self.remote.env)
+        name = endpoint_name(self.remote.env, model)
         try:
             endpoint = sm.describe_endpoint(EndpointName=name)
         except botocore.exceptions.ClientError as exc:
             raise _Unreadable(f"no endpoint {name}") from exc
         config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
         for variant in config["ProductionVariants"]:
-            model = sm.describe_model(ModelName=variant["ModelName"])
-            yield str(model["PrimaryContainer"]["Image"]).rpartition("@")[2]
+            described = sm.describe_model(ModelName=variant["ModelName"])
+            yield str(described["PrimaryContainer"]["Image"]).rpartition("@")[2]
 
     def images(self) -> list[Row]:
         return [
@@ -365,52 +365,72 @@ class _Probe:
 
     # -- the champion and what it was trained with -------------------------------------------
 
-    def _champion(self, target: Target) -> Any:
-        if target.name not in self._champions:
+    def _champion(self, target: Target, model: str) -> Any:
+        key = (target.name, model)
+        if key not in self._champions:
             registry = self.registry(target)
             with registry.client() as client:
-                version = client.get_model_version_by_alias(target.env.model_name, "champion")
+                version = client.get_model_version_by_alias(model, "champion")
                 run = client.get_run(version.run_id) if version.run_id else None
-                flavors = _flavors(client, target.env.model_name, version.version)
-            self._champions[target.name] = (version, run, flavors)
-        return self._champions[target.name]
+                flavors = _flavors(client, model, version.version)
+            self._champions[key] = (version, run, flavors)
+        return self._champions[key]
 
-    def _tag(self, target: Target, tag: str) -> str:
-        version, run, _ = self._champion(target)
+    def _tag(self, target: Target, model: str, tag: str) -> str:
+        version, run, _ = self._champion(target, model)
         value = version.tags.get(tag) or (run.data.tags.get(tag) if run else None)
         if not value:
             raise _Unreadable(f"its champion has no {tag} tag")
         return str(value)
 
-    def _local_champion(self) -> str:
-        version, _, _ = self._champion(self.local)
+    def _local_champion(self, model: str) -> str:
+        version, _, _ = self._champion(self.local, model)
         return f"{self.local.name} v{version.version}"
 
-    def _remote_champion(self) -> str:
-        version, _, _ = self._champion(self.remote)
+    def _remote_champion(self, model: str) -> str:
+        version, _, _ = self._champion(self.remote, model)
         source = version.tags.get("mlp.source.env")
         if not source:
             return f"{self.remote.name} v{version.version} (trained there)"
         return f"{source} v{version.tags.get('mlp.source.version', '?')}"
 
-    def _remote_python(self) -> str:
-        _, _, flavors = self._champion(self.remote)
+    def _remote_python(self, model: str) -> str:
+        _, _, flavors = self._champion(self.remote, model)
         version = flavors.get("python_function", {}).get("python_version")
         if not version:
             raise _Unreadable("its champion's MLmodel names no python_version")
         return str(version)
 
     def champion(self) -> list[Row]:
-        return [
-            _row("champion", self._local_champion, self._remote_champion),
-            _row("training lock", _training_lock, lambda: self._tag(self.remote, LOCK_TAG)),
-            _row("python", platform.python_version, self._remote_python, _same_minor),
-        ]
+        rows = []
+        models = list(self.remote.env.models)
+        for model in models:
+            # One model keeps the rows' plain names; several name theirs.
+            named = "" if len(models) == 1 else f" {model}"
+            rows += [
+                _row(
+                    f"champion{named}",
+                    partial(self._local_champion, model),
+                    partial(self._remote_champion, model),
+                ),
+                _row(
+                    f"training lock{named}",
+                    partial(_training_lock, self.remote.env, model),
+                    partial(self._tag, self.remote, model, LOCK_TAG),
+                ),
+                _row(
+                    f"python{named}",
+                    platform.python_version,
+                    partial(self._remote_python, model),
+                    _same_minor,
+                ),
+            ]
+        return rows
 
 
-def _training_lock() -> str:
-    """sha256 of this checkout's training lock: the file training hashes into its lineage tag."""
-    return hashlib.sha256(lock_file().read_bytes()).hexdigest()
+def _training_lock(env: Environment, model: str) -> str:
+    """sha256 of this checkout's lock of the model's source: what training tags its runs with."""
+    return model_source(env, model).lock_sha256()
 
 
 def _flavors(client: Any, name: str, version: str) -> dict[str, Any]:

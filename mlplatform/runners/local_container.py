@@ -39,18 +39,20 @@ import botocore.exceptions
 
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import ImageError, TrainingError
-from mlplatform.images.build import SPECS, build_images
+from mlplatform.images.build import IMAGE_SOURCE, SPECS, build_images
 from mlplatform.images.engine import engine_environment, find_engine
 from mlplatform.local.access import LocalEndpoints
 from mlplatform.paths import StatePaths
 from mlplatform.reporting import Reporter
-from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
+from mlplatform.runners.request import TrainingRequest, TrainingResult
+from mlplatform.sources import Source
 
 __all__ = [
     "ENGINE_HINT",
     "LocalContainerRunner",
     "TrainingImage",
     "check_engine",
+    "check_image_source",
     "job_command",
     "sdk_python",
     "training_image",
@@ -126,12 +128,13 @@ def job_command(python: Path) -> list[str]:
     return [str(python), "-P", str(JOB_SCRIPT)]
 
 
-def training_image(paths: StatePaths, reporter: Reporter) -> TrainingImage:
+def training_image(paths: StatePaths, source: Source, reporter: Reporter) -> TrainingImage:
     """The training image `invoke build` makes (built, or found in the engine's cache).
 
     The job runs it by its local tag and records the digest of the archive `invoke deploy`
     pushes: a run here names the same image a SageMaker job of the release runs.
     """
+    check_image_source(source, "local-container")
     try:
         built = build_images([SPECS["training"]], find_engine(), paths, reporter)[0]
     except ImageError as exc:
@@ -139,6 +142,19 @@ def training_image(paths: StatePaths, reporter: Reporter) -> TrainingImage:
     image = TrainingImage(reference=built.tag, digest=built.digest)
     reporter.done(f"training image {image.uri}")
     return image
+
+
+def check_image_source(source: Source, runner: str) -> None:
+    """TrainingError unless `source` is the one the kit's training image is built from.
+
+    Images of every configured source, built and released by digest, are the next step
+    (docs/training.md); until then the container runners train that source only.
+    """
+    if source.label != IMAGE_SOURCE:
+        raise TrainingError(
+            f"the {runner} runner trains in the kit's training image, built from "
+            f"{IMAGE_SOURCE}; train {source.label} with --runner native"
+        )
 
 
 def sdk_python(reporter: Reporter) -> Path:
@@ -207,9 +223,9 @@ class LocalContainerRunner:
             "job_name": request.job_name,
             "region": ep.region,
             "s3_endpoint": ep.s3_url,
-            "channels": {c: request.channel_uri(ep.bucket, c) for c in CHANNELS},
+            "channels": {c: request.channel_uri(ep.bucket, c) for c in request.channels},
             "output_path": request.output_uri(ep.bucket),
-            "hyperparameters": request.hyperparameters.as_strings(),
+            "hyperparameters": request.hyperparameters,
             "environment": environment,
             "container_root": str(root),
             "result_file": str(result_file),
@@ -265,7 +281,7 @@ class LocalContainerRunner:
         except BaseException:
             found = self.find_registration(request.job_name)
             if found is not None:
-                self.unregister(request.env.model_name, found[1])
+                self.unregister(request.model, found[1])
             raise
         reporter.done(
             f"trained and registered {result['model_name']} version {result['model_version']}"

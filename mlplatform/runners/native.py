@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,16 +18,17 @@ from typing import Any
 
 import botocore.exceptions
 
+from mlp_training.job import MODEL_SUBDIR
 from mlplatform.child_env import inherited_environment
-from mlplatform.config import REPO_ROOT
 from mlplatform.errors import TrainingError
 from mlplatform.local.access import LocalEndpoints
 from mlplatform.readiness import log_tail
 from mlplatform.registry.archive import make_targz
 from mlplatform.reporting import Reporter
-from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
+from mlplatform.runners.request import TrainingRequest, TrainingResult, channel_prefix
+from mlplatform.sources.environment import source_variables
 
-__all__ = ["NativeRunner", "contract_tree"]
+__all__ = ["NativeRunner", "contract_tree", "job_outcome"]
 
 
 def contract_tree(root: Path, request: TrainingRequest) -> dict[str, Path]:
@@ -39,24 +39,22 @@ def contract_tree(root: Path, request: TrainingRequest) -> dict[str, Path]:
         "output_data": root / "output" / "data",
         "config": root / "input" / "config",
     }
-    for channel in CHANNELS:
+    for channel in request.channels:
         folders[f"channel_{channel}"] = root / "input" / "data" / channel
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     config = folders["config"]
-    (config / "hyperparameters.json").write_text(
-        json.dumps(request.hyperparameters.as_strings(), indent=2)
-    )
+    (config / "hyperparameters.json").write_text(json.dumps(request.hyperparameters, indent=2))
     (config / "inputdataconfig.json").write_text(
         json.dumps(
             {
                 c: {
-                    "ContentType": "text/csv",
+                    "ContentType": request.source.content_type,
                     "TrainingInputMode": "File",
                     "S3DistributionType": "FullyReplicated",
                     "RecordWrapperType": "None",
                 }
-                for c in CHANNELS
+                for c in request.channels
             },
             indent=2,
         )
@@ -78,16 +76,19 @@ class NativeRunner:
         self,
         endpoints: LocalEndpoints,
         s3: Any,
+        python: Path,
         unregister: Callable[[str, str], None] | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.s3 = s3
+        # The interpreter of the source's own environment (source_env.py).
+        self.python = python
         # Called with (model, version) when the run fails after the job registered a version,
         # so a failed `train` leaves no registered version behind.
         self.unregister = unregister
 
     def _download(self, request: TrainingRequest, channel: str, target: Path) -> int:
-        prefix = f"{request.env.training.dataset_prefix}/{channel}/"
+        prefix = channel_prefix(request.env, request.model, channel)
         count = 0
         try:
             pages = self.s3.get_paginator("list_objects_v2").paginate(
@@ -104,15 +105,15 @@ class NativeRunner:
         if count == 0:
             raise TrainingError(
                 f"input channel {channel!r} is empty at s3://{self.endpoints.bucket}/{prefix}; "
-                "run `invoke data` first"
+                f"run `invoke data --model {request.model}` first"
             )
         return count
 
     def _environment(self, request: TrainingRequest, tree: dict[str, Path]) -> dict[str, str]:
         env = inherited_environment()
         env.update(request.job_environment())
+        env.update(source_variables(request.source))
         env.update(
-            PYTHONPATH=str(REPO_ROOT),
             MLFLOW_TRACKING_URI=self.endpoints.tracking_uri,
             # Fail fast on an unreachable server instead of MLflow's minutes of retries.
             MLFLOW_HTTP_REQUEST_MAX_RETRIES="2",
@@ -129,10 +130,10 @@ class NativeRunner:
             SM_MODEL_DIR=str(tree["model"]),
             SM_OUTPUT_DATA_DIR=str(tree["output_data"]),
             SM_INPUT_CONFIG_DIR=str(tree["config"]),
-            SM_CHANNELS=json.dumps(list(CHANNELS)),
-            SM_HPS=json.dumps(request.hyperparameters.as_strings()),
+            SM_CHANNELS=json.dumps(list(request.channels)),
+            SM_HPS=json.dumps(request.hyperparameters),
         )
-        for channel in CHANNELS:
+        for channel in request.channels:
             env[f"SM_CHANNEL_{channel.upper()}"] = str(tree[f"channel_{channel}"])
         return env
 
@@ -141,16 +142,18 @@ class NativeRunner:
         with tempfile.TemporaryDirectory(prefix="mlp-train-") as tmp:
             tree = contract_tree(Path(tmp) / "opt" / "ml", request)
             reporter.step("downloading input channels")
-            files = sum(self._download(request, c, tree[f"channel_{c}"]) for c in CHANNELS)
-            reporter.done(f"downloaded {len(CHANNELS)} channels ({files} files)")
+            channels = request.channels
+            files = sum(self._download(request, c, tree[f"channel_{c}"]) for c in channels)
+            reporter.done(f"downloaded {len(channels)} channels ({files} files)")
             reporter.step(f"training {request.job_name} (log: {log_file})")
             args = []
-            for key, value in request.hyperparameters.as_strings().items():
+            for key, value in request.hyperparameters.items():
                 args += [f"--{key}", value]
+            entry = request.source.root / request.source.entry_point
             log_file.parent.mkdir(parents=True, exist_ok=True)
             with open(log_file, "wb") as log:
                 proc = subprocess.run(
-                    [sys.executable, "-m", "training", *args],
+                    [str(self.python), str(entry), *args],
                     cwd=tmp,
                     env=self._environment(request, tree),
                     stdout=log,
@@ -165,7 +168,7 @@ class NativeRunner:
                     else (log_tail(log_file, 1) or f"exit code {proc.returncode}")
                 )
                 raise TrainingError(f"training job {request.job_name} failed: {reason}")
-            result = json.loads((tree["output_data"] / "result.json").read_text())
+            result = job_outcome(request, tree["output_data"], tree["model"], self.unregister)
             reporter.done(
                 f"trained and registered {result['model_name']} version {result['model_version']}"
             )
@@ -190,3 +193,36 @@ class NativeRunner:
                 f"cannot upload the model to s3://{self.endpoints.bucket}/{key}: {exc}"
             ) from exc
         return f"s3://{self.endpoints.bucket}/{key}"
+
+
+def job_outcome(
+    request: TrainingRequest,
+    output_data: Path,
+    model_dir: Path,
+    unregister: Callable[[str, str], None] | None,
+) -> dict[str, Any]:
+    """The result a finished job wrote, checked against the contract.
+
+    A job that exits 0 must have written output/data/result.json (mlp_training.run does) naming
+    a version of its own model, and an MLflow model under /opt/ml/model/mlflow-model (what the
+    endpoint serves); otherwise TrainingError, and a version it registered is deleted.
+    """
+    try:
+        result = json.loads((output_data / "result.json").read_text(encoding="utf-8"))
+        version = str(result["model_version"])
+        run_id = str(result["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TrainingError(
+            f"training job {request.job_name} ended without a result: its entry point must "
+            "finish through mlp_training.run (docs/training.md)"
+        ) from None
+    problem = None
+    if result.get("model_name") != request.model:
+        problem = f"it registered {result.get('model_name')!r}, not {request.model!r}"
+    elif not (model_dir / MODEL_SUBDIR / "MLmodel").is_file():
+        problem = f"it wrote no MLflow model to /opt/ml/model/{MODEL_SUBDIR}"
+    if problem is not None:
+        if unregister is not None and result.get("model_name") == request.model:
+            unregister(request.model, version)
+        raise TrainingError(f"training job {request.job_name} broke the contract: {problem}")
+    return {**result, "model_version": version, "run_id": run_id}

@@ -2,34 +2,76 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from mlp_training.tracking import git
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
-from training.hyperparameters import HyperparameterError, Hyperparameters, parse
-from training.tracking import git
+from mlplatform.sources import Source, load_source, model_source
 
-__all__ = ["TrainingRequest", "TrainingResult", "git_state", "new_request", "parse_overrides"]
+__all__ = [
+    "TrainingRequest",
+    "TrainingResult",
+    "channel_prefix",
+    "git_state",
+    "new_request",
+    "parse_overrides",
+    "resolve_model",
+]
 
-CHANNELS = ("train", "validation")
+
+def resolve_model(env: Environment, model: str | None, source: str | None) -> tuple[str, Source]:
+    """The model and source a `train` means.
+
+    `--source DIR` trains that folder, as the model given, else as the one model configured with
+    that source; without it, the model's configured source.
+    """
+    if source is None:
+        name = env.model(model)
+        return name, model_source(env, name)
+    loaded = load_source(source)
+    if model is not None:
+        return env.model(model), loaded
+    matching = [n for n, m in env.models.items() if load_source(m.source).root == loaded.root]
+    if len(matching) != 1:
+        raise TrainingError(
+            f"no single model of {env.name} is configured with source {loaded.label} "
+            f"({len(matching)} are): pass --model"
+        )
+    return matching[0], loaded
+
+
+def channel_prefix(env: Environment, model: str, channel: str) -> str:
+    """The key prefix of one channel of a model's data in the environment's bucket."""
+    return f"{env.training.dataset_prefix}/{model}/{channel}/"
 
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """One job: environment, validated hyperparameters, a unique job name, the code state."""
+    """One job: environment, model, source, hyperparameters, a unique job name, the code state."""
 
     env: Environment
-    hyperparameters: Hyperparameters
+    model: str
+    source: Source
+    # As strings, the form SageMaker passes them in; the source validates them.
+    hyperparameters: dict[str, str]
     job_name: str
     git_commit: str
     git_dirty: bool
 
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The input channels the source declares."""
+        return self.source.channels
+
     def channel_uri(self, bucket: str, channel: str) -> str:
         """Where a channel's files live in the environment's bucket."""
-        return f"s3://{bucket}/{self.env.training.dataset_prefix}/{channel}/"
+        return f"s3://{bucket}/{channel_prefix(self.env, self.model, channel)}"
 
     def output_uri(self, bucket: str) -> str:
         """SageMaker's S3OutputPath; the model lands at <this>/<job>/output/model.tar.gz."""
@@ -39,9 +81,11 @@ class TrainingRequest:
         """Variables every runner gives the entry point: names and fingerprints, no secret."""
         return {
             "MLFLOW_CLIENT_SECRET_ID": self.env.client_secret_name,
-            "MLP_MODEL_NAME": self.env.model_name,
+            "MLP_MODEL_NAME": self.model,
             "MLP_GIT_COMMIT": self.git_commit,
             "MLP_GIT_DIRTY": str(self.git_dirty).lower(),
+            "MLP_SOURCE": self.source.label,
+            "MLP_SOURCE_SHA256": self.source.sha256(),
         }
 
 
@@ -73,32 +117,36 @@ class TrainingResult:
         )
 
 
-def parse_overrides(pairs: list[str]) -> Hyperparameters:
-    """`--set key=value` pairs onto the defaults; TrainingError naming the bad key."""
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`--set key=value` pairs as the job's hyperparameters; TrainingError naming a bad pair."""
     values: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}", key):
             raise TrainingError(f"--set expects key=value, got {pair!r}")
-        values[key.strip()] = value.strip()
-    try:
-        return parse(values)
-    except HyperparameterError as exc:
-        raise TrainingError(f"bad hyperparameter: {exc}") from exc
+        values[key] = value.strip()
+    return values
 
 
-def git_state() -> tuple[str, bool]:
-    """(commit, dirty) of the checkout; ('unknown', True) outside a git work tree."""
-    commit = git(["rev-parse", "HEAD"])
+def git_state(folder: Path | None = None) -> tuple[str, bool]:
+    """(commit, dirty) of the work tree holding `folder` (default: the current directory).
+
+    ('unknown', True) outside a git work tree.
+    """
+    commit = git(["rev-parse", "HEAD"], folder)
     if commit is None:
         return "unknown", True
-    return commit, bool(git(["status", "--porcelain", "--untracked-files=no"]))
+    return commit, bool(git(["status", "--porcelain", "--untracked-files=no"], folder))
 
 
-def new_request(env: Environment, overrides: list[str]) -> TrainingRequest:
+def new_request(
+    env: Environment, model: str | None, overrides: list[str], source_dir: str | None = None
+) -> TrainingRequest:
     """A request with a unique, sortable job name (SageMaker allows 63 characters)."""
+    model, source = resolve_model(env, model, source_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    commit, dirty = git_state()
-    base = env.model_name[:38].replace("_", "-").replace(".", "-")
+    commit, dirty = git_state(source.root)
+    base = model[:38].replace("_", "-").replace(".", "-")
     name = f"{base}-{stamp}-{secrets.token_hex(2)}"
-    return TrainingRequest(env, parse_overrides(overrides), name, commit, dirty)
+    return TrainingRequest(env, model, source, parse_overrides(overrides), name, commit, dirty)

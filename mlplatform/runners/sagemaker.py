@@ -21,7 +21,7 @@ from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
 from mlplatform.names import Output, repository_output, stack_name
 from mlplatform.reporting import Reporter
-from mlplatform.runners.request import CHANNELS, TrainingRequest, TrainingResult
+from mlplatform.runners.request import TrainingRequest, TrainingResult
 
 __all__ = ["JobSetup", "SageMakerRunner", "job_setup"]
 
@@ -101,11 +101,11 @@ class SageMakerRunner:
             "TrainingJobName": request.job_name,
             "AlgorithmSpecification": {"TrainingImage": t.image_uri, "TrainingInputMode": "File"},
             "RoleArn": t.role_arn,
-            "HyperParameters": request.hyperparameters.as_strings(),
+            "HyperParameters": request.hyperparameters,
             "InputDataConfig": [
                 {
                     "ChannelName": channel,
-                    "ContentType": "text/csv",
+                    "ContentType": request.source.content_type,
                     "DataSource": {
                         "S3DataSource": {
                             "S3DataType": "S3Prefix",
@@ -114,7 +114,7 @@ class SageMakerRunner:
                         }
                     },
                 }
-                for channel in CHANNELS
+                for channel in request.channels
             ],
             "OutputDataConfig": {"S3OutputPath": request.output_uri(t.bucket)},
             "ResourceConfig": {
@@ -128,7 +128,7 @@ class SageMakerRunner:
             "Environment": environment,
             "Tags": [
                 {"Key": "mlplatform:environment", "Value": env.name},
-                {"Key": "mlplatform:model", "Value": env.model_name},
+                {"Key": "mlplatform:model", "Value": request.model},
                 {"Key": "mlplatform:git-commit", "Value": request.git_commit},
             ],
         }
@@ -147,9 +147,7 @@ class SageMakerRunner:
             f"{request.output_uri(self.target.bucket)}/{request.job_name}/output/model.tar.gz"
         )
         if not wait:
-            return TrainingResult(
-                "", request.env.model_name, "", request.job_name, self.name, artifact
-            )
+            return TrainingResult("", request.model, "", request.job_name, self.name, artifact)
         reporter.step("waiting for the job (SageMaker provisions, trains, uploads)")
         # A waiter error (job failed or stopped) is not raised: the status below says what happened.
         with contextlib.suppress(botocore.exceptions.WaiterError):
@@ -172,6 +170,4 @@ class SageMakerRunner:
         run_id, version = ("", "")
         if self.find_registration is not None:
             run_id, version = self.find_registration(request.job_name)
-        return TrainingResult(
-            run_id, request.env.model_name, version, request.job_name, self.name, artifact
-        )
+        return TrainingResult(run_id, request.model, version, request.job_name, self.name, artifact)

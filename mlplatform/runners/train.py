@@ -21,12 +21,15 @@ from mlplatform.runners.datasets import Upload, upload_channels
 from mlplatform.runners.local_container import (
     LocalContainerRunner,
     check_engine,
+    check_image_source,
     sdk_python,
     training_image,
 )
 from mlplatform.runners.native import NativeRunner
 from mlplatform.runners.request import TrainingResult, new_request
 from mlplatform.runners.sagemaker import SageMakerRunner, job_setup
+from mlplatform.sources import model_source
+from mlplatform.sources.environment import source_python
 from mlplatform.target import Target
 
 __all__ = ["RUNNERS", "TrainOptions", "champion", "train", "upload_data"]
@@ -36,33 +39,37 @@ RUNNERS = ("native", "local-container", "sagemaker")
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """How to train: the runner, hyperparameter overrides, and the sagemaker runner's options."""
+    """How to train: the model, the runner, hyperparameter overrides, the sagemaker options."""
 
+    model: str | None = None  # default: the environment's only model (or the source's)
     runner: str = "native"
     overrides: tuple[str, ...] = ()
     # sagemaker: the training image in ECR (default: the pin in config, else the release's)
     image_digest: str | None = None
     wait: bool = True  # sagemaker: wait for the job to end (False: submit only)
+    source: str | None = None  # a source folder to train instead of the model's configured one
 
 
-def upload_data(target: Target) -> list[Upload]:
-    """Generate the example's channels and upload them to the target's bucket.
+def upload_data(target: Target, model: str | None, reporter: Reporter) -> list[Upload]:
+    """Generate a model's channels with its source's generator and upload them to the bucket.
 
     Locally that is the stack's SeaweedFS; for a cloud environment its bucket through boto3's
     chain (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for an emulation).
     """
-    return upload_channels(target.env, target.client("s3"), target.env.bucket_name)
+    env = target.env
+    return upload_channels(env, env.model(model), target.client("s3"), env.bucket_name, reporter)
 
 
 def train(target: Target, options: TrainOptions, reporter: Reporter) -> TrainingResult:
-    """Validate the hyperparameters, then run one training job with the chosen runner."""
+    """Check the model, its source and the overrides, then run one job with the chosen runner."""
     runner = options.runner
     if runner not in RUNNERS:
         raise TrainingError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
     env = target.env
-    request = new_request(env, list(options.overrides))
+    request = new_request(env, options.model, list(options.overrides), options.source)
     if runner == "sagemaker":
         target.cloud_only("the sagemaker runner trains in a cloud environment", TrainingError)
+        check_image_source(request.source, runner)
         # boto3's own credential chain and AWS_ENDPOINT_URL: AWS, or an emulator standing in.
         setup = job_setup(env, target.client("cloudformation"), options.image_digest)
         finder = _registration_finder(target)
@@ -74,13 +81,14 @@ def train(target: Target, options: TrainOptions, reporter: Reporter) -> Training
     s3 = local_client("s3", env, creds)
     client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
     if runner == "native":
-        undo = _undo_registration(client_login, _alias_version(client_login, env.model_name))
-        return NativeRunner(endpoints, s3, undo).run(request, reporter, log)
+        python = source_python(request.source, reporter)
+        undo = _undo_registration(client_login, _alias_version(client_login, request.model))
+        return NativeRunner(endpoints, s3, python, undo).run(request, reporter, log)
     # local-container: the training image under the SageMaker SDK's local mode.
     check_engine()
-    image = training_image(target.paths, reporter)
+    image = training_image(target.paths, request.source, reporter)
     python = sdk_python(reporter)
-    previous = _alias_version(client_login, env.model_name)
+    previous = _alias_version(client_login, request.model)
     return LocalContainerRunner(
         endpoints,
         s3,
@@ -158,9 +166,11 @@ def _registration_finder(target: Target) -> Any:
 
 
 def champion(target: Target, model: str | None) -> GateDecision:
-    """Run the promotion gate on the target's registry as its admin."""
-    training = target.env.training
+    """Run the promotion gate on the target's registry as its admin, on the source's metric."""
+    env = target.env
+    name = env.model(model)
+    gate = model_source(env, name).gate
     with target.registry().client() as client:
         return run_gate(
-            client, model or target.env.model_name, training.gate_metric, training.min_improvement
+            client, name, gate.metric, env.training.min_improvement, gate.greater_is_better
         )

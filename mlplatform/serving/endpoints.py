@@ -19,6 +19,7 @@ import botocore.exceptions
 from mlplatform.cloud.stack_outputs import released_image, subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import RegistryError
+from mlplatform.images.build import IMAGE_SOURCE
 from mlplatform.names import MODELS_PREFIX, Output, endpoint_name, repository_output
 from mlplatform.registry.client import Registry
 from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
@@ -34,15 +35,19 @@ from mlplatform.serving.rollout import (
     rollback,
     shift_traffic,
 )
+from mlplatform.sources import model_source
 from mlplatform.target import Target
 
 __all__ = ["EndpointRequest", "deploy", "rollback_endpoint", "status", "traffic"]
 
 
-def _rollout_target(env: Environment) -> EndpointTarget:
+def _rollout_target(env: Environment, model: str) -> EndpointTarget:
     sm = env.sagemaker
     return EndpointTarget(
-        endpoint_name(env), sm.invocations_per_instance, sm.latency_alarm_ms, sm.error_alarm_count
+        endpoint_name(env, model),
+        sm.invocations_per_instance,
+        sm.latency_alarm_ms,
+        sm.error_alarm_count,
     )
 
 
@@ -53,6 +58,7 @@ class EndpointRequest:
     strategy: str | None = None  # all-at-once, canary or linear
     challenger_percent: float | None = None  # share of traffic for the challenger variant
     image: str | None = None  # serving image, ECR URI by digest (default: the release's)
+    model: str | None = None  # default: the environment's only model
 
 
 def _upload(target: Target, packaged: PackagedModel) -> str:
@@ -97,12 +103,19 @@ def _settings(env: Environment, request: EndpointRequest) -> tuple[str, float]:
     return strategy, percent
 
 
-def _serving_image(target: Target, request: EndpointRequest) -> str:
+def _serving_image(target: Target, request: EndpointRequest, model: str) -> str:
     """The request's image, else the environment's pin, else the one the last release pushed."""
     env = target.env
     image = request.image or env.sagemaker.serving_image
     if image:
         return image
+    source = model_source(env, model)
+    if source.label != IMAGE_SOURCE:
+        # The kit's serving image holds one source's environment; another's model needs its own.
+        raise EndpointError(
+            f"{model} is trained from {source.label}, and the kit's serving image holds the "
+            f"environment of {IMAGE_SOURCE}: pass --image with a serving image of its own"
+        )
     outputs = target.outputs("mlflow", (repository_output("serving"),), EndpointError)
     released = released_image(outputs, "serving")
     if released is None:
@@ -114,7 +127,7 @@ def _serving_image(target: Target, request: EndpointRequest) -> str:
 
 
 def _model_name(
-    env: Environment, version: str, packaged: PackagedModel, image: str, in_vpc: bool
+    env: Environment, model: str, version: str, packaged: PackagedModel, image: str, in_vpc: bool
 ) -> str:
     """The SageMaker model of one version served by one image: new bytes or image, new name.
 
@@ -125,7 +138,7 @@ def _model_name(
     # Models in the VPC keep the names they had before serverless endpoints existed.
     placement = "" if in_vpc else "\nserverless"
     identity = hashlib.sha256(f"{packaged.sha256}\n{image}{placement}".encode()).hexdigest()[:8]
-    return f"{endpoint_name(env)}-v{version}-{identity}"[:63]
+    return f"{endpoint_name(env, model)}-v{version}-{identity}"[:63]
 
 
 def _placement(target: Target) -> tuple[str, dict[str, list[str]]]:
@@ -155,17 +168,17 @@ def _wanted_versions(registry: Registry, name: str, percent: float) -> list[tupl
 def deploy(
     target: Target, request: EndpointRequest, reporter: Reporter
 ) -> tuple[DeployOutcome, list[VariantPlan]]:
-    """Deploy champion (and challenger) of the target's registry to its endpoint."""
+    """Deploy a model's champion (and challenger) of the target's registry to its endpoint."""
     target.cloud_only("the local environment is served by `invoke serve`", EndpointError)
     env, sm_cfg = target.env, target.env.sagemaker
+    name = env.model(request.model)
     strategy, percent = _settings(env, request)
-    image = _serving_image(target, request)
+    image = _serving_image(target, request, name)
     role_arn, vpc = _placement(target)
     serverless = sm_cfg.serverless_memory_mib is not None
     # SageMaker places no serverless endpoint in a VPC (docs/security.md says what that means).
     placed = None if serverless else vpc
     registry = target.registry()
-    name = env.model_name
     wanted = _wanted_versions(registry, name, percent)
     sm = target.client("sagemaker")
     plans: list[VariantPlan] = []
@@ -183,7 +196,7 @@ def deploy(
                 variant,
                 name,
                 version,
-                _model_name(env, version, packaged, image, placed is not None),
+                _model_name(env, name, version, packaged, image, placed is not None),
                 _weight(variant, percent, len(wanted)),
                 sm_cfg.endpoint_instance_type,
                 sm_cfg.endpoint_min_instances,
@@ -195,12 +208,12 @@ def deploy(
             ensure_model(sm, plan, image, url, role_arn, packaged.sha256, placed)
             plans.append(plan)
             reporter.done(f"{variant}: {name} version {version} at {url}")
-    reporter.step(f"deploying {endpoint_name(env)} ({strategy})")
+    reporter.step(f"deploying {endpoint_name(env, name)} ({strategy})")
     outcome = deploy_endpoint(
         sm,
         target.client("application-autoscaling"),
         target.client("cloudwatch"),
-        _rollout_target(env),
+        _rollout_target(env, name),
         plans,
         strategy,
     )
@@ -211,24 +224,40 @@ def deploy(
     return outcome, plans
 
 
-def traffic(target: Target, challenger_percent: float) -> dict[str, float]:
-    """Shift the challenger's share of traffic without redeploying."""
-    return shift_traffic(target.client("sagemaker"), endpoint_name(target.env), challenger_percent)
+def traffic(
+    target: Target, challenger_percent: float, model: str | None = None
+) -> dict[str, float]:
+    """Shift the challenger's share of a model's traffic without redeploying."""
+    name = endpoint_name(target.env, target.env.model(model))
+    return shift_traffic(target.client("sagemaker"), name, challenger_percent)
 
 
-def rollback_endpoint(target: Target) -> tuple[str, str]:
-    """Return the endpoint to the config the current one replaced."""
+def rollback_endpoint(target: Target, model: str | None = None) -> tuple[str, str]:
+    """Return a model's endpoint to the config the current one replaced."""
     return rollback(
         target.client("sagemaker"),
         target.client("application-autoscaling"),
-        endpoint_name(target.env),
+        endpoint_name(target.env, target.env.model(model)),
     )
 
 
-def status(target: Target) -> list[dict[str, Any]]:
-    """Each variant of the environment's endpoint: model version, weight, instances."""
-    name = endpoint_name(target.env)
-    try:
-        return describe_endpoint(target.client("sagemaker"), name)
-    except botocore.exceptions.ClientError as exc:
-        raise EndpointError(f"cannot describe {name}: {exc}") from exc
+def status(target: Target, model: str | None = None) -> list[dict[str, Any]]:
+    """Each variant of a model's endpoint (default: every model's): version, weight, instances.
+
+    A configured model with no endpoint yet is one row of status "absent".
+    """
+    env = target.env
+    models = [env.model(model)] if model is not None else list(env.models)
+    rows: list[dict[str, Any]] = []
+    sm = target.client("sagemaker")
+    for each in models:
+        name = endpoint_name(env, each)
+        try:
+            found = describe_endpoint(sm, name)
+        except botocore.exceptions.ClientError as exc:
+            raise EndpointError(f"cannot describe {name}: {exc}") from exc
+        # The variant's own mlp:model tag wins: it says what the endpoint really serves.
+        rows += [{"model": each, **row} for row in found] or [
+            {"model": each, "endpoint": name, "status": "absent"}
+        ]
+    return rows

@@ -39,6 +39,8 @@ from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
 from mlplatform.registry.client import authenticated_client
 from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
 from mlplatform.reporting import Reporter, SilentReporter
+from mlplatform.sources import model_source
+from mlplatform.sources.environment import source_python
 from mlplatform.target import Target
 
 __all__ = [
@@ -122,10 +124,15 @@ def unpack(archive: Path, target: Path) -> Path:
     return target
 
 
-def scoring_command(model_dir: Path, port: int, workers: int) -> list[str]:
-    """The serving image's entrypoint (scoring_server/) on an unpacked model, on this host."""
+def scoring_command(
+    model_dir: Path, port: int, workers: int, python: Path | None = None
+) -> list[str]:
+    """The serving image's entrypoint (scoring_server/) on an unpacked model, on this host.
+
+    `python` is the interpreter of the model's source environment (default: the kit's own).
+    """
     return [
-        sys.executable,
+        str(python or sys.executable),
         "-m",
         "scoring_server",
         "serve",
@@ -234,7 +241,7 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 class ServeRequest:
     """What `invoke serve` serves, and where: a version (or the version an alias names)."""
 
-    model: str | None = None  # default: the environment's model_name
+    model: str | None = None  # default: the environment's only model
     alias: str | None = "champion"
     version: str | None = None  # wins over alias
     port: int = 8080
@@ -299,7 +306,11 @@ def serve_local(
     # From the start: a stop signal while the model downloads removes the download too.
     with stop_signals_interrupt():
         creds, endpoints = target.local_stack(services=("mlflow",))
-        name = request.model or target.env.model_name
+        name = target.env.model(request.model)
+        # A model runs in its source's environment, as the serving image runs it in its lock.
+        python = (
+            None if engine is not None else source_python(model_source(target.env, name), reporter)
+        )
         with tempfile.TemporaryDirectory(prefix="mlp-package-") as tmp:
             # The client user reads the registry; its credentials leave os.environ before the
             # scoring server (which inherits the environment) starts.
@@ -312,7 +323,7 @@ def serve_local(
             with tempfile.TemporaryDirectory(prefix="mlp-serve-") as serve_tmp:
                 if engine is None or image is None:
                     model_dir = unpack(packaged.archive, Path(serve_tmp) / "model")
-                    cmd = scoring_command(model_dir, port, workers)
+                    cmd = scoring_command(model_dir, port, workers, python)
                 else:
                     model_dir = _unpack_readable(packaged.archive, Path(serve_tmp))
                     cmd = _container_command(engine, image, model_dir, port, workers)

@@ -83,8 +83,10 @@ def _local(body: bytes, content_type: str, port: int) -> Prediction:
     return Prediction(answer.content, answer.headers.get("Content-Type", ""), None)
 
 
-def _sagemaker(target: Target, body: bytes, content_type: str, variant: str | None) -> Prediction:
-    name = endpoint_name(target.env)
+def _sagemaker(
+    target: Target, body: bytes, content_type: str, variant: str | None, model: str | None
+) -> Prediction:
+    name = endpoint_name(target.env, target.env.model(model))
     request = {"EndpointName": name, "Body": body, "ContentType": content_type}
     if variant:
         request["TargetVariant"] = variant
@@ -109,10 +111,12 @@ def predict(
     content_type: str = "application/json",
     variant: str | None = None,
     port: int = 8080,
+    model: str | None = None,
 ) -> Prediction:
-    """Send `body` to the environment's endpoint and return the model's answer.
+    """Send `body` to a model's endpoint in the environment and return the model's answer.
 
-    `variant` names a production variant (cloud only); `port` is `invoke serve`'s (local only).
+    `variant` names a production variant and `model` the endpoint's model (cloud only; default:
+    the environment's only model); `port` is `invoke serve`'s (local only).
     A refused request, an unknown endpoint or nothing listening is one EndpointError line.
     """
     if not body.strip():
@@ -121,4 +125,4 @@ def predict(
         if variant:
             raise EndpointError("--variant is for a cloud endpoint; `invoke serve` has none")
         return _local(body, content_type, port)
-    return _sagemaker(target, body, content_type, variant)
+    return _sagemaker(target, body, content_type, variant, model)

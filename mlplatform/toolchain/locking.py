@@ -13,14 +13,16 @@ from pathlib import Path
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import PlatformError
 
-__all__ = ["GROUPS", "lock_all"]
+__all__ = ["GROUPS", "compile_lock", "lock_all"]
 
-# group -> whether the project's own dependencies (the kit) are included
-GROUPS = {"server": False, "training": False, "local-container": False, "dev": True}
+# group -> whether the project's own dependencies (the kit) are included. A training source's
+# environment is locked from its own requirements.in (mlplatform.sources.lock).
+GROUPS = {"server": False, "local-container": False, "dev": True}
 UV_VERSION = "0.13.9"
 
 
-def _compile(args: list[str], output: Path) -> None:
+def compile_lock(args: list[str], output: Path, command: str = "invoke lock") -> None:
+    """`uv pip compile --generate-hashes` of `args` into `output`; PlatformError on failure."""
     uv = Path(sys.executable).parent / "uv"
     cmd = [
         str(uv),
@@ -35,7 +37,7 @@ def _compile(args: list[str], output: Path) -> None:
         "--no-header",
         "--quiet",
         "--custom-compile-command",
-        "invoke lock",
+        command,
         "-o",
         str(output),
     ]
@@ -53,13 +55,13 @@ def lock_all() -> list[Path]:
     for group, with_project in GROUPS.items():
         target = out_dir / f"{group}.txt"
         args = [f"--group=pyproject.toml:{group}"] + (["pyproject.toml"] if with_project else [])
-        _compile(args, target)
+        compile_lock(args, target)
         written.append(target)
     bootstrap = out_dir / "bootstrap.txt"
     spec = out_dir / "bootstrap.in"
     spec.write_text(f"uv=={UV_VERSION}\n", encoding="utf-8")
     try:
-        _compile([str(spec), "--no-annotate"], bootstrap)
+        compile_lock([str(spec), "--no-annotate"], bootstrap)
     finally:
         spec.unlink()
     written.append(bootstrap)

@@ -25,13 +25,13 @@ from pathlib import Path
 import boto3
 import mlflow
 import pytest
+from fraud_model.data import FEATURES, generate
 from mlflow.tracking import MlflowClient
 
 from mlplatform.images.oci_archive import open_image
 from tests.cli import kit
 from tests.engines import exports
 from tests.integration.conftest import write_config
-from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.container
 

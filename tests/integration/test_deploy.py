@@ -33,6 +33,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pytest
+from fraud_model.data import FEATURES, generate
 
 from mlplatform.images.oci_archive import open_image
 from mlplatform.registry.client import authenticated_client
@@ -41,7 +42,6 @@ from tests.cli import exported, kit
 from tests.emulator.process import PatchedMoto
 from tests.integration.conftest import Stack
 from tests.oci_images import write_archive
-from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.integration
 ACCOUNT, REGION = "222222222222", "eu-west-1"

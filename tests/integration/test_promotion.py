@@ -11,11 +11,11 @@ import boto3
 import mlflow
 import numpy as np
 import pytest
+from fraud_model.data import FEATURES, generate
 from mlflow.tracking import MlflowClient
 
 from tests.cli import kit
 from tests.integration.conftest import Stack, prod_admin
-from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud-classifier"

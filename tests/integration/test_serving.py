@@ -18,10 +18,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from fraud_model.data import FEATURES, generate
 
 from tests.cli import REPO
 from tests.integration.conftest import Stack, group_alive
-from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.integration
 PORT = 18080

@@ -68,7 +68,7 @@ def _stream_script(steps: int, wait_for_go: bool, close: bool) -> str:
     return textwrap.dedent(
         f"""
         import sys, mlflow
-        from training.tracking import MetricStream
+        from mlp_training import MetricStream
         mlflow.set_experiment("stream")
         run = mlflow.start_run()
         print(run.info.run_id, flush=True)

@@ -17,11 +17,11 @@ from pathlib import Path
 import boto3
 import mlflow
 import pytest
+from fraud_model.data import FEATURES, generate
 from mlflow.tracking import MlflowClient
 
 from tests.cli import REPO
 from tests.integration.conftest import PROD_OUTPUTS, Stack, ensure_stack_outputs
-from training.data import FEATURES, generate
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud-classifier"
@@ -92,10 +92,12 @@ def test_native_run_is_complete_reproducible_and_registered(
 
     assert len(tags["mlp.git.commit"]) == 40 and tags["mlp.git.dirty"] in ("true", "false")
     assert tags["mlp.runner"] == "native" and tags["mlp.training_job"] == result["job_name"]
-    lock = (REPO / "requirements" / "training.txt").read_bytes()
+    lock = (REPO / "examples" / "fraud" / "requirements.txt").read_bytes()
     assert tags["mlp.lock.sha256"] == hashlib.sha256(lock).hexdigest()
+    assert tags["mlp.source"] == "examples/fraud" and len(tags["mlp.source.sha256"]) == 64
     for channel in ("train", "validation"):
-        body = s3.get_object(Bucket=BUCKET, Key=f"datasets/fraud-v1/{channel}/data.csv")["Body"]
+        key = f"datasets/{MODEL}/{channel}/data.csv"
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"]
         expected = hashlib.sha256(b"data.csv\0" + hashlib.sha256(body.read()).digest())
         assert tags[f"mlp.data.{channel}.sha256"] == expected.hexdigest()
 
@@ -145,8 +147,10 @@ def test_bad_hyperparameter_is_one_line_and_registers_nothing(
 ) -> None:
     stack = runtime_stack
     before = versions(admin)
+    # The source validates its hyperparameters; the job's one-line reason is the error.
     line = one_error_line(stack.kit("train", "--set", "max_depth=99", check=False))
-    assert line.startswith("error: bad hyperparameter: max_depth: Input should be less than")
+    assert line.startswith("error: training job fraud-classifier-")
+    assert line.endswith("failed: max_depth: Input should be less than or equal to 12 (got '99')")
     line = one_error_line(stack.kit("train", "--runner", "kubeflow", check=False))
     assert (
         line == "error: unknown runner 'kubeflow'; choose one of native, local-container, sagemaker"
@@ -160,10 +164,11 @@ def test_missing_channel_is_one_line_and_registers_nothing(
     stack = runtime_stack
     stack.kit("data")
     before = versions(admin)
-    s3.delete_object(Bucket=BUCKET, Key="datasets/fraud-v1/validation/data.csv")
+    s3.delete_object(Bucket=BUCKET, Key=f"datasets/{MODEL}/validation/data.csv")
     try:
         line = one_error_line(stack.kit("train", check=False))
-        assert "input channel 'validation' is empty" in line and "run `invoke data` first" in line
+        assert "input channel 'validation' is empty" in line
+        assert f"run `invoke data --model {MODEL}` first" in line
         assert versions(admin) == before
     finally:
         stack.kit("data")

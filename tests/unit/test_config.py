@@ -14,7 +14,7 @@ MINIMAL = """
 region = "us-east-1"
 account = "123456789012"
 name_prefix = "mlp-local"
-model_name = "m"
+models = { m = { source = "examples/fraud" } }
 """
 
 
@@ -25,7 +25,7 @@ PROD = """
 region = "eu-west-1"
 account = "222222222222"
 name_prefix = "mlp-prod"
-model_name = "m"
+models = { m = { source = "examples/fraud" } }
 """
 
 

@@ -16,7 +16,7 @@ LAYERS: dict[str, int] = {
         ["errors", "config", "names", "paths", "readiness", "reporting", "child_env", "console"], 0
     ),
     **dict.fromkeys(["cloud", "registry", "toolchain"], 1),
-    **dict.fromkeys(["local", "images"], 2),
+    **dict.fromkeys(["local", "images", "sources"], 2),
     "target": 3,
     **dict.fromkeys(["runners", "serving", "doctor"], 4),
     "release": 5,
@@ -67,9 +67,13 @@ def test_a_package_imports_only_lower_layers(path: Path) -> None:
         assert allowed, f"{own} (layer {LAYERS[own]}) imports {module}"
 
 
-@pytest.mark.parametrize("folder", ["mlflow_server", "scoring_server", "training"])
+@pytest.mark.parametrize(
+    "folder", ["mlflow_server", "scoring_server", "training", "mlp_training", "examples"]
+)
 def test_the_images_own_code_imports_no_kit_code(folder: str) -> None:
-    """The images ship these folders alone (server, serving, training): a kit import fails."""
+    """The images ship these folders alone (server, serving, training: the helper and the
+    sources with it), in an environment without the kit: a kit import fails."""
+    assert _sources(folder) or folder == "training", folder
     for path in _sources(folder):
         roots = {m.split(".")[0] for m in _imports(path)}
         assert not roots & {"mlplatform", "infra", "tasks"}, path

@@ -41,8 +41,11 @@ def test_hadolint(dockerfile: Path) -> None:
 
 
 def test_lock_files_are_hashed_and_name_no_host() -> None:
-    locks = sorted((REPO / "requirements").glob("*.txt"))
-    assert {p.name for p in locks} >= {"bootstrap.txt", "server.txt", "training.txt", "dev.txt"}
+    kit = sorted((REPO / "requirements").glob("*.txt"))
+    assert {p.name for p in kit} >= {"bootstrap.txt", "server.txt", "dev.txt"}
+    examples = sorted((REPO / "examples").glob("*/requirements.txt"))
+    assert len(examples) >= 1
+    locks = kit + examples
     for lock in locks:
         text = lock.read_text(encoding="utf-8")
         assert "://" not in text and "--index-url" not in text, lock.name

@@ -122,8 +122,11 @@ def test_serving_and_training_share_the_install_layer() -> None:
     training = _instructions(build.SPECS["training"].dockerfile)
     serving = _instructions(build.SPECS["serving"].dockerfile)
     install = next(i for i, line in enumerate(training) if "pip install" in line)
-    assert "requirements/training.txt" in training[install]
+    # The source's lock, named by the build argument both images get (the kit's IMAGE_SOURCE).
+    assert "-r /opt/program/requirements.txt" in training[install]
+    assert f"ARG SOURCE={build.IMAGE_SOURCE}" in training[:install]
     assert serving[: install + 1] == training[: install + 1]
+    assert build.SPECS["training"].source == build.SPECS["serving"].source == build.IMAGE_SOURCE
 
 
 def test_podman_containers_ask_for_no_more_rlimits_than_the_engine_holds() -> None:

@@ -417,7 +417,7 @@ def test_a_training_job_runs_with_the_training_role_and_not_the_endpoint_role(de
     env = deployed["env"]
     sm, cf = deployed["client"]("sagemaker"), deployed["client"]("cloudformation")
     target = job_setup(env, cf, deployed["digest"])
-    result = SageMakerRunner(sm, target).run(new_request(env, []), SilentReporter())
+    result = SageMakerRunner(sm, target).run(new_request(env, None, []), SilentReporter())
     assert result.model_artifact.endswith("/output/model.tar.gz")
     decided = [d for d in deployed["aws"].authorizations() if result.job_name in d["why"]]
     assert {d["action"] for d in decided} >= {
@@ -431,7 +431,7 @@ def test_a_training_job_runs_with_the_training_role_and_not_the_endpoint_role(de
 
     endpoint_role = _stack_outputs(deployed, "sagemaker")["EndpointRoleArn"]
     wrong = SageMakerRunner(sm, replace(target, role_arn=endpoint_role))
-    request = new_request(env, [])
+    request = new_request(env, None, [])
     DELIBERATE_REFUSALS.append(f"training job {request.job_name}:")
     with pytest.raises(
         TrainingError,
@@ -458,7 +458,7 @@ def test_a_training_job_on_a_digest_nobody_pushed_fails_as_in_aws(deployed):
     with pytest.raises(
         TrainingError, match=r"failed: CannotPullContainerError: .*not found in ECR"
     ):
-        SageMakerRunner(sm, target).run(new_request(env, []), SilentReporter())
+        SageMakerRunner(sm, target).run(new_request(env, None, []), SilentReporter())
 
 
 def test_the_mlflow_tasks_start_with_their_roles(deployed):

@@ -187,3 +187,23 @@ def test_a_decision_reports_every_field() -> None:
         "champion_version": "2",
         "champion_value": 0.75,
     }
+
+
+@pytest.mark.parametrize(
+    ("challenger", "margin", "promoted", "reason"),
+    [
+        (0.20, 0.0, True, "val_wape 0.2000 <= champion's 0.2500 - 0"),
+        (0.25, 0.0, True, "val_wape 0.2500 <= champion's 0.2500 - 0"),  # a tie promotes
+        (0.26, 0.0, False, "val_wape 0.2600 > champion's 0.2500 - 0"),
+        (0.24, 0.02, False, "val_wape 0.2400 > champion's 0.2500 - 0.02"),
+        (0.23, 0.02, True, "val_wape 0.2300 <= champion's 0.2500 - 0.02"),
+    ],
+)
+def test_an_error_metric_promotes_the_lower_value(
+    challenger: float, margin: float, promoted: bool, reason: str
+) -> None:
+    reg = FakeRegistry({"1": {"val_wape": 0.25}, "2": {"val_wape": challenger}})
+    reg.aliases.update(champion="1", challenger="2")
+    decision = run_gate(reg, "m", "val_wape", margin, greater_is_better=False)
+    assert (decision.promoted, decision.reason) == (promoted, reason)
+    assert reg.aliases["champion"] == ("2" if promoted else "1")

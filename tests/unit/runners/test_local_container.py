@@ -124,15 +124,15 @@ def test_job_spec_carries_ids_and_urls_never_a_secret(tmp_path: Path) -> None:
     runner = LocalContainerRunner(
         _endpoints(tmp_path), None, IMAGE, Path("python"), lambda job: None, lambda n, v: None
     )
-    request = new_request(ENV, ["n_estimators=7"])
+    request = new_request(ENV, None, ["n_estimators=7"])
     spec = runner.job_spec(request, tmp_path / "root", tmp_path / "result.json")
     text = json.dumps(spec)
     assert not any(secret in text for secret in SECRETS)
     assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text
     assert spec["image"] == IMAGE.reference
     assert spec["channels"] == {
-        "train": f"s3://bucket/{ENV.training.dataset_prefix}/train/",
-        "validation": f"s3://bucket/{ENV.training.dataset_prefix}/validation/",
+        "train": "s3://bucket/datasets/fraud-classifier/train/",
+        "validation": "s3://bucket/datasets/fraud-classifier/validation/",
     }
     assert spec["output_path"] == f"s3://bucket/{ENV.training.output_prefix}"
     assert spec["hyperparameters"]["n_estimators"] == "7"
@@ -196,13 +196,13 @@ def test_a_failed_job_removes_the_version_it_registered(tmp_path: Path) -> None:
         find_registration=lambda job: ("run-1", "4"),
         unregister=lambda name, version: removed.append((name, version)),
     )
-    request = new_request(ENV, [])
+    request = new_request(ENV, None, [])
     with pytest.raises(TrainingError) as err:
         runner.run(request, SilentReporter(), tmp_path / "job.log")
     assert str(err.value) == (
         f"training job {request.job_name} failed: S3UploadFailedError: upload refused"
     )
-    assert removed == [(ENV.model_name, "4")]
+    assert removed == [("fraud-classifier", "4")]
 
 
 def test_the_job_script_imports_the_sdk_not_the_runner_beside_it(tmp_path: Path) -> None:

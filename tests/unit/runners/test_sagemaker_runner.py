@@ -19,7 +19,7 @@ from mlplatform.errors import TrainingError
 from mlplatform.reporting import SilentReporter
 from mlplatform.runners.request import TrainingRequest
 from mlplatform.runners.sagemaker import SageMakerRunner, job_setup
-from training.hyperparameters import parse
+from mlplatform.sources import load_source
 
 ENV = load_environment("prod")
 DIGEST = "sha256:" + "ab" * 32
@@ -67,7 +67,13 @@ def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 def request() -> TrainingRequest:
     return TrainingRequest(
-        ENV, parse({"n_estimators": "300"}), "fraud-classifier-20261128-120000", "0" * 40, False
+        ENV,
+        "fraud-classifier",
+        load_source("examples/fraud"),
+        {"n_estimators": "300"},
+        "fraud-classifier-20261128-120000",
+        "0" * 40,
+        False,
     )
 
 
@@ -95,8 +101,8 @@ def test_create_training_job_request_carries_no_secret(aws) -> None:  # type: ig
     }
     assert body["HyperParameters"]["n_estimators"] == "300"
     assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in body["InputDataConfig"]] == [
-        "s3://mlp-prod-artifacts/datasets/fraud-v1/train/",
-        "s3://mlp-prod-artifacts/datasets/fraud-v1/validation/",
+        "s3://mlp-prod-artifacts/datasets/fraud-classifier/train/",
+        "s3://mlp-prod-artifacts/datasets/fraud-classifier/validation/",
     ]
     assert body["OutputDataConfig"] == {"S3OutputPath": "s3://mlp-prod-artifacts/training-output"}
     assert body["ResourceConfig"]["InstanceType"] == ENV.sagemaker.training_instance_type
@@ -108,7 +114,10 @@ def test_create_training_job_request_carries_no_secret(aws) -> None:  # type: ig
         "MLP_GIT_DIRTY",
         "MLP_TRAINING_IMAGE",
         "MLP_RUNNER",
+        "MLP_SOURCE",
+        "MLP_SOURCE_SHA256",
     }
+    assert body["Environment"]["MLP_SOURCE"] == "examples/fraud"
     assert body["Environment"]["MLFLOW_CLIENT_SECRET_ID"] == "mlp-prod/mlflow-client"
     raw = sent[0].decode()
     for secret in (CLIENT_PASSWORD, "testing", "PASSWORD", "SECRET_ACCESS_KEY"):

@@ -50,15 +50,15 @@ def record(target: Target, digest: str) -> None:
 
 def test_the_endpoint_serves_the_image_the_release_recorded(prod: Target) -> None:
     record(prod, RELEASED)
-    assert _serving_image(prod, EndpointRequest()) == f"{REPOSITORY}@{RELEASED}"
+    assert _serving_image(prod, EndpointRequest(), "fraud-classifier") == f"{REPOSITORY}@{RELEASED}"
 
 
 def test_a_named_image_or_a_pin_wins_over_the_release(prod: Target) -> None:
     record(prod, RELEASED)
-    assert _serving_image(prod, EndpointRequest(image=NAMED)) == NAMED
+    assert _serving_image(prod, EndpointRequest(image=NAMED), "fraud-classifier") == NAMED
     sagemaker = prod.env.sagemaker.model_copy(update={"serving_image": NAMED})
     pinned = Target(prod.env.model_copy(update={"sagemaker": sagemaker}), prod.paths)
-    assert _serving_image(pinned, EndpointRequest()) == NAMED
+    assert _serving_image(pinned, EndpointRequest(), "fraud-classifier") == NAMED
 
 
 def test_no_released_image_says_how_to_release_one(prod: Target) -> None:
@@ -68,20 +68,20 @@ def test_no_released_image_says_how_to_release_one(prod: Target) -> None:
         match=r"^no serving image for prod: release one with `invoke build --image serving` and "
         r"`invoke deploy --env prod`, or pass an ECR URI by digest$",
     ):
-        _serving_image(prod, EndpointRequest())
+        _serving_image(prod, EndpointRequest(), "fraud-classifier")
 
 
 def test_a_new_serving_image_makes_a_new_model_for_the_same_version(prod: Target) -> None:
     packaged = PackagedModel("fraud-classifier", "3", Path("model.tar.gz"), "a" * 64)
     released = f"{REPOSITORY}@{RELEASED}"
-    first = _model_name(prod.env, "3", packaged, released, True)
-    assert first == _model_name(prod.env, "3", packaged, released, True)
-    assert first != _model_name(prod.env, "3", packaged, NAMED, True)
+    first = _model_name(prod.env, "fraud-classifier", "3", packaged, released, True)
+    assert first == _model_name(prod.env, "fraud-classifier", "3", packaged, released, True)
+    assert first != _model_name(prod.env, "fraud-classifier", "3", packaged, NAMED, True)
     other_bytes = PackagedModel("fraud-classifier", "3", Path("model.tar.gz"), "b" * 64)
-    assert first != _model_name(prod.env, "3", other_bytes, released, True)
+    assert first != _model_name(prod.env, "fraud-classifier", "3", other_bytes, released, True)
     assert first.startswith("mlp-prod-fraud-classifier-v3-") and len(first) <= 63
     # A serverless model is placed outside the VPC: another model, never the VPC one reused.
-    assert first != _model_name(prod.env, "3", packaged, released, False)
+    assert first != _model_name(prod.env, "fraud-classifier", "3", packaged, released, False)
     # The VPC model's name is what it was before serverless endpoints existed (no redeploy).
     assert (
         first

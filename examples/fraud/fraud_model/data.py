@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["CATEGORIES", "FEATURES", "LABEL", "generate", "write_channels"]
+__all__ = ["CATEGORIES", "FEATURES", "LABEL", "generate", "main", "write_channels"]
 
 CATEGORIES = ("grocery", "fuel", "fashion", "electronics", "travel", "gaming")
 _CATEGORY_RISK = {
@@ -94,3 +94,19 @@ def write_channels(
         files[channel] = folder / "data.csv"
         part.to_csv(files[channel], index=False, lineterminator="\n")
     return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python data.py OUT_DIR [--rows N] [--fraud-rate R] [--seed S]`: write the channels."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="data.py", description=main.__doc__)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--fraud-rate", type=float, default=0.02)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if not 1000 <= args.rows <= 5_000_000 or not 0 < args.fraud_rate < 0.5:
+        parser.error("--rows must be 1000..5000000 and --fraud-rate in (0, 0.5)")
+    write_channels(args.out_dir, args.rows, args.fraud_rate, args.seed)
+    return 0

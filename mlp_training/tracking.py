@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from training.contract import Contract, channel_sha256
+from mlp_training.contract import Contract, channel_sha256
 
 __all__ = [
     "MetricStream",
@@ -26,8 +26,6 @@ __all__ = [
     "load_credentials",
     "reproducibility_tags",
 ]
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 class TrackingError(RuntimeError):
@@ -120,12 +118,12 @@ class MetricStream:
             self._pending.popleft().result()
 
 
-def git(args: list[str]) -> str | None:
-    """Output of a git command in the checkout, or None (no git, not a work tree, failure)."""
+def git(args: list[str], cwd: Path | None = None) -> str | None:
+    """Output of a git command in `cwd` (default: here), or None (no git, no work tree, failure)."""
     try:
         out = subprocess.run(
             ["git", *args],
-            cwd=PACKAGE_ROOT,
+            cwd=cwd,
             capture_output=True,
             text=True,
             check=False,
@@ -136,9 +134,10 @@ def git(args: list[str]) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def lock_file() -> Path:
-    """The training group's lock file (the image copies it beside the package)."""
-    return Path(os.environ.get("MLP_LOCK_FILE", PACKAGE_ROOT / "requirements" / "training.txt"))
+def lock_file() -> Path | None:
+    """The source's lock file, as the runner names it (MLP_LOCK_FILE); None when it did not."""
+    named = os.environ.get("MLP_LOCK_FILE")
+    return Path(named) if named else None
 
 
 def reproducibility_tags(contract: Contract, runner: str) -> dict[str, str]:
@@ -155,8 +154,14 @@ def reproducibility_tags(contract: Contract, runner: str) -> dict[str, str]:
     tags = {"mlp.git.commit": commit, "mlp.git.dirty": dirty, "mlp.runner": runner}
     lock = lock_file()
     tags["mlp.lock.sha256"] = (
-        hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else "unknown"
+        hashlib.sha256(lock.read_bytes()).hexdigest()
+        if lock is not None and lock.exists()
+        else "unknown"
     )
+    # The runner fingerprints the source it started (its files, as the kit read them).
+    for key, variable in (("mlp.source", "MLP_SOURCE"), ("mlp.source.sha256", "MLP_SOURCE_SHA256")):
+        if os.environ.get(variable):
+            tags[key] = os.environ[variable]
     for name, folder in sorted(contract.channels.items()):
         tags[f"mlp.data.{name}.sha256"] = channel_sha256(folder)
     if os.environ.get("MLP_TRAINING_IMAGE"):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["HyperparameterError", "Hyperparameters", "from_arguments", "from_file"]
+from mlp_training import JobError
+
+__all__ = ["HyperparameterError", "Hyperparameters", "parse"]
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(JobError):
     """A hyperparameter is unknown or out of range (one line, names the key)."""
 
 
@@ -43,31 +43,3 @@ def parse(values: Mapping[str, object]) -> Hyperparameters:
         key = ".".join(str(p) for p in err["loc"]) or "hyperparameters"
         reason = "unknown hyperparameter" if err["type"] == "extra_forbidden" else err["msg"]
         raise HyperparameterError(f"{key}: {reason} (got {err.get('input')!r})") from None
-
-
-def from_arguments(argv: list[str]) -> Hyperparameters:
-    """Parse `--key value` / `--key=value` pairs, the way script mode passes hyperparameters."""
-    values: dict[str, str] = {}
-    items = iter(argv)
-    for item in items:
-        if not item.startswith("--"):
-            raise HyperparameterError(f"unexpected argument {item!r}; use --name value")
-        key, sep, value = item[2:].partition("=")
-        if not sep:
-            following = next(items, None)
-            if following is None:
-                raise HyperparameterError(f"--{key} needs a value")
-            value = following
-        values[key.replace("-", "_")] = value
-    return parse(values)
-
-
-def from_file(path: Path) -> Hyperparameters:
-    """Read SageMaker's hyperparameters.json (a JSON object of strings)."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HyperparameterError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise HyperparameterError(f"{path}: must hold a JSON object")
-    return parse(raw)

@@ -1,0 +1,1 @@
+"""The fraud classifier example: synthetic card transactions, gradient-boosted trees (sklearn)."""

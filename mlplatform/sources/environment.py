@@ -1,0 +1,121 @@
+"""A source's own Python environment, made from its hash lock and cached by the lock's sha256.
+
+The native runner trains in it, `invoke data` generates the channels in it and `invoke serve`
+serves the source's models in it: a model runs where it was trained. Environments are content
+addressed (one per lock and interpreter), so they are shared between checkouts and state folders
+and made once: under MLPLATFORM_ENVIRONMENTS, else the user's cache folder
+(XDG_CACHE_HOME, else ~/.cache) in mlplatform/environments. uv installs exactly the lock
+(`uv pip sync --require-hashes`) from its own cache, which the kit's install already filled.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from mlplatform.child_env import inherited_environment
+from mlplatform.errors import SourceError
+from mlplatform.reporting import Reporter
+from mlplatform.sources.manifest import HELPER_ROOT, Source, check_lock
+
+__all__ = ["environments_root", "source_python", "source_variables"]
+
+_COMPLETE = ".mlp-complete"
+# What uv needs of the caller's environment to reach the package index as the kit's own install
+# did (a proxy, a corporate CA) and to find its cache; nothing else reaches it.
+_UV_SETTINGS = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "XDG_CACHE_HOME",
+)
+
+
+def environments_root() -> Path:
+    """Where source environments are cached (see the module's docstring)."""
+    named = os.environ.get("MLPLATFORM_ENVIRONMENTS")
+    if named:
+        return Path(named)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "mlplatform" / "environments"
+
+
+def _key(source: Source) -> str:
+    interpreter = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return hashlib.sha256(f"{source.lock_sha256()}\n{interpreter}".encode()).hexdigest()[:24]
+
+
+def _uv(args: list[str], what: str) -> None:
+    uv = Path(sys.executable).parent / "uv"
+    settings = {k: v for k, v in os.environ.items() if k.startswith("UV_") or k in _UV_SETTINGS}
+    done = subprocess.run(
+        [str(uv), *args],
+        env={**inherited_environment(), **settings},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit {done.returncode}"]
+        raise SourceError(f"{what} failed: {lines[-1][:300]}")
+
+
+def source_python(source: Source, reporter: Reporter) -> Path:
+    """The interpreter of the source's environment, made first if this lock has none yet."""
+    check_lock(source)
+    key = _key(source)
+    root = environments_root() / key
+    python = root / "bin" / "python"
+    if (root / _COMPLETE).is_file():
+        return python
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # One maker per environment; a second caller waits and then finds it complete.
+    with open(root.parent / f".{key}.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if (root / _COMPLETE).is_file():
+            return python
+        shutil.rmtree(root, ignore_errors=True)  # an interrupted make leaves no half environment
+        reporter.step(f"making the environment of {source.label} from its lock ({root})")
+        what = f"making the environment of {source.label}"
+        _uv(["venv", "--quiet", "--python", sys.executable, str(root)], what)
+        _uv(
+            [
+                "pip",
+                "sync",
+                "--quiet",
+                "--require-hashes",
+                "--python",
+                str(python),
+                str(source.lock),
+            ],
+            f"{what} (uv pip sync {source.label}/{source.lock.name})",
+        )
+        (root / _COMPLETE).write_text(source.lock_sha256() + "\n", encoding="utf-8")
+        reporter.done(f"environment of {source.label} ready")
+    return python
+
+
+def source_variables(source: Source) -> dict[str, str]:
+    """What a process of the source's environment needs: the source and the kit on its path.
+
+    The kit's folder holds the helper (mlp_training) and the scoring server.
+    """
+    return {
+        "PYTHONPATH": os.pathsep.join([str(source.root), str(HELPER_ROOT)]),
+        "MLP_LOCK_FILE": str(source.lock),
+        "MPLBACKEND": "Agg",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
