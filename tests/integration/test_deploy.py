@@ -458,6 +458,85 @@ def test_bad_input_is_one_line_and_touches_nothing(stack: Stack, tmp_path: Path)
         assert result.returncode == 1 and lines == [expected], (args, result.stderr)
 
 
+SECOND = "fraud-classifier-eu"
+
+
+def test_a_second_model_gets_its_own_endpoint_and_traffic_on_one_leaves_the_other(
+    stack: Stack, cloud: SimpleNamespace, tmp_path: Path
+) -> None:
+    """Two models in local and prod (the second from the same source, so the kit's serving
+    image serves both): the chain releases each, and each has an endpoint of its own."""
+    config = tmp_path / "environments.toml"
+    text = cloud.config.read_text(encoding="utf-8")
+    for env_name in ("local", "prod"):
+        table = f'[{env_name}.models.{MODEL}]\nsource = "examples/fraud"\n'
+        assert table in text
+        text = text.replace(
+            table, table + f'\n[{env_name}.models.{SECOND}]\nsource = "examples/fraud"\n'
+        )
+    config.write_text(text, encoding="utf-8")
+    env = {**cloud.env, "MLPLATFORM_CONFIG": str(config)}
+    local = {**stack.env, "MLPLATFORM_CONFIG": str(config)}
+    kit("data", "--model", SECOND, env=local, check=True)
+    kit("train", "--model", SECOND, "--set", "n_estimators=5", env=local, check=True)
+    kit("champion", "--model", SECOND, env=local, check=True)
+
+    released = steps(kit("deploy", "--env", "prod", "--json", "--yes", "--steps", "model,endpoint",
+                         env=env, check=True, timeout=1200))  # fmt: skip
+    model_step, endpoint_step = released
+    assert model_step["changed"] and endpoint_step["changed"]
+    # Both models released, each to its own endpoint; the second is new.
+    assert (
+        f"{MODEL} local v" in model_step["detail"] and f"{SECOND} local v1" in model_step["detail"]
+    )
+    assert f"mlp-prod-{MODEL} " in endpoint_step["detail"]
+    assert f"mlp-prod-{SECOND} created (champion v" in endpoint_step["detail"]
+
+    sagemaker = cloud.aws.client("sagemaker")
+    first_before = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{MODEL}")
+    # A challenger for the second model, deployed beside its champion, then shifted.
+    kit("train", "--model", SECOND, "--set", "n_estimators=6", env=local, check=True)
+    kit("promote", "--model", SECOND, "--version", "2", "--to", "prod", env=env, check=True)
+    _set_prod_challenger(cloud, SECOND)
+    kit("deploy-endpoint", "--env", "prod", "--model", SECOND, "--strategy", "all-at-once",
+        "--challenger", "20", env=env, check=True, timeout=600)  # fmt: skip
+    shifted = kit("traffic", "--env", "prod", "--model", SECOND, "--challenger", "50", env=env,
+                  check=True)  # fmt: skip
+    assert "challenger 50%" in shifted.stdout
+    second = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{SECOND}")
+    weights = {v["VariantName"]: v["CurrentWeight"] for v in second["ProductionVariants"]}
+    assert weights == {"champion": 0.5, "challenger": 0.5}
+    first_after = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{MODEL}")
+    assert first_after["EndpointConfigName"] == first_before["EndpointConfigName"]
+    assert first_after["ProductionVariants"] == first_before["ProductionVariants"]
+
+    # Several models: a task that acts on one must be told which; `endpoints` lists all.
+    ambiguous = kit("traffic", "--env", "prod", "--challenger", "10", env=env)
+    assert one_error(ambiguous) == (
+        f"error: environment prod has 2 models ({MODEL}, {SECOND}): pass --model"
+    )
+    listed = json.loads(kit("endpoints", "--env", "prod", "--json", env=env, check=True).stdout)
+    assert {(r["endpoint"], r["variant"]) for r in listed} == {
+        (f"mlp-prod-{MODEL}", "champion"),
+        (f"mlp-prod-{SECOND}", "champion"),
+        (f"mlp-prod-{SECOND}", "challenger"),
+    }
+
+
+def _set_prod_challenger(cloud: SimpleNamespace, model: str) -> None:
+    """Point prod's `challenger` at its newest version (a gate run there would, as the admin)."""
+    admin = json.loads(
+        cloud.aws.client("secretsmanager").get_secret_value(SecretId="mlp-prod/mlflow-admin")[
+            "SecretString"
+        ]
+    )
+    with authenticated_client(
+        cloud.env["MLPLATFORM_MLFLOW_URL_PROD"], admin["username"], admin["password"]
+    ) as client:
+        newest = max(int(v.version) for v in client.search_model_versions(f"name='{model}'"))
+        client.set_registered_model_alias(model, "challenger", str(newest))
+
+
 def test_every_call_aws_makes_under_a_deployed_role_was_allowed(cloud: SimpleNamespace) -> None:
     """The strict emulator decided each call ECS and SageMaker make under the stacks' roles in the
     releases above (mlplatform/emulator/strict_iam.py); a refusal fails here as the release would in

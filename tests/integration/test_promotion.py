@@ -193,7 +193,10 @@ def test_missing_version_or_model_is_one_line(prod) -> None:  # type: ignore[no-
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: model '{MODEL}' has no version 999 in the local registry"
     )
+    # Only the models the environment configures are promoted.
     result = promote(prod, "1", "--model", "no-such-model", check=False)
+    assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: model 'no-such-model' has no version 1 in the local registry"
+        "error: environment local has no model 'no-such-model'; configured: fraud-classifier "
+        "([local.models.NAME] in environments.toml)"
     )

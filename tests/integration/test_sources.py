@@ -14,12 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
-import mlflow
 import pytest
 import requests
 from mlflow.exceptions import MlflowException
@@ -100,7 +98,7 @@ def test_a_second_source_trains_gates_and_serves_without_a_kit_change(
     assert _alias(admin, FRAUD, "challenger") == fraud_challenger
 
     # Served in the source's environment: the endpoint answers what the model loaded there does.
-    rows = _validation_rows(stack, admin, result["run_id"])
+    rows = _validation_rows()
     serving = subprocess.Popen(
         [
             *_kit_argv(),
@@ -164,15 +162,14 @@ def _wait_for(port: int, process: subprocess.Popen[str], timeout: float = 180) -
     raise AssertionError(f"nothing answered /ping on {port} in {timeout} s")
 
 
-def _validation_rows(stack: Stack, admin: MlflowClient, run_id: str) -> list[dict]:
-    """Five rows of the model's input example (what its signature takes)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="model/input_example.json", dst_path=tmp
-        )
-        example = json.loads(Path(path).read_text())
-    columns, data = example["columns"], example["data"]
-    return [dict(zip(columns, row, strict=True)) for row in data]
+def _validation_rows() -> list[dict]:
+    """Five rows of the forecast's features, from its own generator (history as floats)."""
+    from forecast_model.data import FEATURES, generate, split
+
+    _, validation = split(generate(stores=2, families=2, days=120, seed=3), validation_weeks=2)
+    rows = validation[list(FEATURES)].head(5)
+    return json.loads(rows.astype({c: "float64" for c in ("lag_7", "lag_14", "rolling_mean_7")})
+                      .to_json(orient="records"))  # fmt: skip
 
 
 def _predict_in_source_environment(

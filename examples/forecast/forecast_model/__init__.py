@@ -1,0 +1,1 @@
+"""The demand-forecast example: synthetic daily unit sales per store and family, LightGBM."""
