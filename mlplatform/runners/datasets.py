@@ -8,7 +8,6 @@ under <dataset_prefix>/<model>/<channel>/.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from mlplatform.errors import TrainingError
 from mlplatform.reporting import Reporter
 from mlplatform.runners.request import channel_prefix
 from mlplatform.sources import Source, model_source
-from mlplatform.sources.environment import source_python, source_variables
+from mlplatform.sources.environment import run_checked, source_python, source_variables
 
 __all__ = ["Upload", "generate_channels", "upload_channels"]
 
@@ -47,18 +46,14 @@ def generate_channels(
             "upload its channels yourself"
         )
     python = source_python(source, reporter)
-    done = subprocess.run(
+    run_checked(
         [str(python), str(source.root / source.data), str(out_dir), *arguments],
-        cwd=out_dir,
-        env={**inherited_environment(), **source_variables(source)},
-        capture_output=True,
-        text=True,
-        check=False,
+        {**inherited_environment(), **source_variables(source)},
+        f"{source.label}/{source.data}",
+        TrainingError,
         timeout=3600,
+        cwd=out_dir,
     )
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit {done.returncode}"]
-        raise TrainingError(f"{source.label}/{source.data} failed: {lines[-1][:300]}")
     files = {}
     for channel in source.channels:
         found = sorted(p for p in (out_dir / channel).rglob("*") if p.is_file())

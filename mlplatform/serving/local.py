@@ -32,8 +32,8 @@ from typing import Any, NoReturn
 
 from mlplatform.child_env import inherited_environment
 from mlplatform.config import REPO_ROOT
-from mlplatform.errors import PortInUseError, ServiceStartError
-from mlplatform.images.build import SPECS, BuiltImage, build_images
+from mlplatform.errors import EndpointError, PortInUseError, ServiceStartError
+from mlplatform.images.build import IMAGE_SOURCE, SPECS, BuiltImage, build_images
 from mlplatform.images.engine import Engine, find_engine
 from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
 from mlplatform.registry.client import authenticated_client
@@ -301,6 +301,12 @@ def serve_local(
     reporter = reporter or SilentReporter()
     engine = image = None
     if request.container:
+        source = model_source(target.env, target.env.model(request.model))
+        if source.label != IMAGE_SOURCE:
+            raise EndpointError(
+                f"the serving image holds the environment of {IMAGE_SOURCE}, and this model is "
+                f"trained from {source.label}: serve it without --container"
+            )
         engine = find_engine()
         (image,) = build_images([SPECS["serving"]], engine, target.paths.ensure(), reporter)
     # From the start: a stop signal while the model downloads removes the download too.

@@ -23,7 +23,7 @@ from mlplatform.errors import SourceError
 from mlplatform.reporting import Reporter
 from mlplatform.sources.manifest import HELPER_ROOT, Source, check_lock
 
-__all__ = ["environments_root", "source_python", "source_variables"]
+__all__ = ["environments_root", "run_checked", "source_python", "source_variables"]
 
 _COMPLETE = ".mlp-complete"
 # What uv needs of the caller's environment to reach the package index as the kit's own install
@@ -57,20 +57,27 @@ def _key(source: Source) -> str:
     return hashlib.sha256(f"{source.lock_sha256()}\n{interpreter}".encode()).hexdigest()[:24]
 
 
-def _uv(args: list[str], what: str) -> None:
-    uv = Path(sys.executable).parent / "uv"
-    settings = {k: v for k, v in os.environ.items() if k.startswith("UV_") or k in _UV_SETTINGS}
+def run_checked(
+    cmd: list[str],
+    env: dict[str, str],
+    what: str,
+    error: type[Exception] = SourceError,
+    timeout: float = 1800,
+    cwd: Path | None = None,
+) -> None:
+    """Run `cmd` to its end; `error` with `what` and the command's last line if it fails."""
     done = subprocess.run(
-        [str(uv), *args],
-        env={**inherited_environment(), **settings},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout
     )
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit {done.returncode}"]
-        raise SourceError(f"{what} failed: {lines[-1][:300]}")
+        raise error(f"{what} failed: {lines[-1][:300]}")
+
+
+def _uv(args: list[str], what: str) -> None:
+    uv = Path(sys.executable).parent / "uv"
+    settings = {k: v for k, v in os.environ.items() if k.startswith("UV_") or k in _UV_SETTINGS}
+    run_checked([str(uv), *args], {**inherited_environment(), **settings}, what)
 
 
 def source_python(source: Source, reporter: Reporter) -> Path:

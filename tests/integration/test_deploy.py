@@ -133,6 +133,15 @@ def deploy(cloud: SimpleNamespace, *args: str, check: bool = True) -> Any:
     )
 
 
+def prod_admin(cloud: SimpleNamespace) -> Any:
+    """A client of prod's registry, logged in as its admin (the secret the stacks created)."""
+    secret = cloud.aws.client("secretsmanager").get_secret_value(SecretId="mlp-prod/mlflow-admin")
+    admin = json.loads(secret["SecretString"])
+    return authenticated_client(
+        cloud.env["MLPLATFORM_MLFLOW_URL_PROD"], admin["username"], admin["password"]
+    )
+
+
 def mlflow_outputs(cloud: SimpleNamespace) -> dict[str, str]:
     (stack,) = cloud.aws.client("cloudformation").describe_stacks(StackName="mlp-prod-mlflow")[
         "Stacks"
@@ -261,14 +270,7 @@ def test_the_whole_chain_releases_the_gated_champion_then_changes_nothing(
         f"{outputs['TrainingRepositoryUri']}@{cloud.training_digest}"
     )
     assert described["TrainingJobStatus"] != "Failed", described.get("FailureReason")
-    admin = json.loads(
-        cloud.aws.client("secretsmanager").get_secret_value(SecretId="mlp-prod/mlflow-admin")[
-            "SecretString"
-        ]
-    )
-    with authenticated_client(
-        cloud.env["MLPLATFORM_MLFLOW_URL_PROD"], admin["username"], admin["password"]
-    ) as client:
+    with prod_admin(cloud) as client:
         champion = client.get_model_version_by_alias(MODEL, "champion")
         assert champion.tags["mlp.source.version"] == trained["model_version"]
 
@@ -525,14 +527,7 @@ def test_a_second_model_gets_its_own_endpoint_and_traffic_on_one_leaves_the_othe
 
 def _set_prod_challenger(cloud: SimpleNamespace, model: str) -> None:
     """Point prod's `challenger` at its newest version (a gate run there would, as the admin)."""
-    admin = json.loads(
-        cloud.aws.client("secretsmanager").get_secret_value(SecretId="mlp-prod/mlflow-admin")[
-            "SecretString"
-        ]
-    )
-    with authenticated_client(
-        cloud.env["MLPLATFORM_MLFLOW_URL_PROD"], admin["username"], admin["password"]
-    ) as client:
+    with prod_admin(cloud) as client:
         newest = max(int(v.version) for v in client.search_model_versions(f"name='{model}'"))
         client.set_registered_model_alias(model, "challenger", str(newest))
 

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from mlplatform.config import load_environment
-from mlplatform.errors import ConfigError, SourceError, TrainingError
+from mlplatform.errors import ConfigError, EndpointError, SourceError, TrainingError
+from mlplatform.paths import StatePaths
 from mlplatform.runners.native import job_outcome
 from mlplatform.runners.request import new_request, resolve_model
+from mlplatform.serving.local import ServeRequest, serve_local
 from mlplatform.sources import check_lock, load_source
+from mlplatform.target import Target
 from tests.cli import REPO
 
 MANIFEST = 'entry_point = "train.py"\n[gate]\nmetric = "rmse"\ngreater_is_better = false\n'
@@ -163,3 +166,10 @@ def test_a_finished_job_is_held_to_the_contract(
     with pytest.raises(TrainingError, match=message):
         job_outcome(request, output, model, lambda m, v: removed.append((m, v)))
     assert removed == ([("fraud-classifier", "4")] if undone else [])
+
+
+def test_the_serving_image_serves_only_its_own_sources_models(tmp_path: Path) -> None:
+    config = _config(tmp_path, '[local.models.f]\nsource = "examples/forecast"\n')
+    target = Target(load_environment("local", config), StatePaths(tmp_path / "state"))
+    with pytest.raises(EndpointError, match=r"holds the environment of examples/fraud.*without"):
+        serve_local(target, ServeRequest(container=True), lambda *a: None)
