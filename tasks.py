@@ -293,6 +293,7 @@ def train(
     """Train a model from its source, log it to MLflow and register it as the `challenger`."""
     from mlplatform.runners.train import TrainOptions
     from mlplatform.runners.train import train as run_training
+    from mlplatform.sources import model_source
 
     reporter = RichReporter()
     with _errors(reporter):
@@ -308,9 +309,9 @@ def train(
         f"run [bold]{result.run_id}[/bold] → {result.model_name} version "
         f"[bold]{result.model_version}[/bold] (alias challenger)"
     )
-    shown = sorted(result.metrics.items())[:6]
-    if shown:
-        console.print(", ".join(f"{k} {v:.4g}" for k, v in shown))
+    gate = model_source(target.env, result.model_name).gate.metric
+    if gate in result.metrics:
+        console.print(f"{gate} {result.metrics[gate]:.4f} (the gate's metric)")
     if target.is_local:
         ui = f"http://127.0.0.1:{target.env.ports.mlflow}"
         console.print(f"{ui}/#/models/{result.model_name}/versions/{result.model_version}")

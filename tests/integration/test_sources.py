@@ -28,6 +28,7 @@ from tests.cli import REPO
 from tests.integration.conftest import Stack
 from tests.integration.test_training import admin_of, one_error_line
 
+pytestmark = pytest.mark.integration
 FRAUD, FORECAST = "fraud-classifier", "demand-forecast"
 SERVE_PORT = 18093
 
