@@ -14,7 +14,7 @@ import pytest
 from tests.engines import engine, images  # noqa: F401  (session fixtures: the container lane)
 from tests.leftovers import snapshot, wait_for_leftovers
 
-ROOT = Path(__file__).resolve().parent.parent
+INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 SCRUBBED_PREFIXES = ("AWS_", "MLFLOW_", "MLPLATFORM_")
 
@@ -88,7 +88,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         # Everything under tests/integration starts servers, marked or not: a module that forgot
         # the marker would start a second stack on the same ports on the other worker.
-        if "integration" in Path(str(item.path)).relative_to(ROOT).parts[:2]:
+        if Path(item.path).is_relative_to(INTEGRATION):
             item.add_marker(pytest.mark.integration)
         if item.get_closest_marker("integration") or item.get_closest_marker("container"):
             item.add_marker(pytest.mark.xdist_group("servers"))
