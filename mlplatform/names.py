@@ -18,6 +18,7 @@ __all__ = [
     "CONTAINER_AUTH_CONFIG_DIR",
     "CONTAINER_RDS_CA_BUNDLE",
     "IMAGES",
+    "IMAGE_SOURCE",
     "MLFLOW_PORT",
     "MODELS_PREFIX",
     "NO_RELEASED_IMAGE",
@@ -48,6 +49,9 @@ MODELS_PREFIX = "endpoint-models"
 STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
 # The kit's images, each with an ECR repository of its own.
 IMAGES = ("mlflow", "training", "serving")
+# The training source the kit's training and serving images are built from (build arg SOURCE):
+# the model a SageMaker job trains and an endpoint serves runs in this source's lock.
+IMAGE_SOURCE = "examples/fraud"
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/"
     r"(?P<repository>[a-z0-9._/-]+)(?:@sha256:[0-9a-f]{64}|:[\w.-]+)?$"

@@ -29,6 +29,7 @@ from mlplatform.errors import ImageError
 from mlplatform.images.base import ensure_base_image
 from mlplatform.images.engine import Engine
 from mlplatform.images.oci_archive import open_image, save_archive
+from mlplatform.names import IMAGE_SOURCE
 from mlplatform.paths import StatePaths
 from mlplatform.reporting import Reporter
 
@@ -46,11 +47,6 @@ __all__ = [
 
 # Any fixed time gives reproducible builds; 0 says plainly that it is not a build date.
 SOURCE_DATE_EPOCH = 0
-
-
-# The training source the kit's training and serving images are built from (build arg SOURCE):
-# the model a SageMaker job trains and an endpoint serves runs in this source's lock.
-IMAGE_SOURCE = "examples/fraud"
 
 
 @dataclass(frozen=True)

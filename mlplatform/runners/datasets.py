@@ -67,17 +67,20 @@ def generate_channels(
 
 
 def upload_channels(
-    env: Environment, model: str, s3: Any, bucket: str, reporter: Reporter
+    env: Environment, model: str | None, s3: Any, bucket: str, reporter: Reporter
 ) -> list[Upload]:
-    """Generate a model's channels and upload them; an object whose sha256 matches stays."""
-    model = env.model(model)
-    source = model_source(env, model)
+    """Generate a model's channels and upload them; an object whose sha256 matches stays.
+
+    `model` None is the environment's only model.
+    """
+    name = env.model(model)
+    source = model_source(env, name)
     uploads = []
     with tempfile.TemporaryDirectory(prefix="mlp-data-") as tmp:
         out = Path(tmp)
-        generated = generate_channels(source, out, env.models[model].data_arguments, reporter)
+        generated = generate_channels(source, out, env.models[name].data_arguments, reporter)
         for channel, paths in generated.items():
-            prefix = channel_prefix(env, model, channel)
+            prefix = channel_prefix(env, name, channel)
             keys = set()
             for path in paths:
                 body = path.read_bytes()

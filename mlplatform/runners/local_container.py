@@ -21,13 +21,11 @@ only the tracking URI and the *id* of the MLflow client secret, as a SageMaker j
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -39,13 +37,15 @@ import botocore.exceptions
 
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import ImageError, TrainingError
-from mlplatform.images.build import IMAGE_SOURCE, SPECS, build_images
+from mlplatform.images.build import SPECS, build_images
 from mlplatform.images.engine import engine_environment, find_engine
 from mlplatform.local.access import LocalEndpoints
+from mlplatform.names import IMAGE_SOURCE
 from mlplatform.paths import StatePaths
 from mlplatform.reporting import Reporter
 from mlplatform.runners.request import TrainingRequest, TrainingResult
 from mlplatform.sources import Source
+from mlplatform.sources.environment import locked_environment
 
 __all__ = [
     "ENGINE_HINT",
@@ -150,7 +150,7 @@ def check_image_source(source: Source, runner: str) -> None:
     Images of every configured source, built and released by digest, are the next step
     (docs/training.md); until then the container runners train that source only.
     """
-    if source.label != IMAGE_SOURCE:
+    if not source.in_kit_images:
         raise TrainingError(
             f"the {runner} runner trains in the kit's training image, built from "
             f"{IMAGE_SOURCE}; train {source.label} with --runner native"
@@ -159,26 +159,7 @@ def check_image_source(source: Source, runner: str) -> None:
 
 def sdk_python(reporter: Reporter) -> Path:
     """The SageMaker SDK's own virtualenv (made from requirements/local-container.txt once)."""
-    python = SDK_VENV / "bin" / "python"
-    marker = SDK_VENV / ".kit-lock"
-    want = hashlib.sha256(SDK_LOCK.read_bytes()).hexdigest()
-    if python.exists() and marker.exists() and marker.read_text().strip() == want:
-        return python
-    reporter.step(f"installing the SageMaker SDK ({SDK_LOCK.name}) into {SDK_VENV.name}")
-    uv = Path(sys.executable).parent / "uv"
-    steps = [
-        [sys.executable, "-m", "venv", "--without-pip", str(SDK_VENV)],
-        [str(uv), "pip", "sync", "--quiet", "--python", str(python), "--require-hashes",
-         str(SDK_LOCK)],
-    ]  # fmt: skip
-    for cmd in steps:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or ["failed"])[-1][:200]
-            raise TrainingError(f"cannot install the SageMaker SDK into {SDK_VENV}: {reason}")
-    marker.write_text(want)
-    reporter.done("SageMaker SDK installed")
-    return python
+    return locked_environment(SDK_VENV, SDK_LOCK, "the SageMaker SDK", reporter)
 
 
 class LocalContainerRunner:

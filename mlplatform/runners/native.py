@@ -81,7 +81,7 @@ class NativeRunner:
     ) -> None:
         self.endpoints = endpoints
         self.s3 = s3
-        # The interpreter of the source's own environment (source_env.py).
+        # The interpreter of the source's own environment (mlplatform/sources/environment.py).
         self.python = python
         # Called with (model, version) when the run fails after the job registered a version,
         # so a failed `train` leaves no registered version behind.

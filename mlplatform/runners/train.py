@@ -57,7 +57,7 @@ def upload_data(target: Target, model: str | None, reporter: Reporter) -> list[U
     chain (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for an emulation).
     """
     env = target.env
-    return upload_channels(env, env.model(model), target.client("s3"), env.bucket_name, reporter)
+    return upload_channels(env, model, target.client("s3"), env.bucket_name, reporter)
 
 
 def train(target: Target, options: TrainOptions, reporter: Reporter) -> TrainingResult:

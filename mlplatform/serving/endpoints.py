@@ -19,8 +19,13 @@ import botocore.exceptions
 from mlplatform.cloud.stack_outputs import released_image, subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import RegistryError
-from mlplatform.images.build import IMAGE_SOURCE
-from mlplatform.names import MODELS_PREFIX, Output, endpoint_name, repository_output
+from mlplatform.names import (
+    IMAGE_SOURCE,
+    MODELS_PREFIX,
+    Output,
+    endpoint_name,
+    repository_output,
+)
 from mlplatform.registry.client import Registry
 from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
 from mlplatform.reporting import Reporter
@@ -110,7 +115,7 @@ def _serving_image(target: Target, request: EndpointRequest, model: str) -> str:
     if image:
         return image
     source = model_source(env, model)
-    if source.label != IMAGE_SOURCE:
+    if not source.in_kit_images:
         # The kit's serving image holds one source's environment; another's model needs its own.
         raise EndpointError(
             f"{model} is trained from {source.label}, and the kit's serving image holds the "

@@ -33,8 +33,9 @@ from typing import Any, NoReturn
 from mlplatform.child_env import inherited_environment
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import EndpointError, PortInUseError, ServiceStartError
-from mlplatform.images.build import IMAGE_SOURCE, SPECS, BuiltImage, build_images
+from mlplatform.images.build import SPECS, BuiltImage, build_images
 from mlplatform.images.engine import Engine, find_engine
+from mlplatform.names import IMAGE_SOURCE
 from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
 from mlplatform.registry.client import authenticated_client
 from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
@@ -299,10 +300,11 @@ def serve_local(
     """
     port, workers = request.port, request.workers
     reporter = reporter or SilentReporter()
+    name = target.env.model(request.model)
+    source = model_source(target.env, name)
     engine = image = None
     if request.container:
-        source = model_source(target.env, target.env.model(request.model))
-        if source.label != IMAGE_SOURCE:
+        if not source.in_kit_images:
             raise EndpointError(
                 f"the serving image holds the environment of {IMAGE_SOURCE}, and this model is "
                 f"trained from {source.label}: serve it without --container"
@@ -312,11 +314,8 @@ def serve_local(
     # From the start: a stop signal while the model downloads removes the download too.
     with stop_signals_interrupt():
         creds, endpoints = target.local_stack(services=("mlflow",))
-        name = target.env.model(request.model)
         # A model runs in its source's environment, as the serving image runs it in its lock.
-        python = (
-            None if engine is not None else source_python(model_source(target.env, name), reporter)
-        )
+        python = None if engine is not None else source_python(source, reporter)
         with tempfile.TemporaryDirectory(prefix="mlp-package-") as tmp:
             # The client user reads the registry; its credentials leave os.environ before the
             # scoring server (which inherits the environment) starts.

@@ -23,7 +23,13 @@ from mlplatform.errors import SourceError
 from mlplatform.reporting import Reporter
 from mlplatform.sources.manifest import HELPER_ROOT, Source, check_lock
 
-__all__ = ["environments_root", "run_checked", "source_python", "source_variables"]
+__all__ = [
+    "environments_root",
+    "locked_environment",
+    "run_checked",
+    "source_python",
+    "source_variables",
+]
 
 _COMPLETE = ".mlp-complete"
 # What uv needs of the caller's environment to reach the package index as the kit's own install
@@ -85,23 +91,33 @@ def _uv(args: list[str], what: str) -> None:
     run_checked([str(uv), *args], {**inherited_environment(), **settings}, what)
 
 
-def source_python(source: Source, reporter: Reporter) -> Path:
-    """The interpreter of the source's environment, made first if this lock has none yet."""
-    check_lock(source)
-    key = _key(source)
-    root = environments_root() / key
+def locked_environment(root: Path, lock: Path, label: str, reporter: Reporter) -> Path:
+    """root/bin/python of a virtual environment holding exactly `lock`, made unless it is.
+
+    An environment counts as made when its marker names the lock's sha256; otherwise (none yet,
+    an older lock, an interrupted make) it is removed and made again, by one caller at a time.
+    """
     python = root / "bin" / "python"
-    if (root / _COMPLETE).is_file():
+    marker = root / _COMPLETE
+    want = hashlib.sha256(lock.read_bytes()).hexdigest()
+
+    def made() -> bool:
+        return marker.is_file() and marker.read_text(encoding="utf-8").strip() == want
+
+    if made():
         return python
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # One maker per environment; a second caller waits and then finds it complete.
-    with open(root.parent / f".{key}.lock", "w") as guard:
+    # One maker per environment; a second caller waits and then finds it made. The guard lives
+    # in the cache folder, never beside an environment that sits in a checkout.
+    guards = environments_root()
+    guards.mkdir(parents=True, exist_ok=True)
+    guard_name = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
+    with open(guards / f".{guard_name}.lock", "w") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
-        if (root / _COMPLETE).is_file():
+        if made():
             return python
         shutil.rmtree(root, ignore_errors=True)  # an interrupted make leaves no half environment
-        reporter.step(f"making the environment of {source.label} from its lock ({root})")
-        what = f"making the environment of {source.label}"
+        reporter.step(f"making the environment of {label} from its lock ({root})")
+        what = f"making the environment of {label}"
         _uv(["venv", "--quiet", "--python", sys.executable, str(root)], what)
         _uv(
             [
@@ -115,13 +131,21 @@ def source_python(source: Source, reporter: Reporter) -> Path:
                 "--compile-bytecode",
                 "--python",
                 str(python),
-                str(source.lock),
+                str(lock),
             ],
-            f"{what} (uv pip sync {source.label}/{source.lock.name})",
+            f"{what} (uv pip sync {lock.name})",
         )
-        (root / _COMPLETE).write_text(source.lock_sha256() + "\n", encoding="utf-8")
-        reporter.done(f"environment of {source.label} ready")
+        marker.write_text(want + "\n", encoding="utf-8")
+        reporter.done(f"environment of {label} ready")
     return python
+
+
+def source_python(source: Source, reporter: Reporter) -> Path:
+    """The interpreter of the source's environment, made first if this lock has none yet."""
+    check_lock(source)
+    return locked_environment(
+        environments_root() / _key(source), source.lock, source.label, reporter
+    )
 
 
 def source_variables(source: Source) -> dict[str, str]:

@@ -7,7 +7,7 @@
       train.py           the entry point, under SageMaker's training contract
 
 A source is the unit the kit trains, locks, builds an environment for and serves in: the model
-runs where it was trained, in the environment of the source's lock (source_env.py).
+runs where it was trained, in the environment of the source's lock (environment.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlplatform.config import REPO_ROOT, Environment
 from mlplatform.errors import SourceError
+from mlplatform.names import IMAGE_SOURCE
 
 __all__ = [
     "HELPER_ROOT",
@@ -91,6 +92,11 @@ class Source:
             return str(self.root.relative_to(REPO_ROOT))
         except ValueError:
             return str(self.root)
+
+    @property
+    def in_kit_images(self) -> bool:
+        """Whether the kit's training and serving images hold this source (names.IMAGE_SOURCE)."""
+        return self.label == IMAGE_SOURCE
 
     @property
     def lock(self) -> Path:
