@@ -344,31 +344,36 @@ def champion(c, model=None, env="local", json_=False):
 
 
 @task(
-    iterable=["image"],
+    iterable=["image", "model"],
     help={
         "image": "mlflow, training or serving (repeat for several; default: all three)",
+        "env": "whose models' sources the training and serving images are built for (local)",
+        "model": "only this model's source (repeat for several; default: every configured one)",
         "no-cache": "rebuild every layer (shows the build is reproducible: same digest)",
         "json": "print a JSON object: image name -> tag, digest, archive",
     },
 )
-def build(c, image=None, no_cache=False, json_=False):
-    """Build the images AWS runs (MLflow, training, serving) reproducibly; print their digests.
+def build(c, image=None, env="local", model=None, no_cache=False, json_=False):
+    """Build the images AWS runs reproducibly and print their digests.
 
-    Podman or Docker, whichever answers. The OCI archives land in the state folder's images/;
-    `invoke deploy` pushes those bytes.
+    MLflow's, and a training and a serving image for each configured model's source
+    (training-<source>, serving-<source>). Podman or Docker, whichever answers. The OCI archives
+    land in the state folder's images/; `invoke deploy` pushes those bytes.
     """
-    from mlplatform.images.build import build_images, select
+    from mlplatform.images.build import build_images, image_specs
     from mlplatform.images.engine import find_engine
+    from mlplatform.sources.manifest import configured_sources
 
     reporter = RichReporter()
     with _errors(reporter):
-        specs = select(list(image or []))
+        sources = configured_sources(_target(env).env, list(model or []))
+        specs = image_specs(list(image or []), list(sources.values()))
         built = build_images(specs, find_engine(), state_paths().ensure(), reporter, no_cache)
     if json_:
         print(json.dumps({b.name: b.as_json() for b in built}, indent=2))
         return
     for b in built:
-        console.print(f"{b.name:<9} {b.digest}  {b.archive}")
+        console.print(f"{b.name:<18} {b.digest}  {b.archive}")
 
 
 @task(
@@ -734,8 +739,8 @@ def _cdk(action, env, image_digest=None, certificate_arn=None, **kwargs):  # typ
 
             # Keep the training and serving images the last release recorded in the stack.
             released = released_context(target, {})
-            kwargs["training_image_digest"] = released["training"]
-            kwargs["serving_image_digest"] = released["serving"]
+            kwargs["training_image_digests"] = released["training"]
+            kwargs["serving_image_digests"] = released["serving"]
         result = cdk_command(
             target.env,
             action,

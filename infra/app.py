@@ -3,7 +3,7 @@
     app = build_app(load_environments(), cdk.App(context={"mlflow_image_digest": "sha256:..."}))
 
 Context: ``env`` (build only that environment), ``mlflow_image_digest``, ``certificate_arn``,
-``mlflow_service_image_digest``, ``training_image_digest``, ``serving_image_digest`` (set by
+``mlflow_service_image_digest``, ``training_image_digests``, ``serving_image_digests`` (set by
 ``invoke deploy``: see mlplatform.release.cdk_context).
 """
 

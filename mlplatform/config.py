@@ -69,9 +69,12 @@ DomainName = Annotated[
 SUPPORTED_VERSIONS: dict[str, tuple[str, ...]] = {"mysql": ("8.0", "8.4"), "mariadb": ("10.11",)}
 
 
+Digest = Annotated[str, Field(pattern=DIGEST_PATTERN)]
+
+
 def _refuse_release_state(data: Any, key: str, hint: str = "") -> Any:
     """A model's raw input, unless it sets `key`, which only `invoke deploy` sets (CDK context)."""
-    if isinstance(data, dict) and data.get(key) is not None:
+    if isinstance(data, dict) and data.get(key):  # None or {}: not set
         raise ValueError(
             f"{key} is set by `invoke deploy` (CDK context), not in this file"
             + (f"; {hint}" if hint else "")
@@ -292,8 +295,8 @@ class SageMakerSettings(_Strict):
     serverless_memory_mib: Literal[1024, 2048, 3072, 4096, 5120, 6144] | None = None
     serverless_max_concurrency: Annotated[int, Field(ge=1, le=200)] = 5
     # A pin: the serving image every endpoint of this environment runs, an ECR URI by digest
-    # (any repository the endpoint role may pull). Unset: the serving image the last release
-    # pushed to the kit's serving repository (serving_image_digest).
+    # (any repository the endpoint role may pull). Unset: each model's source's serving image
+    # the last release pushed to the kit's serving repository (serving_image_digests).
     serving_image: (
         Annotated[
             str,
@@ -304,9 +307,10 @@ class SageMakerSettings(_Strict):
         | None
     ) = None
     # Set by `invoke deploy` through mlplatform.release.cdk_context (never from the file): the
-    # serving image the release pushed to the kit's serving repository, recorded as the MLflow
-    # stack's ServingImageDigest output so the endpoint step reads it from the environment.
-    serving_image_digest: Annotated[str, Field(pattern=DIGEST_PATTERN)] | None = None
+    # serving image of each source (by source name) the release pushed to the kit's serving
+    # repository, recorded as the MLflow stack's ServingImageDigest output so the endpoint step
+    # reads it from the environment.
+    serving_image_digests: dict[str, Digest] = {}
     endpoint_strategy: Literal["all-at-once", "canary", "linear"] = "canary"
     challenger_percent: Annotated[float, Field(ge=0, le=100)] = 10.0
     invocations_per_instance: Annotated[float, Field(gt=0)] = 100.0
@@ -317,7 +321,7 @@ class SageMakerSettings(_Strict):
     @classmethod
     def _release_state_is_not_configuration(cls, data: Any) -> Any:
         return _refuse_release_state(
-            data, "serving_image_digest", "pin an image with serving_image"
+            data, "serving_image_digests", "pin an image with serving_image"
         )
 
     @model_validator(mode="after")
@@ -343,10 +347,20 @@ class TrainingSettings(_Strict):
     # The gate's margin: a challenger must beat the champion's metric by at least this much.
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     max_runtime_seconds: Annotated[int, Field(ge=60, le=432000)] = 3600
-    # A pin: the training image SageMaker jobs run, by digest in the kit's training repository.
-    # Unset: the one the last release pushed (the MLflow stack's TrainingImageDigest output);
-    # `invoke deploy` also sets it through CDK context to record a release.
-    training_image_digest: Annotated[str, Field(pattern=DIGEST_PATTERN)] | None = None
+    # A pin: the training image every SageMaker job of this environment runs, by digest in the
+    # kit's training repository. Unset: the image of the model's source the last release pushed
+    # (the MLflow stack's TrainingImageDigest output, training_image_digests).
+    training_image_digest: Digest | None = None
+    # Set by `invoke deploy` through CDK context (never from the file): each source's training
+    # image the release pushed, by source name.
+    training_image_digests: dict[str, Digest] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_state_is_not_configuration(cls, data: Any) -> Any:
+        return _refuse_release_state(
+            data, "training_image_digests", "pin an image with training_image_digest"
+        )
 
 
 ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]

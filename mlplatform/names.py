@@ -10,6 +10,7 @@ them back with the same ones, so a renamed output breaks at one place, not at de
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from mlplatform.config import Environment
 
@@ -18,16 +19,22 @@ __all__ = [
     "CONTAINER_AUTH_CONFIG_DIR",
     "CONTAINER_RDS_CA_BUNDLE",
     "IMAGES",
-    "IMAGE_SOURCE",
+    "LOCK_LABEL",
     "MLFLOW_PORT",
     "MODELS_PREFIX",
     "NO_RELEASED_IMAGE",
     "RELEASED_IMAGE_OUTPUTS",
+    "SOURCE_IMAGES",
+    "SOURCE_LABEL",
     "STACK_PARTS",
+    "EcrImage",
     "Output",
     "availability_zones",
     "ecr_repository_arn",
     "endpoint_name",
+    "format_released",
+    "parse_ecr_image",
+    "parse_released",
     "repository_name",
     "repository_output",
     "stack_name",
@@ -49,17 +56,43 @@ MODELS_PREFIX = "endpoint-models"
 STACK_PARTS = ("network", "data", "mlflow", "sagemaker", "monitoring")
 # The kit's images, each with an ECR repository of its own.
 IMAGES = ("mlflow", "training", "serving")
-# The training source the kit's training and serving images are built from (build arg SOURCE):
-# the model a SageMaker job trains and an endpoint serves runs in this source's lock.
-IMAGE_SOURCE = "examples/fraud"
+# The images built once per training source (build arg SOURCE), named <image>-<source name>:
+# a model is trained and served in its own source's lock.
+SOURCE_IMAGES = ("training", "serving")
+# The labels the training and serving images carry (their Dockerfiles): the source's name and
+# the sha256 of the lock installed in them.
+SOURCE_LABEL = "org.mlplatform.source"
+LOCK_LABEL = "org.mlplatform.lock-sha256"
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/"
-    r"(?P<repository>[a-z0-9._/-]+)(?:@sha256:[0-9a-f]{64}|:[\w.-]+)?$"
+    r"(?P<repository>[a-z0-9._/-]+)(?:@(?P<digest>sha256:[0-9a-f]{64})|:[\w.-]+)?$"
 )
 
 
 # The value of TrainingImageDigest/ServingImageDigest before a release pushed that image.
 NO_RELEASED_IMAGE = "none"
+_RELEASED_ENTRY = re.compile(r"^(?P<source>[a-z][a-z0-9-]{0,39})=(?P<digest>sha256:[0-9a-f]{64})$")
+
+
+def format_released(digests: dict[str, str]) -> str:
+    """A source name -> digest record as an output or context value: `fraud=sha256:…,…`.
+
+    One value for all sources (sorted), so a stack's outputs do not change shape with the models.
+    """
+    return ",".join(f"{name}={digests[name]}" for name in sorted(digests)) or NO_RELEASED_IMAGE
+
+
+def parse_released(value: str | None) -> dict[str, str]:
+    """format_released's record read back; ValueError naming the first entry that is not one."""
+    if not value or value == NO_RELEASED_IMAGE:
+        return {}
+    record = {}
+    for entry in value.split(","):
+        found = _RELEASED_ENTRY.match(entry)
+        if found is None:
+            raise ValueError(f"{entry[:60]!r} is not <source name>=sha256:<64 hex>")
+        record[found["source"]] = found["digest"]
+    return record
 
 
 class Output:
@@ -126,9 +159,27 @@ def availability_zones(env: Environment) -> list[str]:
     return [f"{env.region}{letter}" for letter in "abc"[: env.network.max_azs]]
 
 
-def ecr_repository_arn(image: str) -> str | None:
-    """ARN of the ECR repository an image URI names; None for an image outside ECR."""
+@dataclass(frozen=True)
+class EcrImage:
+    """The parts of an ECR image URI; `digest` is None for one named by tag."""
+
+    account: str
+    region: str
+    repository: str
+    digest: str | None
+
+
+def parse_ecr_image(image: str) -> EcrImage | None:
+    """An ECR image URI's parts; None for an image outside ECR."""
     match = _ECR_IMAGE.match(image)
     if match is None:
         return None
-    return f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
+    return EcrImage(match["account"], match["region"], match["repository"], match["digest"])
+
+
+def ecr_repository_arn(image: str) -> str | None:
+    """ARN of the ECR repository an image URI names; None for an image outside ECR."""
+    parsed = parse_ecr_image(image)
+    if parsed is None:
+        return None
+    return f"arn:aws:ecr:{parsed.region}:{parsed.account}:repository/{parsed.repository}"

@@ -73,11 +73,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
 
 @pytest.fixture(scope="session")
 def images(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The stand-in images, and the kit's three images as `invoke build` makes them.
+    """The stand-in images, and the kit's images as `invoke build` makes them.
 
     build.sh makes the stand-ins (and the MLflow image through `invoke build`); then `invoke
-    build --json` builds all three (cache hits where nothing changed), and their digests are
-    in the returned variables as MLP_TEST_DIGEST_<NAME>, their archives as MLP_TEST_ARCHIVE_<NAME>.
+    build --json` builds MLflow's and the fraud source's training and serving images (cache hits
+    where nothing changed), and their digests are in the returned variables as
+    MLP_TEST_DIGEST_<NAME>, their archives as MLP_TEST_ARCHIVE_<NAME> (MLFLOW, TRAINING_FRAUD,
+    SERVING_FRAUD).
     """
     env = {
         **engine,
@@ -88,6 +90,7 @@ def images(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
     run_checked([str(STANDINS / "build.sh")], env, 2400)
     built = json.loads(run_checked([*KIT, "build", "--json"], env, 2400).stdout)
     for name, image in built.items():
-        env[f"MLP_TEST_DIGEST_{name.upper()}"] = image["digest"]
-        env[f"MLP_TEST_ARCHIVE_{name.upper()}"] = image["archive"]
+        key = name.upper().replace("-", "_")
+        env[f"MLP_TEST_DIGEST_{key}"] = image["digest"]
+        env[f"MLP_TEST_ARCHIVE_{key}"] = image["archive"]
     return env

@@ -43,7 +43,11 @@ def _layer(files: dict[str, bytes], compress: bool) -> tuple[bytes, str]:
 
 
 def write_layout(
-    root: Path, *layers: dict[str, bytes], compress: bool = True, architecture: str = "amd64"
+    root: Path,
+    *layers: dict[str, bytes],
+    compress: bool = True,
+    architecture: str = "amd64",
+    labels: dict[str, str] | None = None,
 ) -> str:
     """An OCI image layout with one layer per mapping; returns the manifest digest."""
     root.mkdir(parents=True, exist_ok=True)
@@ -51,7 +55,7 @@ def write_layout(
     config = {
         "architecture": architecture,
         "os": "linux",
-        "config": {"Cmd": ["serve"]},
+        "config": {"Cmd": ["serve"], **({"Labels": labels} if labels else {})},
         "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in blobs]},
     }
     config_desc = _blob(root, json.dumps(config).encode())
@@ -71,10 +75,15 @@ def write_layout(
     return str(manifest_desc["digest"])
 
 
-def write_archive(path: Path, *layers: dict[str, bytes], compress: bool = True) -> str:
+def write_archive(
+    path: Path,
+    *layers: dict[str, bytes],
+    compress: bool = True,
+    labels: dict[str, str] | None = None,
+) -> str:
     """The same image as an OCI archive (a tar of the layout); returns the manifest digest."""
     layout = path.with_suffix(".layout")
-    digest = write_layout(layout, *layers, compress=compress)
+    digest = write_layout(layout, *layers, compress=compress, labels=labels)
     with tarfile.open(path, "w") as tar:
         for item in sorted(layout.rglob("*")):
             tar.add(item, arcname=str(item.relative_to(layout)), recursive=False)

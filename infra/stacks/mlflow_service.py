@@ -35,9 +35,9 @@ from mlplatform.names import (
     CONTAINER_RDS_CA_BUNDLE,
     IMAGES,
     MLFLOW_PORT,
-    NO_RELEASED_IMAGE,
     RELEASED_IMAGE_OUTPUTS,
     Output,
+    format_released,
     repository_name,
     repository_output,
 )
@@ -467,11 +467,12 @@ class MlflowServiceStack(cdk.Stack):
         )
         for name, repo in self.repositories.items():
             cdk.CfnOutput(self, repository_output(name), value=repo.repository_uri)
-        # Which training and serving images the release pushed: `train --runner sagemaker` and
-        # the endpoint step read them here, so no deploying machine keeps them.
+        # Which training and serving image of each source the release pushed (`fraud=sha256:…`):
+        # `train --runner sagemaker` and the endpoint step read them here, so no deploying
+        # machine keeps them.
         released = {
-            "training": settings.training.training_image_digest,
-            "serving": settings.sagemaker.serving_image_digest,
+            "training": settings.training.training_image_digests,
+            "serving": settings.sagemaker.serving_image_digests,
         }
-        for name, digest in released.items():
-            cdk.CfnOutput(self, RELEASED_IMAGE_OUTPUTS[name], value=digest or NO_RELEASED_IMAGE)
+        for name, digests in released.items():
+            cdk.CfnOutput(self, RELEASED_IMAGE_OUTPUTS[name], value=format_released(digests))

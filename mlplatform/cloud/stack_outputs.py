@@ -22,9 +22,9 @@ import botocore.exceptions
 from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
 from mlplatform.names import (
-    NO_RELEASED_IMAGE,
     RELEASED_IMAGE_OUTPUTS,
     Output,
+    parse_released,
     repository_output,
     stack_name,
 )
@@ -36,6 +36,7 @@ __all__ = [
     "mlflow_url",
     "mlflow_url_variable",
     "released_digest",
+    "released_digests",
     "released_image",
     "stack_outputs",
     "subnet_ids",
@@ -135,17 +136,25 @@ def subnet_ids(network_outputs: dict[str, str]) -> list[str]:
     return [s for s in network_outputs[Output.PRIVATE_SUBNET_IDS].split(",") if s]
 
 
-def released_digest(mlflow_outputs: dict[str, str], image: str) -> str | None:
-    """The digest of the `training` or `serving` image the last release pushed, if any.
+def released_digests(mlflow_outputs: dict[str, str], image: str) -> dict[str, str]:
+    """The `training` or `serving` digest of each source (by name) the last releases pushed.
 
-    None before a release pushed one, and for a stack deployed before the kit recorded it.
+    Empty before a release pushed one; a value that is not a record (a stack deployed before
+    the kit recorded images by source) counts as none.
     """
-    value = mlflow_outputs.get(RELEASED_IMAGE_OUTPUTS[image], NO_RELEASED_IMAGE)
-    return None if value == NO_RELEASED_IMAGE else value
+    try:
+        return parse_released(mlflow_outputs.get(RELEASED_IMAGE_OUTPUTS[image]))
+    except ValueError:
+        return {}
 
 
-def released_image(mlflow_outputs: dict[str, str], image: str) -> str | None:
-    """`<repository URI>@<digest>` of the image the last release pushed, or None."""
-    digest = released_digest(mlflow_outputs, image)
+def released_digest(mlflow_outputs: dict[str, str], image: str, source: str) -> str | None:
+    """The digest of source `source`'s `training` or `serving` image, if a release pushed one."""
+    return released_digests(mlflow_outputs, image).get(source)
+
+
+def released_image(mlflow_outputs: dict[str, str], image: str, source: str) -> str | None:
+    """`<repository URI>@<digest>` of source `source`'s image the last release pushed, or None."""
+    digest = released_digest(mlflow_outputs, image, source)
     repository = mlflow_outputs.get(repository_output(image))
     return f"{repository}@{digest}" if digest and repository else None

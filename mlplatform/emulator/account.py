@@ -16,6 +16,7 @@ The account lives in the server's memory: stopping the emulation forgets it, and
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import botocore.exceptions
 import requests
 
-from mlplatform.config import REPO_ROOT, Environment
+from mlplatform.config import REPO_ROOT, Environment, config_path
 from mlplatform.errors import EmulatorError
 from mlplatform.local.supervisor import Program
 from mlplatform.reporting import Reporter
@@ -45,6 +46,10 @@ MODELS_VARIABLE = "MLP_EMULATOR_MODELS"
 BOOTSTRAP_STACK = "CDKToolkit"
 
 
+# Where source environments are cached (mlplatform.sources.environment).
+_SHARED = ("MLPLATFORM_ENVIRONMENTS", "XDG_CACHE_HOME")
+
+
 def account_program(env: Environment, port: int, root: Path) -> Program:
     """The supervised AWS server that is `env`'s account, its files under `root`.
 
@@ -61,6 +66,10 @@ def account_program(env: Environment, port: int, root: Path) -> Program:
             AUTHORIZATIONS_VARIABLE: str(root / "authorizations.jsonl"),
             MODELS_VARIABLE: str(root / "endpoint-models"),
             "PYTHONPATH": str(REPO_ROOT),
+            # Its endpoints serve in the environments of their images' locks: the same cache
+            # and configuration as the kit's own commands (sagemaker_runtime.py).
+            "MLPLATFORM_CONFIG": str(config_path()),
+            **{k: os.environ[k] for k in _SHARED if k in os.environ},
         },
     )
 

@@ -11,7 +11,8 @@ moto 5.2 bugs and gaps worked around here, in the emulator, not in the stacks:
   second deploy of a stack waits for ever for its old change set to be gone; an update change
   set passes an SSM-typed parameter's resolved value where its name is needed;
 - SageMaker UpdateEndpoint is missing (sagemaker_update_endpoint.py), and InvokeEndpoint answers
-  canned text: sagemaker_runtime.py has the endpoint's model answer;
+  canned text: sagemaker_runtime.py has the endpoint's model answer, in the environment of its
+  image's lock, read from the pushed image's config, which ECR keeps here (ecr_images.py);
 - IAM is checked for no SageMaker, ECS or ECR call: strict_iam.py decides the calls AWS makes
   under the deployed roles and fails jobs, endpoints and tasks as AWS does;
 - a task definition created by CloudFormation loses its execution and task roles, network mode,
@@ -60,7 +61,7 @@ from moto.rds.models import DBParameterGroup
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main
 
-from mlplatform.emulator import sagemaker_runtime, strict_iam
+from mlplatform.emulator import ecr_images, sagemaker_runtime, strict_iam
 from mlplatform.emulator.sagemaker_update_endpoint import update_endpoint_supported
 
 
@@ -435,6 +436,7 @@ for owner, attribute, value in _PATCHES:
 
 if __name__ == "__main__":
     strict_iam.install()
+    ecr_images.install()
     sagemaker_runtime.install()
     with update_endpoint_supported():
         main(sys.argv[1:])

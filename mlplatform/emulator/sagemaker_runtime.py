@@ -10,16 +10,23 @@ on an InService endpoint is served as SageMaker serves it:
 - the variant's model archive is read from this account's S3 at the ModelDataUrl its model names
   (the bytes `invoke deploy` uploaded), unpacked, and served by the serving image's entrypoint
   (`python -m scoring_server serve`, MLflow's scoring server on SageMaker's contract), started
-  once per archive and kept until the emulator stops (it runs in the emulator's process group,
-  which the supervisor stops as a whole);
+  once per archive and image and kept until the emulator stops (it runs in the emulator's
+  process group, which the supervisor stops as a whole);
+- it runs in the environment of the image's lock: the pushed image's config (ecr_images.py)
+  names the training source and the sha256 of the lock it holds, and the server runs on that
+  source's environment, made from this checkout's lock of that source, which must have that
+  sha256 (else the model's error says so); an image without those labels (not built by the kit)
+  runs on the kit's own Python;
 - the request body, Content-Type and Accept go to its /invocations; the answer comes back with
   the model's content type and x-Amzn-Invoked-Production-Variant; an error status from the model
   is ModelError (HTTP 424) with OriginalStatusCode and OriginalMessage, as SageMaker returns it;
   a body over 6 MB, an unknown endpoint or one not InService is a ValidationError.
 
-What it cannot show: the serving image itself (the entrypoint runs from this checkout on the
-kit's Python; the image runs the same entrypoint in tests/container), instance start-up and
-health checks, the 60-second invocation timeout, and per-instance concurrency.
+What it cannot show: the serving image's bytes (the entrypoint runs from this checkout, in an
+environment made from the same lock; the image itself runs in tests/container), instance
+start-up and health checks, the 60-second invocation timeout, and per-instance concurrency. An
+environment not made yet is made on the first invocation (a minute or so), which SageMaker does
+before the endpoint is InService.
 """
 
 from __future__ import annotations
@@ -42,10 +49,16 @@ from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from mlplatform.config import load_environments
 from mlplatform.emulator.account import MODELS_VARIABLE
-from mlplatform.errors import ServiceStartError
+from mlplatform.emulator.ecr_images import image_labels
+from mlplatform.errors import PlatformError, ServiceStartError
+from mlplatform.names import LOCK_LABEL, SOURCE_LABEL
 from mlplatform.readiness import http_ok, wait_until
+from mlplatform.reporting import SilentReporter
 from mlplatform.serving.local import scoring_command, scoring_environment, unpack
+from mlplatform.sources import configured_sources
+from mlplatform.sources.environment import made_environment, source_python
 
 __all__ = ["MAX_PAYLOAD_BYTES", "install"]
 
@@ -86,30 +99,32 @@ class _Server:
 
 
 class _ModelServers:
-    """One scoring server per model archive (by sha256), started on first use."""
+    """One scoring server per model archive (by sha256) and interpreter, started on first use."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._servers: dict[str, _Server] = {}
+        self._servers: dict[tuple[str, Path | None], _Server] = {}
 
-    def url(self, archive: bytes) -> str:
-        """The URL of a scoring server for `archive`, started now if none is running.
+    def url(self, archive: bytes, python: Path | None) -> str:
+        """The URL of a scoring server for `archive` on `python`, started now if none is running.
 
         A server that does not start is stopped and raised as the model's error (500).
         """
         digest = hashlib.sha256(archive).hexdigest()
         with self._lock:
-            server = self._servers.get(digest)
+            server = self._servers.get((digest, python))
             if server is None or server.process.poll() is not None:
-                server = self._servers[digest] = self._start(digest, archive)
+                server = self._servers[(digest, python)] = self._start(digest, archive, python)
         return f"http://127.0.0.1:{server.port}"
 
     @staticmethod
-    def _start(digest: str, archive: bytes) -> _Server:
+    def _start(digest: str, archive: bytes, python: Path | None) -> _Server:
         folder = os.environ.get(MODELS_VARIABLE)
         if not folder:
             raise RuntimeError(f"the emulator was started without {MODELS_VARIABLE}")
-        root = Path(folder) / digest[:16]
+        # One folder per archive and interpreter: two images may serve the same archive.
+        key = hashlib.sha256(f"{digest}\n{python}".encode()).hexdigest()
+        root = Path(folder) / key[:16]
         root.mkdir(parents=True, exist_ok=True)
         tarball = root / "model.tar.gz"
         tarball.write_bytes(archive)
@@ -121,7 +136,7 @@ class _ModelServers:
         with open(log, "ab") as out:
             # No session of its own: the supervisor stops it with the emulator's group.
             process = subprocess.Popen(
-                scoring_command(model_dir, port, workers=1),
+                scoring_command(model_dir, port, workers=1, python=python),
                 env=scoring_environment(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -161,18 +176,52 @@ def _variant(endpoint: Any, config: Any, wanted: str | None) -> dict[str, Any]:
     return random.choices(variants, weights=weights)[0]  # noqa: S311
 
 
-def _model_archive(
-    account: str, region: str, config: Any, variant_name: str, endpoint_name: str
-) -> bytes:
+def _container(account: str, region: str, config: Any, variant_name: str) -> dict[str, Any]:
+    """The primary container (Image, ModelDataUrl) of the variant's SageMaker model."""
     backend = sagemaker_backends[account][region]
     (model_name,) = [v["ModelName"] for v in config if v["VariantName"] == variant_name]
-    container = backend._models[model_name].primary_container or {}
+    return dict(backend._models[model_name].primary_container or {})
+
+
+def _model_archive(account: str, container: dict[str, Any], endpoint_name: str) -> bytes:
     url = str(container.get("ModelDataUrl", ""))
     bucket, _, key = url.removeprefix("s3://").partition("/")
     found = s3_backends[account]["aws"].get_object(bucket, key) if bucket and key else None
     if found is None:
         raise _ModelError(500, f"model data {url or '(none)'} not found", endpoint_name, account)
     return bytes(found.value)
+
+
+def _image_python(account: str, region: str, image: str, endpoint_name: str) -> Path | None:
+    """The interpreter of the environment of the image's lock (None: the kit's own).
+
+    The image's labels name its source and the sha256 of its lock. The environment is the one
+    made of that lock (by whichever source: the same bytes, the same packages), else one made
+    now from a configured source's lock with that sha256.
+    """
+    labels = image_labels(account, region, image) or {}
+    name, lock = labels.get(SOURCE_LABEL), labels.get(LOCK_LABEL, "")
+    if not name:
+        return None  # an image the kit did not build: nothing says which environment it holds
+    python = made_environment(lock)
+    if python is not None:
+        return python
+    try:
+        for env in load_environments().values():
+            for source in configured_sources(env).values():
+                if source.lock.is_file() and source.lock_sha256() == lock:
+                    return source_python(source, SilentReporter())
+    except PlatformError as exc:
+        message = f"the serving image's environment: {exc}"
+        raise _ModelError(500, message, endpoint_name, account) from exc
+    raise _ModelError(
+        500,
+        f"the serving image of source {name} holds lock sha256 {lock[:12]}…, which no "
+        "environment here is made of and no configured source's lock has: train or serve the "
+        "model here once (invoke serve --model M makes its environment)",
+        endpoint_name,
+        account,
+    )
 
 
 def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
@@ -193,9 +242,11 @@ def _invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
         )
     config = backend.endpoint_configs[endpoint.endpoint_config_name].production_variants
     variant = _variant(endpoint, config, self.headers.get("X-Amzn-SageMaker-Target-Variant"))
-    archive = _model_archive(account, region, config, variant["VariantName"], name)
+    container = _container(account, region, config, variant["VariantName"])
+    archive = _model_archive(account, container, name)
+    python = _image_python(account, region, str(container.get("Image", "")), name)
     try:
-        url = _SERVERS.url(archive)
+        url = _SERVERS.url(archive, python)
     except ServiceStartError as exc:
         # As SageMaker reports a container that never answers /ping: the model's failure.
         raise _ModelError(500, str(exc), name, account) from exc

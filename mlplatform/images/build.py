@@ -1,8 +1,14 @@
-"""`invoke build`: the three images AWS runs, built here from the hash-locked requirements.
+"""`invoke build`: the images AWS runs, built here from the hash-locked requirements.
 
-    mlflow    mlflow_server/Dockerfile   the tracking server ECS runs
-    training  training/Dockerfile        the SageMaker training job's image (of IMAGE_SOURCE)
-    serving   scoring_server/Dockerfile  the SageMaker endpoint's image (IMAGE_SOURCE's lock)
+    mlflow            mlflow_server/Dockerfile   the tracking server ECS runs
+    training-<name>   training/Dockerfile        a source's SageMaker training image
+    serving-<name>    scoring_server/Dockerfile  a source's SageMaker endpoint image (its lock)
+
+The training and serving images are built once per training source (<name>: the source's name),
+so each model is trained and served in its own source's lock. The source reaches the build as a
+build context of its own (`--build-context source=DIR`), staged from exactly the files the
+source's sha256 covers (no caches, no local environments), so any folder can be built, inside
+the repository or not.
 
 Each is built on the base image (base.py) and saved as an OCI archive under the state folder's
 images/, and its digest is the registry digest of that archive as the kit pushes it
@@ -20,55 +26,113 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import ImageError
 from mlplatform.images.base import ensure_base_image
 from mlplatform.images.engine import Engine
 from mlplatform.images.oci_archive import open_image, save_archive
-from mlplatform.names import IMAGE_SOURCE
+from mlplatform.names import IMAGES, SOURCE_IMAGES
 from mlplatform.paths import StatePaths
 from mlplatform.reporting import Reporter
 
 __all__ = [
-    "IMAGE_SOURCE",
+    "DOCKERFILES",
     "SOURCE_DATE_EPOCH",
-    "SPECS",
+    "BuildSource",
     "BuiltImage",
     "ImageSpec",
     "build_images",
     "built_archive",
-    "select",
+    "image_name",
+    "image_spec",
+    "image_specs",
     "sidecar",
 ]
 
 # Any fixed time gives reproducible builds; 0 says plainly that it is not a build date.
 SOURCE_DATE_EPOCH = 0
+DOCKERFILES = {
+    "mlflow": "mlflow_server/Dockerfile",
+    "training": "training/Dockerfile",
+    "serving": "scoring_server/Dockerfile",
+}
+# The tag compose/standins/build.sh gives the MLflow image, so the compose runtime runs this build.
+_MLFLOW_TAG = "mlplatform/mlflow-server:local"
+
+
+class BuildSource(Protocol):
+    """What a build needs of a training source (mlplatform.sources.Source is one)."""
+
+    @property
+    def name(self) -> str: ...  # noqa: D102
+
+    @property
+    def entry_point(self) -> str: ...  # noqa: D102
+
+    @property
+    def system_packages(self) -> tuple[str, ...]: ...  # noqa: D102
+
+    def files(self) -> list[Path]: ...  # noqa: D102
+
+    @property
+    def root(self) -> Path: ...  # noqa: D102
+
+    def lock_sha256(self) -> str: ...  # noqa: D102
 
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """One of the kit's images: its Dockerfile (relative to the repository) and local tag."""
+    """One image to build: its name (archive and log), which of IMAGES it is, its local tag."""
 
     name: str
-    dockerfile: str
+    image: str
     tag: str
     # The training source it is built from (training and serving), else None.
-    source: str | None = None
+    source: BuildSource | None = None
+
+    @property
+    def dockerfile(self) -> str:
+        """The Dockerfile, relative to the repository."""
+        return DOCKERFILES[self.image]
 
 
-SPECS = {
-    spec.name: spec
-    for spec in (
-        # The tag compose/standins/build.sh gives it, so the compose runtime runs this build.
-        ImageSpec("mlflow", "mlflow_server/Dockerfile", "mlplatform/mlflow-server:local"),
-        ImageSpec("training", "training/Dockerfile", "mlplatform/training:local", IMAGE_SOURCE),
-        ImageSpec("serving", "scoring_server/Dockerfile", "mlplatform/serving:local", IMAGE_SOURCE),
-    )
-}
+def image_name(image: str, source: str) -> str:
+    """What names source `source`'s training or serving image: its archive, log and tag."""
+    return f"{image}-{source}"
+
+
+def image_spec(image: str, source: BuildSource | None = None) -> ImageSpec:
+    """The spec of one image: `mlflow`, or `training`/`serving` of `source`."""
+    if image not in IMAGES:
+        raise ImageError(f"unknown image {image!r}; choose from {', '.join(IMAGES)}")
+    if image not in SOURCE_IMAGES:
+        return ImageSpec(image, image, _MLFLOW_TAG)
+    if source is None:
+        raise ImageError(f"the {image} image is built from a training source; name one")
+    name = image_name(image, source.name)
+    return ImageSpec(name, image, f"mlplatform/{name}:local", source)
+
+
+def image_specs(images: Sequence[str], sources: Sequence[BuildSource]) -> list[ImageSpec]:
+    """The specs of `images` (all three when empty) in their order; ImageError naming the choices.
+
+    The training and serving images once per source in `sources`.
+    """
+    specs: list[ImageSpec] = []
+    for image in images or IMAGES:
+        if image in SOURCE_IMAGES:
+            specs += [image_spec(image, source) for source in sources]
+        else:
+            specs.append(image_spec(image))  # ImageError for an unknown name
+    return specs
 
 
 @dataclass(frozen=True)
@@ -85,15 +149,9 @@ class BuiltImage:
         return {"tag": self.tag, "digest": self.digest, "archive": str(self.archive)}
 
 
-def select(names: Sequence[str]) -> list[ImageSpec]:
-    """The specs of `names` (all three when empty); ImageError naming the choices otherwise."""
-    unknown = [n for n in names if n not in SPECS]
-    if unknown:
-        raise ImageError(f"unknown image {unknown[0]!r}; choose from {', '.join(SPECS)}")
-    return [SPECS[n] for n in (names or SPECS)]
-
-
-def _build_args(engine: Engine, spec: ImageSpec, base: str, no_cache: bool) -> list[str]:
+def _build_args(
+    engine: Engine, spec: ImageSpec, base: str, no_cache: bool, context: Path | None
+) -> list[str]:
     args = [
         "build",
         "--file",
@@ -105,8 +163,13 @@ def _build_args(engine: Engine, spec: ImageSpec, base: str, no_cache: bool) -> l
         "--build-arg",
         f"SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}",
     ]
-    if spec.source is not None:
-        args += ["--build-arg", f"SOURCE={spec.source}"]
+    if spec.source is not None and context is not None:
+        args += ["--build-context", f"source={context}"]
+        source = spec.source
+        args += ["--build-arg", f"ENTRY_POINT={source.entry_point}"]
+        args += ["--build-arg", f"SOURCE_NAME={source.name}"]
+        args += ["--build-arg", f"LOCK_SHA256={source.lock_sha256()}"]
+        args += ["--build-arg", f"SYSTEM_PACKAGES={' '.join(source.system_packages)}"]
     if engine.kind == "podman":
         # Docker's manifest format keeps HEALTHCHECK (the MLflow image's), which OCI's drops.
         # Buildah's history names each step's intermediate image by an id that differs from
@@ -117,6 +180,26 @@ def _build_args(engine: Engine, spec: ImageSpec, base: str, no_cache: bool) -> l
     if no_cache:
         args.append("--no-cache")
     return [*args, str(REPO_ROOT)]
+
+
+@contextmanager
+def _source_context(spec: ImageSpec, paths: StatePaths) -> Iterator[Path | None]:
+    """A folder holding exactly the source's files (Source.files), for `--build-context`.
+
+    Staged rather than the source folder itself: caches, bytecode and local environments in a
+    working copy would change the image's bytes.
+    """
+    if spec.source is None:
+        yield None
+        return
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".context-{spec.name}-", dir=paths.root) as tmp:
+        root = spec.source.root
+        for path in spec.source.files():
+            staged = Path(tmp) / path.relative_to(root)
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, staged)
+        yield Path(tmp)
 
 
 def built_archive(paths: StatePaths, name: str) -> Path:
@@ -157,7 +240,9 @@ def build_images(
             continue
         log = paths.logs / "images" / f"{spec.name}.log"
         reporter.step(f"building {spec.name} ({spec.dockerfile} on {base}; log: {log})")
-        done = engine.run(_build_args(engine, spec, base, no_cache), timeout=3600, log=log)
+        with _source_context(spec, paths) as context:
+            args = _build_args(engine, spec, base, no_cache, context)
+            done = engine.run(args, timeout=3600, log=log)
         if done.returncode != 0:
             raise ImageError(f"building the {spec.name} image failed; see {log}")
         content = _content(engine, spec.tag)
@@ -218,11 +303,16 @@ def _shared_inputs(engine: Engine, base: str) -> str | None:
 
 
 def _inputs(spec: ImageSpec, shared: str | None) -> str | None:
-    """sha256 over what one build reads: its Dockerfile, its source and the shared inputs."""
+    """sha256 over what one build reads: Dockerfile, source files and the shared inputs."""
     if shared is None:
         return None
-    read = f"{spec.dockerfile}\n{spec.source}\n{shared}"
-    return "sha256:" + hashlib.sha256(read.encode()).hexdigest()
+    digest = hashlib.sha256(f"{spec.dockerfile}\n{shared}\n".encode())
+    if spec.source is not None:
+        digest.update(f"{spec.source.entry_point}\n".encode())
+        for path in spec.source.files():
+            digest.update(str(path.relative_to(spec.source.root)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + digest.hexdigest()
 
 
 def _has(engine: Engine, spec: ImageSpec, saved: dict[str, str]) -> bool:

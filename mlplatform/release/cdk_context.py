@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from mlplatform.config import DIGEST_PATTERN, Environment
 from mlplatform.errors import ConfigError
+from mlplatform.names import parse_released
 
 __all__ = [
     "CONTEXT_CERTIFICATE_ARN",
@@ -35,8 +36,9 @@ CONTEXT_KEYS = {
     "image_digest": CONTEXT_IMAGE_DIGEST,
     "certificate_arn": CONTEXT_CERTIFICATE_ARN,
     "service_image_digest": CONTEXT_SERVICE_IMAGE_DIGEST,
-    "training_image_digest": "training_image_digest",
-    "serving_image_digest": "serving_image_digest",
+    # Each source's released image, `name=sha256:…,…` (names.format_released).
+    "training_image_digests": "training_image_digests",
+    "serving_image_digests": "serving_image_digests",
 }
 # The service digest of a first deploy: the service exists with no task until the migration ran.
 NO_SERVICE_IMAGE = "none"
@@ -105,29 +107,37 @@ def _check_digest(name: str, value: str | None, *also: str) -> None:
         raise ConfigError(f"context {CONTEXT_KEYS[name]}: {value!r} is not {allowed}")
 
 
+def _released(name: str, value: str | None) -> dict[str, str]:
+    try:
+        return parse_released(value)
+    except ValueError as exc:
+        raise ConfigError(f"context {CONTEXT_KEYS[name]}: {exc}") from None
+
+
 def resolve(
     env: Environment,
     *,
     image_digest: str | None = None,
     certificate_arn: str | None = None,
     service_image_digest: str | None = None,
-    training_image_digest: str | None = None,
-    serving_image_digest: str | None = None,
+    training_image_digests: str | None = None,
+    serving_image_digests: str | None = None,
 ) -> Environment:
     """Return ``env`` with the given overrides applied; ConfigError if it cannot be deployed.
 
     An override (from CDK context) wins over environments.toml. There is no placeholder digest:
     a synth without one fails here, so a deploy can never run an image nobody chose; nor an
     HTTPS listener without ``domain_name``, since no certificate covers the ALB's own name.
-    The training and serving digests record which images the release pushed (stack outputs).
+    The training and serving digests (by source name) record which images the release pushed
+    (stack outputs).
 
         >>> resolve(env, image_digest="sha256:" + "0" * 64).mlflow.image_digest  # doctest: +SKIP
     """
     where = f"[{env.name}.mlflow]"
     _check_digest("image_digest", image_digest)
     _check_digest("service_image_digest", service_image_digest, NO_SERVICE_IMAGE)
-    _check_digest("training_image_digest", training_image_digest)
-    _check_digest("serving_image_digest", serving_image_digest)
+    training_images = _released("training_image_digests", training_image_digests)
+    serving_images = _released("serving_image_digests", serving_image_digests)
     if certificate_arn is not None and not _ACM_ARN.match(certificate_arn):
         raise ConfigError(
             f"context {CONTEXT_CERTIFICATE_ARN}: {certificate_arn!r} is not an ACM ARN"
@@ -156,12 +166,6 @@ def resolve(
             f"{where} domain_name is not set: the certificate {mlflow.certificate_arn} covers a "
             f"name, and clients must reach MLflow by it; set domain_name in {where}"
         )
-    training = env.training.model_copy(
-        update={
-            "training_image_digest": training_image_digest or env.training.training_image_digest
-        }
-    )
-    sagemaker = env.sagemaker.model_copy(
-        update={"serving_image_digest": serving_image_digest or env.sagemaker.serving_image_digest}
-    )
+    training = env.training.model_copy(update={"training_image_digests": training_images})
+    sagemaker = env.sagemaker.model_copy(update={"serving_image_digests": serving_images})
     return env.model_copy(update={"mlflow": mlflow, "training": training, "sagemaker": sagemaker})

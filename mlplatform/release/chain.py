@@ -7,8 +7,9 @@
 The steps, in order (a subset keeps this order):
   infra     CDK deploy of every stack; the migrate task gets the release's image while the service
             keeps the image it runs (a first deploy creates the service with no task)
-  image     the MLflow, training and serving images pushed to the environment's ECR
-            repositories, by digest under an immutable release tag (ECR's API)
+  image     the MLflow image, and the training and serving images of each configured model's
+            source, pushed to the environment's ECR repositories, by digest under an immutable
+            release tag (ECR's API)
   migrate   the one-off migrate task run to completion (exit code 0) and recorded on its task
             definition (mlplatform.release.migration), before any server runs the new code
   service   CDK deploy again, now rolling the service to the release's image; refused unless the
@@ -20,9 +21,10 @@ The steps, in order (a subset keeps this order):
 
 Images: each comes from the request (an OCI archive or layout, or a local engine image), else
 from a pin in environments.toml, else from what `invoke build` saved in the state folder. The
-training and serving digests of a release are recorded as the MLflow stack's outputs
-(TrainingImageDigest, ServingImageDigest) by the infra step, and read back from there by the
-endpoint step and by `invoke train --runner sagemaker`.
+training and serving digests of a release, by source name, are recorded as the MLflow stack's
+outputs (TrainingImageDigest, ServingImageDigest: `fraud=sha256:…,forecast=sha256:…`) by the
+infra step, and read back from there by the endpoint step and by `invoke train --runner
+sagemaker`: each model runs its own source's images.
 
 Each step first looks at the environment and does nothing when it already is as wanted, so a
 second run reports no change; the first failing step raises DeployError and nothing after it
@@ -49,16 +51,22 @@ import botocore.exceptions
 from mlflow.exceptions import MlflowException
 
 from mlplatform.cloud.certificates import certificate_arn
-from mlplatform.cloud.stack_outputs import DeployedStack, mlflow_url, released_digest
+from mlplatform.cloud.stack_outputs import (
+    DeployedStack,
+    mlflow_url,
+    released_digest,
+    released_digests,
+)
 from mlplatform.config import DIGEST_PATTERN
 from mlplatform.errors import DeployError, PlatformError
-from mlplatform.images.build import built_archive
+from mlplatform.images.build import built_archive, image_name
 from mlplatform.images.oci_archive import OciImage, export_from_engine, open_image
 from mlplatform.names import (
     RELEASED_IMAGE_OUTPUTS,
     STACK_PARTS,
     Output,
     ecr_repository_arn,
+    format_released,
     repository_output,
     stack_name,
 )
@@ -67,6 +75,7 @@ from mlplatform.release.ecr_push import image_present, push_image
 from mlplatform.release.migration import migrate_run_task_request, migrated_digest, run_migration
 from mlplatform.reporting import JsonFields, Reporter
 from mlplatform.serving.rollout import STRATEGIES
+from mlplatform.sources import configured_sources
 from mlplatform.target import Target
 
 __all__ = [
@@ -110,8 +119,10 @@ class DeployRequest:
     image_digest: str | None = None
     certificate_arn: str | None = None
     strategy: str | None = None
-    training_image: str | None = None  # as `image`, for the training image
-    # An ECR URI by digest: the endpoint serves it as it is; else an image to release, as `image`.
+    # As `image`, for the training image (of the one configured source).
+    training_image: str | None = None
+    # An ECR URI by digest: the endpoint serves it as it is; else an image to release, as `image`
+    # (of the one configured source).
     serving_image: str | None = None
     approve: bool = False  # let CDK apply IAM and security-group changes without asking
     # The models the model and endpoint steps release (default: every one the target configures).
@@ -166,20 +177,21 @@ def deploy(
             yield result
 
 
-def released_context(target: Target, releasing: dict[str, str]) -> dict[str, str | None]:
-    """The training and serving digests (by image name) a deploy of `target`'s stacks records.
+def released_context(target: Target, releasing: dict[str, dict[str, str]]) -> dict[str, str | None]:
+    """The training and serving records (by image name) a deploy of `target`'s stacks records.
 
-    The digests being released, else the ones the MLflow stack records, so that a deploy that
-    releases neither (`invoke deploy-infra`, a second chain run) keeps them; a pin in
-    environments.toml still wins over a recorded one.
+    Each source's digest being released, else the one the MLflow stack records, so that a
+    deploy that releases neither (`invoke deploy-infra`, a second chain run) keeps them; a
+    training pin in environments.toml still wins over the recorded ones.
     """
     stack = target.stack("mlflow", DeployError)
     outputs = {} if stack is None else stack.outputs
     context: dict[str, str | None] = {}
     for name in RELEASED_IMAGE_OUTPUTS:
         pinned = name == "training" and target.env.training.training_image_digest
-        recorded = None if pinned else released_digest(outputs, name)
-        context[name] = releasing.get(name, recorded)
+        recorded = {} if pinned else released_digests(outputs, name)
+        record = {**recorded, **releasing.get(name, {})}
+        context[name] = format_released(record) if record else None
     return context
 
 
@@ -196,8 +208,8 @@ class _Chain:
         self.reporter = reporter
         self.image: OciImage | None = None
         self.digest = ""
-        # The training and serving images this release pushes, by name.
-        self.released: dict[str, OciImage] = {}
+        # The training and serving images this release pushes: image name -> source name -> it.
+        self.released: dict[str, dict[str, OciImage]] = {}
         self.cdk_out: Path | None = None
 
     # -- the release's image -------------------------------------------------------------------
@@ -236,29 +248,38 @@ class _Chain:
             self._check_digest(pinned)
         if not {"infra", "image"} & set(request.steps):
             return  # only those two steps record or push the training and serving images
+        sources = configured_sources(self.env)
         for name in RELEASED_IMAGE_OUTPUTS:
-            side = self._release_source(name)
-            if side:
-                self.released[name] = self._open(stack, side)
+            for source in sources:
+                side = self._release_source(name, source, len(sources))
+                if side:
+                    self.released.setdefault(name, {})[source] = self._open(stack, side)
 
-    def _release_source(self, name: str) -> str | None:
-        """Where the training or serving image to push comes from; None: none is released."""
+    def _release_source(self, name: str, source: str, sources: int) -> str | None:
+        """Where source `source`'s training or serving image comes from; None: not released."""
         if name == "training":
             named, pinned = self.request.training_image, self.env.training.training_image_digest
-            setting = "training] training_image_digest"
+            setting, option = "training] training_image_digest", "--training-image"
         else:
             serving = self.request.serving_image
             if serving and ecr_repository_arn(serving):
                 return None  # served as it is, from where it already is
             named, pinned = serving, self.env.sagemaker.serving_image
-            setting = "sagemaker] serving_image"
+            setting, option = "sagemaker] serving_image", "--serving-image"
         if named and pinned:
             # The pin would win where the image is used: releasing another one would be a lie.
             raise DeployError(
                 f"[{self.env.name}.{setting} pins the {name} image; remove the pin to release "
                 f"{named}"
             )
-        return named or (None if pinned else self._built(name))
+        if named and sources > 1:
+            raise DeployError(
+                f"{option} names one image and {self.env.name} trains {sources} sources: let "
+                "`invoke build` build each source's (the chain takes them from there)"
+            )
+        # Not built here: the release keeps the one the stack records (the endpoint step and
+        # SageMaker jobs say how to release one when there is none).
+        return named or (None if pinned else self._built(image_name(name, source)))
 
     def _check_digest(self, digest: str) -> None:
         if not _DIGEST.match(digest):
@@ -275,15 +296,16 @@ class _Chain:
         if outputs is None or repository_output("mlflow") not in outputs:
             return  # a first deploy: the repositories come with the infra step
         if "infra" not in self.request.steps:
-            for name, image in self.released.items():
-                recorded = released_digest(outputs, name)
-                if recorded != image.digest:
-                    shown = f"{recorded[:19]}…" if recorded else "none"
-                    raise DeployError(
-                        f"the {name} image {image.digest[:19]}… is not the release's "
-                        f"({shown}, the MLflow stack's {RELEASED_IMAGE_OUTPUTS[name]}); add the "
-                        "infra step to release it"
-                    )
+            for name, images in self.released.items():
+                for source, image in images.items():
+                    recorded = released_digest(outputs, name, source)
+                    if recorded != image.digest:
+                        shown = f"{recorded[:19]}…" if recorded else "none"
+                        raise DeployError(
+                            f"source {source}'s {name} image {image.digest[:19]}… is not the "
+                            f"release's ({shown}, the MLflow stack's "
+                            f"{RELEASED_IMAGE_OUTPUTS[name]}); add the infra step to release it"
+                        )
         if self.image is not None or "image" not in self.request.steps:
             return
         repository = self._repository(outputs)
@@ -396,9 +418,11 @@ class _Chain:
         from mlplatform.toolchain.node_deps import ensure_node_modules
 
         ensure_node_modules()
-        released = released_context(
-            self.target, {name: image.digest for name, image in self.released.items()}
-        )
+        releasing = {
+            name: {source: image.digest for source, image in images.items()}
+            for name, images in self.released.items()
+        }
+        released = released_context(self.target, releasing)
         before = self._fingerprints()
         cdk_command(
             self.env,
@@ -406,8 +430,8 @@ class _Chain:
             image_digest=self.digest,
             certificate_arn=self.certificate_arn,
             service_image_digest=service_image_digest,
-            training_image_digest=released["training"],
-            serving_image_digest=released["serving"],
+            training_image_digests=released["training"],
+            serving_image_digests=released["serving"],
             approve=self.request.approve,
             output=self.cdk_out,
             output_to_stderr=True,
@@ -447,9 +471,11 @@ class _Chain:
         repository = self._repository(outputs)
         if self.image is None and not image_present(ecr, repository, self.digest):
             raise self._not_in_ecr(repository)
-        images = {"mlflow": self.image, **self.released}
+        images = [("mlflow", self.image)] + [
+            (name, image) for name, each in self.released.items() for image in each.values()
+        ]
         changed, details = False, []
-        for name, image in images.items():
+        for name, image in images:
             repository = self._repository(outputs, name)
             short = (image.digest if image else self.digest)[:19] + "…"
             if image is not None and push_image(ecr, repository, image, self.reporter):

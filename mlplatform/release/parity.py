@@ -47,17 +47,17 @@ from mlflow.exceptions import MlflowException
 from mlplatform.cloud.stack_outputs import released_image
 from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
-from mlplatform.images.build import built_archive, sidecar
+from mlplatform.images.build import built_archive, image_name, sidecar
 from mlplatform.images.oci_archive import open_image
 from mlplatform.local.database_admin import find_server
 from mlplatform.local.database_tls import tls_files
 from mlplatform.local.health import database_connection
 from mlplatform.local.services import mlflow_environment, native_endpoints
-from mlplatform.names import IMAGES, Output, endpoint_name, repository_output
+from mlplatform.names import SOURCE_IMAGES, Output, endpoint_name, repository_output
 from mlplatform.registry.client import Registry
 from mlplatform.release.ecr_push import image_present
 from mlplatform.reporting import JsonFields
-from mlplatform.sources import model_source
+from mlplatform.sources import configured_sources, model_source
 from mlplatform.target import Target
 
 __all__ = ["SAME_EVERYWHERE", "Parity", "Row", "parity"]
@@ -318,7 +318,7 @@ class _Probe:
     def _built(self, name: str) -> str:
         archive = built_archive(self.local.paths, name)
         if not archive.is_file():
-            raise _Unreadable(f"not built here; run `invoke build --image {name}`")
+            raise _Unreadable(f"not built here; run `invoke build --env {self.remote.env.name}`")
         return built_digest(archive)
 
     def _in_ecr(self, name: str, digest: str) -> str:
@@ -328,19 +328,21 @@ class _Probe:
             raise _Unreadable(f"{digest[:19]}… is not in {repository}")
         return digest
 
-    def _running(self, name: str) -> str:
-        if name == "mlflow":
+    def _running(self, name: str, source: str | None) -> str:
+        if source is None:
             image = str(self._service_definition()["image"])
             return self._in_ecr(name, image.rpartition("@")[2])
         if name == "training":
             outputs = self._outputs_of("mlflow", repository_output(name))
-            training = released_image(outputs, "training")
+            training = released_image(outputs, "training", source)
             if training is None:
-                raise _Unreadable("no release recorded a training image")
+                raise _Unreadable(f"no release recorded a training image of {source}")
             return self._in_ecr(name, training.rpartition("@")[2])
-        digests = sorted({d for m in self.remote.env.models for d in self._endpoint_images(m)})
+        env = self.remote.env
+        models = [m for m in env.models if model_source(env, m).name == source]
+        digests = sorted({d for m in models for d in self._endpoint_images(m)})
         if not digests:
-            raise _Unreadable("no endpoint serves anything")
+            raise _Unreadable(f"no endpoint serves a model of {source}")
         for digest in digests:
             self._in_ecr(name, digest)
         return ", ".join(digests)
@@ -358,9 +360,18 @@ class _Probe:
             yield str(described["PrimaryContainer"]["Image"]).rpartition("@")[2]
 
     def images(self) -> list[Row]:
+        """MLflow's image, then each remote source's training and serving image."""
+        pairs: list[tuple[str, str | None]] = [("mlflow", None)]
+        sources = configured_sources(self.remote.env)
+        pairs += [(name, source) for name in SOURCE_IMAGES for source in sources]
         return [
-            _row(f"image {name}", partial(self._built, name), partial(self._running, name))
-            for name in IMAGES
+            _row(
+                f"image {label}",
+                partial(self._built, label),
+                partial(self._running, name, source),
+            )
+            for name, source in pairs
+            for label in [name if source is None else image_name(name, source)]
         ]
 
     # -- the champion and what it was trained with -------------------------------------------

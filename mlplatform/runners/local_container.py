@@ -37,10 +37,9 @@ import botocore.exceptions
 
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import ImageError, TrainingError
-from mlplatform.images.build import SPECS, build_images
+from mlplatform.images.build import build_images, image_spec
 from mlplatform.images.engine import engine_environment, find_engine
 from mlplatform.local.access import LocalEndpoints
-from mlplatform.names import IMAGE_SOURCE
 from mlplatform.paths import StatePaths
 from mlplatform.reporting import Reporter
 from mlplatform.runners.request import TrainingRequest, TrainingResult
@@ -52,7 +51,6 @@ __all__ = [
     "LocalContainerRunner",
     "TrainingImage",
     "check_engine",
-    "check_image_source",
     "job_command",
     "sdk_python",
     "training_image",
@@ -110,7 +108,7 @@ def check_engine() -> None:
 class TrainingImage:
     """The image a job runs: the reference the engine resolves, and its registry digest."""
 
-    reference: str  # the local tag, e.g. mlplatform/training:local
+    reference: str  # the local tag, e.g. mlplatform/training-fraud:local
     digest: str  # the manifest digest of its archive: what ECR stores it under
 
     @property
@@ -129,32 +127,19 @@ def job_command(python: Path) -> list[str]:
 
 
 def training_image(paths: StatePaths, source: Source, reporter: Reporter) -> TrainingImage:
-    """The training image `invoke build` makes (built, or found in the engine's cache).
+    """The source's training image `invoke build` makes (built, or found in the engine's cache).
 
     The job runs it by its local tag and records the digest of the archive `invoke deploy`
     pushes: a run here names the same image a SageMaker job of the release runs.
     """
-    check_image_source(source, "local-container")
     try:
-        built = build_images([SPECS["training"]], find_engine(), paths, reporter)[0]
+        spec = image_spec("training", source)
+        built = build_images([spec], find_engine(), paths, reporter)[0]
     except ImageError as exc:
         raise TrainingError(str(exc)) from exc
     image = TrainingImage(reference=built.tag, digest=built.digest)
     reporter.done(f"training image {image.uri}")
     return image
-
-
-def check_image_source(source: Source, runner: str) -> None:
-    """TrainingError unless `source` is the one the kit's training image is built from.
-
-    Images of every configured source, built and released by digest, are the next step
-    (docs/training.md); until then the container runners train that source only.
-    """
-    if not source.in_kit_images:
-        raise TrainingError(
-            f"the {runner} runner trains in the kit's training image, built from "
-            f"{IMAGE_SOURCE}; train {source.label} with --runner native"
-        )
 
 
 def sdk_python(reporter: Reporter) -> Path:

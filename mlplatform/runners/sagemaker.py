@@ -46,22 +46,26 @@ class JobSetup:
     tracking_uri: str
 
 
-def job_setup(env: Environment, cfn: Any, image_digest: str | None = None) -> JobSetup:
+def job_setup(env: Environment, cfn: Any, source: str, image_digest: str | None = None) -> JobSetup:
     """Read role, network, bucket, tracking URL and training image from the stack outputs.
 
-    The image: `image_digest`, else the environment's pin (training_image_digest), else the one
-    the last release pushed (the MLflow stack's TrainingImageDigest).
+    The image: `image_digest`, else the environment's pin (training_image_digest), else the
+    training image of source `source` (its name) the last release pushed (the MLflow stack's
+    TrainingImageDigest record).
     """
     values: dict[str, str] = {}
     for suffix, keys in _OUTPUTS.items():
         values.update(stack_outputs(cfn, stack_name(env, suffix), keys, TrainingError))
     digest = (
-        image_digest or env.training.training_image_digest or released_digest(values, "training")
+        image_digest
+        or env.training.training_image_digest
+        or released_digest(values, "training", source)
     )
     if not digest:
         raise TrainingError(
-            f"no training image for {env.name}: release one with `invoke build --image training` "
-            f"and `invoke deploy --env {env.name}`, or pass --image-digest"
+            f"no training image of source {source} in {env.name}: release one with `invoke "
+            f"build --image training --env {env.name}` and `invoke deploy --env {env.name}`, "
+            "or pass --image-digest"
         )
     return JobSetup(
         image_uri=f"{values[repository_output('training')]}@{digest}",

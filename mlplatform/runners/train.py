@@ -21,7 +21,6 @@ from mlplatform.runners.datasets import Upload, upload_channels
 from mlplatform.runners.local_container import (
     LocalContainerRunner,
     check_engine,
-    check_image_source,
     sdk_python,
     training_image,
 )
@@ -69,9 +68,9 @@ def train(target: Target, options: TrainOptions, reporter: Reporter) -> Training
     request = new_request(env, options.model, list(options.overrides), options.source)
     if runner == "sagemaker":
         target.cloud_only("the sagemaker runner trains in a cloud environment", TrainingError)
-        check_image_source(request.source, runner)
         # boto3's own credential chain and AWS_ENDPOINT_URL: AWS, or an emulator standing in.
-        setup = job_setup(env, target.client("cloudformation"), options.image_digest)
+        cfn = target.client("cloudformation")
+        setup = job_setup(env, cfn, request.source.name, options.image_digest)
         finder = _registration_finder(target)
         return SageMakerRunner(target.client("sagemaker"), setup, finder).run(
             request, reporter, wait=options.wait

@@ -20,7 +20,6 @@ from mlplatform.cloud.stack_outputs import released_image, subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import RegistryError
 from mlplatform.names import (
-    IMAGE_SOURCE,
     MODELS_PREFIX,
     Output,
     endpoint_name,
@@ -109,24 +108,20 @@ def _settings(env: Environment, request: EndpointRequest) -> tuple[str, float]:
 
 
 def _serving_image(target: Target, request: EndpointRequest, model: str) -> str:
-    """The request's image, else the environment's pin, else the one the last release pushed."""
+    """The request's image, else the environment's pin, else the release's of the model's source."""
     env = target.env
     image = request.image or env.sagemaker.serving_image
     if image:
         return image
     source = model_source(env, model)
-    if not source.in_kit_images:
-        # The kit's serving image holds one source's environment; another's model needs its own.
-        raise EndpointError(
-            f"{model} is trained from {source.label}, and the kit's serving image holds the "
-            f"environment of {IMAGE_SOURCE}: pass --image with a serving image of its own"
-        )
     outputs = target.outputs("mlflow", (repository_output("serving"),), EndpointError)
-    released = released_image(outputs, "serving")
+    released = released_image(outputs, "serving", source.name)
     if released is None:
         raise EndpointError(
-            f"no serving image for {env.name}: release one with `invoke build --image serving` "
-            f"and `invoke deploy --env {env.name}`, or pass an ECR URI by digest"
+            f"no serving image of source {source.name} in {env.name}: release one with "
+            f"`invoke build --image serving --env {env.name}` and `invoke deploy --env "
+            f"{env.name}`, or pass an "
+            "ECR URI by digest"
         )
     return released
 

@@ -32,10 +32,9 @@ from typing import Any, NoReturn
 
 from mlplatform.child_env import inherited_environment
 from mlplatform.config import REPO_ROOT
-from mlplatform.errors import EndpointError, PortInUseError, ServiceStartError
-from mlplatform.images.build import SPECS, BuiltImage, build_images
+from mlplatform.errors import PortInUseError, ServiceStartError
+from mlplatform.images.build import BuiltImage, build_images, image_spec
 from mlplatform.images.engine import Engine, find_engine
-from mlplatform.names import IMAGE_SOURCE
 from mlplatform.readiness import http_ok, log_tail, port_open, wait_until
 from mlplatform.registry.client import authenticated_client
 from mlplatform.registry.packaging import PackagedModel, package_version, resolve_version
@@ -304,13 +303,10 @@ def serve_local(
     source = model_source(target.env, name)
     engine = image = None
     if request.container:
-        if not source.in_kit_images:
-            raise EndpointError(
-                f"the serving image holds the environment of {IMAGE_SOURCE}, and this model is "
-                f"trained from {source.label}: serve it without --container"
-            )
         engine = find_engine()
-        (image,) = build_images([SPECS["serving"]], engine, target.paths.ensure(), reporter)
+        # The serving image of the model's own source: the endpoint's bytes.
+        spec = image_spec("serving", source)
+        (image,) = build_images([spec], engine, target.paths.ensure(), reporter)
     # From the start: a stop signal while the model downloads removes the download too.
     with stop_signals_interrupt():
         creds, endpoints = target.local_stack(services=("mlflow",))

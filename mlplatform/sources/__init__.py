@@ -5,8 +5,17 @@ from mlplatform.sources.manifest import (
     GateSpec,
     Source,
     check_lock,
+    configured_sources,
     load_source,
     model_source,
 )
 
-__all__ = ["HELPER_ROOT", "GateSpec", "Source", "check_lock", "load_source", "model_source"]
+__all__ = [
+    "HELPER_ROOT",
+    "GateSpec",
+    "Source",
+    "check_lock",
+    "configured_sources",
+    "load_source",
+    "model_source",
+]

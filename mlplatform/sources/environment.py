@@ -26,6 +26,7 @@ from mlplatform.sources.manifest import HELPER_ROOT, Source, check_lock
 __all__ = [
     "environments_root",
     "locked_environment",
+    "made_environment",
     "run_checked",
     "source_python",
     "source_variables",
@@ -62,10 +63,22 @@ def environments_root() -> Path:
 _LAYOUT = "2"
 
 
-def _key(source: Source) -> str:
+def _key(lock_sha256: str) -> str:
     interpreter = f"{sys.version_info.major}.{sys.version_info.minor}"
-    made = f"{source.lock_sha256()}\n{interpreter}\n{_LAYOUT}"
+    made = f"{lock_sha256}\n{interpreter}\n{_LAYOUT}"
     return hashlib.sha256(made.encode()).hexdigest()[:24]
+
+
+def made_environment(lock_sha256: str) -> Path | None:
+    """The interpreter of the cached environment of the lock with this sha256, if it is made.
+
+    Whichever source's lock it was made from: the same lock bytes, the same environment.
+    """
+    root = environments_root() / _key(lock_sha256)
+    marker = root / _COMPLETE
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == lock_sha256:
+        return root / "bin" / "python"
+    return None
 
 
 def run_checked(
@@ -144,7 +157,7 @@ def source_python(source: Source, reporter: Reporter) -> Path:
     """The interpreter of the source's environment, made first if this lock has none yet."""
     check_lock(source)
     return locked_environment(
-        environments_root() / _key(source), source.lock, source.label, reporter
+        environments_root() / _key(source.lock_sha256()), source.lock, source.label, reporter
     )
 
 

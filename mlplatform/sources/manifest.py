@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlplatform.config import REPO_ROOT, Environment
 from mlplatform.errors import SourceError
-from mlplatform.names import IMAGE_SOURCE
 
 __all__ = [
     "HELPER_ROOT",
@@ -33,6 +33,7 @@ __all__ = [
     "GateSpec",
     "Source",
     "check_lock",
+    "configured_sources",
     "load_source",
     "locked_packages",
     "model_source",
@@ -50,6 +51,9 @@ _IGNORED_PARTS = {"__pycache__", ".venv", ".git", ".mypy_cache", ".pytest_cache"
 
 RelativeFile = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$")]
 ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+DebianPackage = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]{1,62}$")]
+# What names the source's images (training-<name>, serving-<name>) and their records.
+SOURCE_NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
 
 class GateSpec(BaseModel):
@@ -64,6 +68,8 @@ class GateSpec(BaseModel):
 class _Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    # Default: the folder's name, when it is one (lower case, digits, '-').
+    name: Annotated[str, Field(pattern=SOURCE_NAME)] | None = None
     entry_point: RelativeFile = "train.py"
     channels: Annotated[list[ChannelName], Field(min_length=1, max_length=20)] = [
         "train",
@@ -71,6 +77,8 @@ class _Manifest(BaseModel):
     ]
     content_type: str = "text/csv"
     data: RelativeFile | None = None
+    # Debian packages the images install for the source's wheels (LightGBM's libgomp1).
+    system_packages: Annotated[list[DebianPackage], Field(max_length=50)] = []
     gate: GateSpec
 
 
@@ -79,11 +87,13 @@ class Source:
     """A loaded, validated source directory."""
 
     root: Path
+    name: str
     entry_point: str
     channels: tuple[str, ...]
     content_type: str
     data: str | None
     gate: GateSpec
+    system_packages: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -92,11 +102,6 @@ class Source:
             return str(self.root.relative_to(REPO_ROOT))
         except ValueError:
             return str(self.root)
-
-    @property
-    def in_kit_images(self) -> bool:
-        """Whether the kit's training and serving images hold this source (names.IMAGE_SOURCE)."""
-        return self.label == IMAGE_SOURCE
 
     @property
     def lock(self) -> Path:
@@ -161,19 +166,45 @@ def load_source(directory: str | Path) -> Source:
         name = getattr(parsed, key)
         if name is not None and (".." in Path(name).parts or not (root / name).is_file()):
             raise SourceError(f"{shown}/{MANIFEST}: {key}: {name} is not a file of the source")
+    name = parsed.name or root.name
+    if not re.match(SOURCE_NAME, name):
+        raise SourceError(
+            f"{shown}/{MANIFEST}: name: the folder name {root.name!r} cannot name the source's "
+            "images; set name = \"...\" (lower case letters, digits and '-')"
+        )
     return Source(
         root=root,
+        name=name,
         entry_point=parsed.entry_point,
         channels=tuple(parsed.channels),
         content_type=parsed.content_type,
         data=parsed.data,
         gate=parsed.gate,
+        system_packages=tuple(parsed.system_packages),
     )
 
 
 def model_source(env: Environment, model: str) -> Source:
     """The training source environments.toml names for `model` (loaded and checked)."""
     return load_source(env.models[env.model(model)].source)
+
+
+def configured_sources(env: Environment, models: Sequence[str] = ()) -> dict[str, Source]:
+    """The sources of `models` (default: every configured model), by source name.
+
+    Two models of one source share it; two sources of one name would share image names and
+    release records, so they are refused in one line.
+    """
+    found: dict[str, Source] = {}
+    for model in [env.model(m) for m in models] or list(env.models):
+        source = model_source(env, model)
+        other = found.setdefault(source.name, source)
+        if other.root != source.root:
+            raise SourceError(
+                f"sources {other.label} and {source.label} are both named {source.name!r}; "
+                f"set another name in one's {MANIFEST}"
+            )
+    return found
 
 
 def locked_packages(lock: Path) -> set[str]:

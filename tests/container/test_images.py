@@ -1,6 +1,7 @@
-"""`invoke build`: the three images AWS runs, reproducible, saved as the bytes deploy pushes.
+"""`invoke build`: the images AWS runs, reproducible, saved as the bytes deploy pushes.
 
-The `images` fixture has built all three (`invoke build --json`); here the serving image is built
+The `images` fixture has built MLflow's and the fraud source's training and serving images
+(`invoke build --json`); here the serving image is built
 again with no cache at all and must come out with the same digest, and each archive is checked
 against what the engine runs under the image's tag. In the container lane (`./kit test`).
 """
@@ -22,25 +23,26 @@ from tests.engines import KIT, run_checked
 
 pytestmark = pytest.mark.container
 
+# By the fixture's variable names (MLP_TEST_DIGEST_<NAME>).
 TAGS = {
-    "mlflow": "mlplatform/mlflow-server:local",
-    "training": "mlplatform/training:local",
-    "serving": "mlplatform/serving:local",
+    "MLFLOW": "mlplatform/mlflow-server:local",
+    "TRAINING_FRAUD": "mlplatform/training-fraud:local",
+    "SERVING_FRAUD": "mlplatform/serving-fraud:local",
 }
 
 
 @pytest.mark.timeout(2400)
 def test_a_build_from_scratch_gives_the_same_digest(images: dict[str, str]) -> None:
     again = run_checked([*KIT, "build", "--image", "serving", "--no-cache", "--json"], images, 2400)
-    rebuilt = json.loads(again.stdout)["serving"]
-    assert rebuilt["digest"] == images["MLP_TEST_DIGEST_SERVING"]
+    rebuilt = json.loads(again.stdout)["serving-fraud"]
+    assert rebuilt["digest"] == images["MLP_TEST_DIGEST_SERVING_FRAUD"]
 
 
 @pytest.mark.parametrize("name", sorted(TAGS))
 def test_each_archive_is_the_image_the_engine_runs(images: dict[str, str], name: str) -> None:
-    archive = Path(images[f"MLP_TEST_ARCHIVE_{name.upper()}"])
+    archive = Path(images[f"MLP_TEST_ARCHIVE_{name}"])
     with open_image(archive) as image:
-        assert image.digest == images[f"MLP_TEST_DIGEST_{name.upper()}"]
+        assert image.digest == images[f"MLP_TEST_DIGEST_{name}"]
         config = json.loads(next(iter(image.blobs.values())).read_text())
     # Stamped with the fixed time, and no build history naming intermediate images.
     assert config["created"].startswith("1970-01-01T00:00:00")
@@ -78,7 +80,7 @@ def test_the_mlflow_image_carries_the_rds_ca_bundle_its_task_names(
 def test_the_serving_image_starts_as_sagemaker_starts_it(images: dict[str, str]) -> None:
     """`docker run IMAGE serve` with no model mounted: one line naming /opt/ml/model, exit 2."""
     done = subprocess.run(
-        ["podman", "run", "--rm", "--network", "none", TAGS["serving"], "serve"],
+        ["podman", "run", "--rm", "--network", "none", TAGS["SERVING_FRAUD"], "serve"],
         env=images,
         capture_output=True,
         text=True,

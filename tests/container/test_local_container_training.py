@@ -113,10 +113,10 @@ def test_local_container_run_registers_a_reproducible_model_and_leaks_no_secret(
     assert tags["mlp.training_job"] == result["job_name"]
     # The image `invoke build` makes, recorded by the digest of the archive `invoke deploy`
     # pushes: a SageMaker job of the release names the same one.
-    training_archive = stack.state / "images" / "training.oci.tar"
+    training_archive = stack.state / "images" / "training-fraud.oci.tar"
     with open_image(training_archive) as built:
         assert tags["mlp.image.digest"] == built.digest
-    assert tags["mlp.image"] == f"mlplatform/training@{built.digest}"
+    assert tags["mlp.image"] == f"mlplatform/training-fraud@{built.digest}"
     saved = training_archive.stat().st_mtime_ns
     for tag in ("mlp.git.commit", "mlp.lock.sha256", "mlp.data.train.sha256"):
         assert tags[tag] and tags[tag] != "unknown", tag

@@ -60,8 +60,8 @@ def user(images: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
     state = tmp_path / "state"
     built = state / "images"
     built.mkdir(parents=True)
-    for name in ("mlflow", "training", "serving"):
-        archive = Path(images[f"MLP_TEST_ARCHIVE_{name.upper()}"])
+    for name in ("MLFLOW", "TRAINING_FRAUD", "SERVING_FRAUD"):
+        archive = Path(images[f"MLP_TEST_ARCHIVE_{name}"])
         for path in archive.parent.glob(archive.name + "*"):  # the archive and its sidecar
             shutil.copy2(path, built / path.name)
     env = {

@@ -17,12 +17,14 @@ What the emulator cannot show, and where it is covered instead:
 - moto's ECR is an API, not a registry: the manifest and blobs are stored and found by digest,
   not pulled;
 - SageMaker creates the endpoint at once; rollouts are tests/unit/serving/test_endpoints.py;
-- the endpoint's answers come from the scoring server's code in this checkout on the kit's
-  Python, not from the pushed serving image (whose bytes are the container lane's test).
+- the endpoint's answers come from the scoring server's code in this checkout, in the
+  environment of the serving image's lock (its labels, read from the pushed config), not from
+  the pushed image's layers (whose bytes are the container lane's test).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -36,11 +38,13 @@ import pytest
 from fraud_model.data import FEATURES, generate
 
 from mlplatform.images.oci_archive import open_image
+from mlplatform.names import LOCK_LABEL, SOURCE_LABEL
 from mlplatform.registry.client import authenticated_client
 from mlplatform.release.ecr_push import release_tag
-from tests.cli import exported, kit
+from tests.cli import REPO, exported, kit
 from tests.emulator.process import PatchedMoto
 from tests.integration.conftest import Stack
+from tests.integration.test_sources import predict_in_source_environment, validation_rows
 from tests.oci_images import write_archive
 
 pytestmark = pytest.mark.integration
@@ -96,10 +100,15 @@ def cloud(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
         training_digest = write_archive(training, {"opt/ml/code/train.py": b"# train\n"})
         images = Path(stack.env["MLPLATFORM_HOME"]) / "images"
         images.mkdir(parents=True, exist_ok=True)
+        # Labelled with its source and lock as the kit's Dockerfile labels it: the emulated
+        # endpoint serves in the environment of that lock.
+        lock = hashlib.sha256((REPO / "examples" / "fraud" / "requirements.txt").read_bytes())
         serving_digest = write_archive(
-            images / "serving.oci.tar", {"scoring_server/__init__.py": b"# serve\n"}
+            images / "serving-fraud.oci.tar",
+            {"scoring_server/__init__.py": b"# serve\n"},
+            labels={SOURCE_LABEL: "fraud", LOCK_LABEL: lock.hexdigest()},
         )
-        shutil.copyfile(training, images / "training.oci.tar")
+        shutil.copyfile(training, images / "training-fraud.oci.tar")
         shutil.copyfile(archive, images / "mlflow.oci.tar")
         yield SimpleNamespace(
             aws=aws,
@@ -176,9 +185,10 @@ def test_first_release_builds_the_platform_in_order(cloud: SimpleNamespace) -> N
 
     outputs = mlflow_outputs(cloud)
     assert outputs["ImageDigest"] == outputs["ServiceImageDigest"] == cloud.digest
-    # The release's training and serving images, recorded where the runner and endpoint read.
-    assert outputs["TrainingImageDigest"] == cloud.training_digest
-    assert outputs["ServingImageDigest"] == cloud.serving_digest
+    # The release's training and serving images of each source, recorded where the runner and
+    # the endpoint step read them.
+    assert outputs["TrainingImageDigest"] == f"fraud={cloud.training_digest}"
+    assert outputs["ServingImageDigest"] == f"fraud={cloud.serving_digest}"
     ecr = cloud.aws.client("ecr")
     released = {
         "Mlflow": cloud.digest,
@@ -332,7 +342,7 @@ def test_parity_is_clean_after_a_release_and_names_each_drift(cloud: SimpleNames
     # The parameter group and the task definition as deployed, the local server as running.
     tls = "required by the server; MLflow verifies the certificate"
     assert (rows["database TLS"]["local"], rows["database TLS"]["remote"]) == (tls, tls)
-    assert rows["image serving"]["remote"] == cloud.serving_digest
+    assert rows["image serving-fraud"]["remote"] == cloud.serving_digest
     assert rows["image mlflow"]["remote"] == cloud.digest
     assert rows["champion"]["local"] == rows["champion"]["remote"]
 
@@ -349,7 +359,7 @@ def test_parity_is_clean_after_a_release_and_names_each_drift(cloud: SimpleNames
     assert (code, drifted) == (1, [("setting MLFLOW_AUTH_CACHE_TTL_SECONDS", "45", "30")])
 
     # A serving image built here that prod does not serve: that image drifts.
-    serving = cloud.images / "serving.oci.tar"
+    serving = cloud.images / "serving-fraud.oci.tar"
     saved = serving.read_bytes()
     other = write_archive(serving, {"scoring_server/__init__.py": b"# changed\n"})
     try:
@@ -359,7 +369,7 @@ def test_parity_is_clean_after_a_release_and_names_each_drift(cloud: SimpleNames
     drifted = [
         (r["item"], r["local"], r["status"]) for r in report["rows"] if r["status"] != "same"
     ]
-    assert (code, drifted) == (1, [("image serving", other, "drift")])
+    assert (code, drifted) == (1, [("image serving-fraud", other, "drift")])
 
 
 def service_image(cloud: SimpleNamespace) -> tuple[str, int]:
@@ -438,7 +448,7 @@ def test_a_second_release_migrates_before_the_service_rolls_and_a_failure_stops_
     outputs = mlflow_outputs(cloud)
     assert outputs["ServiceImageDigest"] == cloud.digest_b
     # A release that names no training image keeps the one the stack records.
-    assert outputs["TrainingImageDigest"] == cloud.training_digest
+    assert outputs["TrainingImageDigest"] == f"fraud={cloud.training_digest}"
     image, desired = service_image(cloud)
     assert image.endswith("@" + cloud.digest_b) and desired == 2
     assert len(migrations(cloud)) == 2
@@ -460,68 +470,108 @@ def test_bad_input_is_one_line_and_touches_nothing(stack: Stack, tmp_path: Path)
         assert result.returncode == 1 and lines == [expected], (args, result.stderr)
 
 
-SECOND = "fraud-classifier-eu"
+DEMAND = "demand-forecast"
 
 
-def test_a_second_model_gets_its_own_endpoint_and_traffic_on_one_leaves_the_other(
+def _served_image(cloud: SimpleNamespace, model: str) -> set[str]:
+    """The images the variants of a model's endpoint run."""
+    sagemaker = cloud.aws.client("sagemaker")
+    endpoint = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{model}")
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    return {
+        sagemaker.describe_model(ModelName=v["ModelName"])["PrimaryContainer"]["Image"]
+        for v in config["ProductionVariants"]
+    }
+
+
+def test_a_model_of_another_source_runs_its_own_images_and_traffic_on_it_leaves_the_other(
     stack: Stack, cloud: SimpleNamespace, tmp_path: Path
 ) -> None:
-    """Two models in local and prod (the second from the same source, so the kit's serving
-    image serves both): the chain releases each, and each has an endpoint of its own."""
+    """A forecast model beside the fraud one, in local and prod. The release pushes the forecast
+    source's own training and serving images and records them beside fraud's; its endpoint runs
+    its serving image and answers in the environment of that image's lock (LightGBM, which the
+    kit's own Python lacks); a traffic shift on it leaves the fraud endpoint as it was."""
     config = tmp_path / "environments.toml"
     text = cloud.config.read_text(encoding="utf-8")
     for env_name in ("local", "prod"):
         table = f'[{env_name}.models.{MODEL}]\nsource = "examples/fraud"\n'
         assert table in text
         text = text.replace(
-            table, table + f'\n[{env_name}.models.{SECOND}]\nsource = "examples/fraud"\n'
+            table, table + f'\n[{env_name}.models.{DEMAND}]\nsource = "examples/forecast"\n'
         )
     config.write_text(text, encoding="utf-8")
     env = {**cloud.env, "MLPLATFORM_CONFIG": str(config)}
     local = {**stack.env, "MLPLATFORM_CONFIG": str(config)}
-    kit("data", "--model", SECOND, env=local, check=True)
-    kit("train", "--model", SECOND, "--set", "n_estimators=5", env=local, check=True)
-    kit("champion", "--model", SECOND, env=local, check=True)
+    kit("data", "--model", DEMAND, env=local, check=True, timeout=900)
+    first = json.loads(kit("train", "--json", "--model", DEMAND, "--set", "n_estimators=20",
+                           env=local, check=True, timeout=900).stdout)  # fmt: skip
+    kit("champion", "--model", DEMAND, env=local, check=True)
 
-    released = steps(kit("deploy", "--env", "prod", "--json", "--yes", "--steps", "model,endpoint",
-                         env=env, check=True, timeout=1200))  # fmt: skip
-    model_step, endpoint_step = released
-    assert model_step["changed"] and endpoint_step["changed"]
-    # Both models released, each to its own endpoint; the second is new.
-    assert (
-        f"{MODEL} local v" in model_step["detail"] and f"{SECOND} local v1" in model_step["detail"]
+    # The forecast source's images where `invoke build --env prod` leaves them, labelled with
+    # the source and its lock as the kit's Dockerfiles label them.
+    lock = hashlib.sha256((REPO / "examples" / "forecast" / "requirements.txt").read_bytes())
+    labels = {SOURCE_LABEL: "forecast", LOCK_LABEL: lock.hexdigest()}
+    training = write_archive(
+        cloud.images / "training-forecast.oci.tar", {"opt/program/train": b"# fc\n"}, labels=labels
     )
-    assert f"mlp-prod-{MODEL} " in endpoint_step["detail"]
-    assert f"mlp-prod-{SECOND} created (champion v" in endpoint_step["detail"]
+    serving = write_archive(
+        cloud.images / "serving-forecast.oci.tar", {"scoring_server/x": b"# fc\n"}, labels=labels
+    )
+    fraud_before = cloud.aws.client("sagemaker").describe_endpoint(EndpointName=f"mlp-prod-{MODEL}")
+    service = mlflow_outputs(cloud)["ServiceImageDigest"]
+    released = steps(kit("deploy", "--env", "prod", "--json", "--yes", "--image-digest", service,
+                         "--steps", "infra,image,model,endpoint", env=env, check=True,
+                         timeout=1200))  # fmt: skip
+    infra, image, model_step, endpoint_step = released
+    assert infra["changed"] and image["changed"], released
+    # Each source's images recorded by name, fraud's kept; both forecast images pushed.
+    outputs = mlflow_outputs(cloud)
+    assert outputs["TrainingImageDigest"] == f"forecast={training},fraud={cloud.training_digest}"
+    assert outputs["ServingImageDigest"] == f"forecast={serving},fraud={cloud.serving_digest}"
+    assert f"pushed {training[:19]}… to mlp-prod/training" in image["detail"]
+    assert f"pushed {serving[:19]}… to mlp-prod/serving" in image["detail"]
+    assert f"{DEMAND} local v{first['model_version']}" in model_step["detail"]
+    assert f"mlp-prod-{DEMAND} created (champion v" in endpoint_step["detail"]
+    assert _served_image(cloud, DEMAND) == {f"{outputs['ServingRepositoryUri']}@{serving}"}
 
-    sagemaker = cloud.aws.client("sagemaker")
-    first_before = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{MODEL}")
-    # A challenger for the second model, deployed beside its champion, then shifted.
-    kit("train", "--model", SECOND, "--set", "n_estimators=6", env=local, check=True)
-    kit("promote", "--model", SECOND, "--version", "2", "--to", "prod", env=env, check=True)
-    _set_prod_challenger(cloud, SECOND)
-    kit("deploy-endpoint", "--env", "prod", "--model", SECOND, "--strategy", "all-at-once",
+    # The endpoint answers what the model loaded in its source's environment answers.
+    rows = validation_rows()
+    request = tmp_path / "rows.json"
+    request.write_text(json.dumps({"dataframe_records": rows}))
+    answer = json.loads(kit("predict", "--env", "prod", "--model", DEMAND, "--json", "--input",
+                            str(request), env=env, check=True, timeout=600).stdout)  # fmt: skip
+    loaded = predict_in_source_environment(
+        stack, {"mlp.lock.sha256": lock.hexdigest()}, DEMAND, first["model_version"], rows
+    )
+    assert answer["body"]["predictions"] == pytest.approx(loaded, rel=1e-9)
+
+    # A challenger for the forecast model, deployed beside its champion, then shifted.
+    kit("train", "--model", DEMAND, "--set", "n_estimators=21", env=local, check=True, timeout=900)
+    kit("promote", "--model", DEMAND, "--version", "2", "--to", "prod", env=env, check=True)
+    _set_prod_challenger(cloud, DEMAND)
+    kit("deploy-endpoint", "--env", "prod", "--model", DEMAND, "--strategy", "all-at-once",
         "--challenger", "20", env=env, check=True, timeout=600)  # fmt: skip
-    shifted = kit("traffic", "--env", "prod", "--model", SECOND, "--challenger", "50", env=env,
+    shifted = kit("traffic", "--env", "prod", "--model", DEMAND, "--challenger", "50", env=env,
                   check=True)  # fmt: skip
     assert "challenger 50%" in shifted.stdout
-    second = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{SECOND}")
+    sagemaker = cloud.aws.client("sagemaker")
+    second = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{DEMAND}")
     weights = {v["VariantName"]: v["CurrentWeight"] for v in second["ProductionVariants"]}
     assert weights == {"champion": 0.5, "challenger": 0.5}
-    first_after = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{MODEL}")
-    assert first_after["EndpointConfigName"] == first_before["EndpointConfigName"]
-    assert first_after["ProductionVariants"] == first_before["ProductionVariants"]
+    fraud_after = sagemaker.describe_endpoint(EndpointName=f"mlp-prod-{MODEL}")
+    assert fraud_after["EndpointConfigName"] == fraud_before["EndpointConfigName"]
+    assert fraud_after["ProductionVariants"] == fraud_before["ProductionVariants"]
 
     # Several models: a task that acts on one must be told which; `endpoints` lists all.
     ambiguous = kit("traffic", "--env", "prod", "--challenger", "10", env=env)
     assert one_error(ambiguous) == (
-        f"error: environment prod has 2 models ({MODEL}, {SECOND}): pass --model"
+        f"error: environment prod has 2 models ({MODEL}, {DEMAND}): pass --model"
     )
     listed = json.loads(kit("endpoints", "--env", "prod", "--json", env=env, check=True).stdout)
     assert {(r["endpoint"], r["variant"]) for r in listed} == {
         (f"mlp-prod-{MODEL}", "champion"),
-        (f"mlp-prod-{SECOND}", "champion"),
-        (f"mlp-prod-{SECOND}", "challenger"),
+        (f"mlp-prod-{DEMAND}", "champion"),
+        (f"mlp-prod-{DEMAND}", "challenger"),
     }
 
 

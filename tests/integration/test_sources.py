@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from mlplatform.sources.environment import environments_root
 from tests.cli import REPO
 from tests.integration.conftest import Stack
+from tests.integration.test_serving import MODES
 from tests.integration.test_training import admin_of, one_error_line
 
 pytestmark = pytest.mark.integration
@@ -70,17 +71,27 @@ def source_python(model_tags: dict[str, str]) -> Path:
     return found[0].parent / "bin" / "python"
 
 
-def test_a_second_source_trains_gates_and_serves_without_a_kit_change(
-    two_models: Stack, admin: MlflowClient
+@pytest.fixture(scope="module")
+def forecast(two_models: Stack) -> dict:
+    """The forecast model trained once on the native stack: the job's result, and the aliases
+    both models had before it."""
+    with pytest.MonkeyPatch.context() as patch:
+        admin = admin_of(two_models, patch)
+        before = {
+            "fraud_challenger": _alias(admin, FRAUD, "challenger"),
+            "forecast_champion": _alias(admin, FORECAST, "champion"),
+        }
+    two_models.kit("data", "--model", FORECAST, timeout=900)
+    return {**before, "result": train(two_models, "--model", FORECAST)}
+
+
+def test_a_second_source_trains_and_gates_without_a_kit_change(
+    two_models: Stack, admin: MlflowClient, forecast: dict
 ) -> None:
-    stack = two_models
-    fraud_challenger = _alias(admin, FRAUD, "challenger")
-    forecast_champion = _alias(admin, FORECAST, "champion")
+    stack, result = two_models, forecast["result"]
     # Two models: a task that takes one must be told which.
     line = one_error_line(stack.kit("train", check=False))
     assert line == (f"error: environment local has 2 models ({FRAUD}, {FORECAST}): pass --model")
-    stack.kit("data", "--model", FORECAST, timeout=900)
-    result = train(stack, "--model", FORECAST)
     run = admin.get_run(result["run_id"])
     assert run.data.tags["mlp.source"] == "examples/forecast"
     lock = (REPO / "examples" / "forecast" / "requirements.txt").read_bytes()
@@ -91,26 +102,27 @@ def test_a_second_source_trains_gates_and_serves_without_a_kit_change(
 
     decision = json.loads(stack.kit("champion", "--model", FORECAST, "--json").stdout)
     assert decision["metric"] == "val_wape" and decision["model_version"] == version.version
-    if forecast_champion is None:
+    if forecast["forecast_champion"] is None:
         assert decision["promoted"] and decision["reason"] == "no champion yet"
     else:  # lower is better for an error: the gate compares the other way round
         assert decision["reason"].startswith("val_wape ") and " - 0" in decision["reason"]
     # The other model's aliases are its own.
-    assert _alias(admin, FRAUD, "challenger") == fraud_challenger
+    assert _alias(admin, FRAUD, "challenger") == forecast["fraud_challenger"]
 
-    # Served in the source's environment: the endpoint answers what the model loaded there does.
-    rows = _validation_rows()
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_second_source_is_served_in_its_own_environment(
+    two_models: Stack, forecast: dict, mode: str
+) -> None:
+    """On this host in the source's environment, and (container lane) in the source's own
+    serving image, which installs its lock and the OpenMP runtime LightGBM loads: the endpoint
+    answers what the model loaded in the source's environment answers."""
+    stack, version = two_models, forecast["result"]["model_version"]
+    rows = validation_rows()
+    command = [*_kit_argv(), "serve", "--model", FORECAST, "--version", version,
+               "--port", str(SERVE_PORT)]  # fmt: skip
     serving = subprocess.Popen(
-        [
-            *_kit_argv(),
-            "serve",
-            "--model",
-            FORECAST,
-            "--version",
-            version.version,
-            "--port",
-            str(SERVE_PORT),
-        ],
+        [*command, "--container"] if mode == "container" else command,
         cwd=REPO,
         env=_kit_env(stack),
         stdout=subprocess.PIPE,
@@ -118,7 +130,7 @@ def test_a_second_source_trains_gates_and_serves_without_a_kit_change(
         text=True,
     )
     try:
-        _wait_for(SERVE_PORT, serving)
+        _wait_for(SERVE_PORT, serving, timeout=1800 if mode == "container" else 180)
         answer = requests.post(
             f"http://127.0.0.1:{SERVE_PORT}/invocations",
             json={"dataframe_records": rows},
@@ -129,7 +141,12 @@ def test_a_second_source_trains_gates_and_serves_without_a_kit_change(
     finally:
         serving.terminate()
         serving.wait(timeout=60)
-    loaded = _predict_in_source_environment(stack, run.data.tags, FORECAST, version.version, rows)
+        if mode == "container":  # a failed run must not leave the container on the port
+            subprocess.run(["podman", "rm", "--force", f"mlplatform-serve-{SERVE_PORT}"],
+                           capture_output=True, check=False)  # fmt: skip
+    lock = hashlib.sha256((REPO / "examples" / "forecast" / "requirements.txt").read_bytes())
+    tags = {"mlp.lock.sha256": lock.hexdigest()}
+    loaded = predict_in_source_environment(stack, tags, FORECAST, version, rows)
     assert served == pytest.approx(loaded, rel=1e-9)
 
 
@@ -163,7 +180,7 @@ def _wait_for(port: int, process: subprocess.Popen[str], timeout: float = 180) -
     raise AssertionError(f"nothing answered /ping on {port} in {timeout} s")
 
 
-def _validation_rows() -> list[dict]:
+def validation_rows() -> list[dict]:
     """Five rows of the forecast's features, from its own generator (history as floats)."""
     from forecast_model.data import FEATURES, generate, split
 
@@ -173,7 +190,7 @@ def _validation_rows() -> list[dict]:
                       .to_json(orient="records"))  # fmt: skip
 
 
-def _predict_in_source_environment(
+def predict_in_source_environment(
     stack: Stack, tags: dict[str, str], model: str, version: str, rows: list[dict]
 ) -> list[float]:
     """The registered model's predictions, loaded with pyfunc in the source's environment."""

@@ -181,8 +181,8 @@ def test_bad_values_name_file_key_and_reason(tmp_path: Path, extra: str, expecte
             "not in this file",
         ),
         (
-            '[local.sagemaker]\nserving_image_digest = "sha256:abc"\n',
-            "local.sagemaker: serving_image_digest is set by `invoke deploy` (CDK context), "
+            '[local.sagemaker]\nserving_image_digests = { fraud = "sha256:abc" }\n',
+            "local.sagemaker: serving_image_digests is set by `invoke deploy` (CDK context), "
             "not in this file; pin an image with serving_image",
         ),
     ],

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from mlplatform.config import load_environment
-from mlplatform.errors import ConfigError, EndpointError, SourceError, TrainingError
-from mlplatform.paths import StatePaths
+from mlplatform.errors import ConfigError, SourceError, TrainingError
+from mlplatform.images import build
+from mlplatform.images.engine import Engine
 from mlplatform.runners.native import job_outcome
 from mlplatform.runners.request import new_request, resolve_model
-from mlplatform.serving.local import ServeRequest, serve_local
-from mlplatform.sources import check_lock, load_source
-from mlplatform.target import Target
+from mlplatform.sources import check_lock, configured_sources, load_source
 from tests.cli import REPO
 
 MANIFEST = 'entry_point = "train.py"\n[gate]\nmetric = "rmse"\ngreater_is_better = false\n'
@@ -168,8 +167,48 @@ def test_a_finished_job_is_held_to_the_contract(
     assert removed == ([("fraud-classifier", "4")] if undone else [])
 
 
-def test_the_serving_image_serves_only_its_own_sources_models(tmp_path: Path) -> None:
-    config = _config(tmp_path, '[local.models.f]\nsource = "examples/forecast"\n')
-    target = Target(load_environment("local", config), StatePaths(tmp_path / "state"))
-    with pytest.raises(EndpointError, match=r"holds the environment of examples/fraud.*without"):
-        serve_local(target, ServeRequest(container=True), lambda *a: None)
+def _source_in(root: Path, manifest: str = "") -> Path:
+    root.mkdir(parents=True)
+    (root / "source.toml").write_text(manifest + '[gate]\nmetric = "auc"\n')
+    (root / "train.py").write_text("")
+    return root
+
+
+def test_a_source_is_named_by_its_folder_unless_its_manifest_names_it(tmp_path: Path) -> None:
+    """The name its images (training-<name>, serving-<name>) and their release records carry."""
+    assert load_source("examples/forecast").name == "forecast"
+    assert load_source(_source_in(tmp_path / "churn")).name == "churn"
+    named = _source_in(tmp_path / "Churn_Model", 'name = "churn-v2"\n')
+    assert load_source(named).name == "churn-v2"
+
+
+def test_system_packages_reach_the_image_build(tmp_path: Path) -> None:
+    """LightGBM's wheel loads libgomp, which slim images lack: the forecast's images install it."""
+    forecast = load_source("examples/forecast")
+    assert forecast.system_packages == ("libgomp1",)
+    assert load_source("examples/fraud").system_packages == ()
+    spec = build.image_spec("serving", forecast)
+    args = build._build_args(Engine("podman"), spec, "base", False, tmp_path)
+    assert "SYSTEM_PACKAGES=libgomp1" in args
+
+
+def test_a_folder_name_that_cannot_name_images_is_one_line(tmp_path: Path) -> None:
+    root = _source_in(tmp_path / "Churn_Model")
+    with pytest.raises(SourceError, match=r"name: the folder name 'Churn_Model' cannot name"):
+        load_source(root)
+
+
+def test_two_sources_of_one_name_are_refused_and_one_source_is_listed_once(
+    tmp_path: Path,
+) -> None:
+    other = _source_in(tmp_path / "teams" / "fraud")
+    config = _config(
+        tmp_path,
+        '[local.models.a]\nsource = "examples/fraud"\n'
+        '[local.models.b]\nsource = "examples/fraud"\n'
+        f'[local.models.c]\nsource = "{other}"\n',
+    )
+    env = load_environment("local", config)
+    assert list(configured_sources(env, ["a", "b"])) == ["fraud"]
+    with pytest.raises(SourceError, match=r"^sources examples/fraud and .* are both named 'fraud'"):
+        configured_sources(env)

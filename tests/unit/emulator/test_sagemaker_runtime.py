@@ -15,6 +15,7 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,8 +25,13 @@ import pytest
 from moto import mock_aws
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from mlplatform.emulator import sagemaker_runtime
+from mlplatform.emulator import ecr_images, sagemaker_runtime
 from mlplatform.errors import ServiceStartError
+from mlplatform.images.oci_archive import open_image
+from mlplatform.names import LOCK_LABEL, SOURCE_LABEL
+from mlplatform.release.ecr_push import push_image
+from mlplatform.reporting import SilentReporter
+from tests.oci_images import write_archive
 
 REGION = "eu-west-1"
 ENDPOINT = "mlp-prod-fraud-classifier"
@@ -69,10 +75,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     served: list[bytes] = []
+    pythons: list[Path | None] = []
 
     class Servers:
-        def url(self, model: bytes) -> str:
+        def url(self, model: bytes, python: Path | None) -> str:
             served.append(model)
+            pythons.append(python)
             return f"http://127.0.0.1:{server.server_address[1]}"
 
     monkeypatch.setattr(sagemaker_runtime, "_SERVERS", Servers())
@@ -109,7 +117,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
             sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=variants)
             sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="c")
             runtime = boto3.client("sagemaker-runtime", region_name=REGION)
-            yield SimpleNamespace(runtime=runtime, served=served, s3=s3)
+            yield SimpleNamespace(runtime=runtime, served=served, s3=s3, sm=sm, pythons=pythons)
     finally:
         server.shutdown()
 
@@ -178,7 +186,7 @@ def test_a_model_server_that_fails_or_does_not_answer_is_a_model_error(  # type:
     aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class NeverStarts:
-        def url(self, model: bytes) -> str:
+        def url(self, model: bytes, python: Path | None) -> str:
             raise ServiceStartError("the model server for 0123 exited during start", "")
 
     monkeypatch.setattr(sagemaker_runtime, "_SERVERS", NeverStarts())
@@ -187,9 +195,70 @@ def test_a_model_server_that_fails_or_does_not_answer_is_a_model_error(  # type:
     assert failed["OriginalMessage"] == "the model server for 0123 exited during start"
 
     class Gone:
-        def url(self, model: bytes) -> str:
+        def url(self, model: bytes, python: Path | None) -> str:
             return "http://127.0.0.1:9"  # discard: nothing listens
 
     monkeypatch.setattr(sagemaker_runtime, "_SERVERS", Gone())
     silent = error(aws, b"1,2\n")
     assert silent["OriginalMessage"].startswith("the model server did not answer: ")
+
+
+def _labelled_endpoint(aws: SimpleNamespace, tmp_path: Path, lock: str, layer: bytes) -> str:
+    """An endpoint whose model runs an image pushed here, labelled as the kit labels its own."""
+    ecr = boto3.client("ecr", region_name=REGION)
+    ecr.create_repository(repositoryName="mlp-prod/serving")
+    labels = {SOURCE_LABEL: "forecast", LOCK_LABEL: lock}
+    write_archive(tmp_path / "serving.tar", {"layer": layer}, labels=labels)
+    with open_image(tmp_path / "serving.tar") as image:
+        push_image(ecr, "mlp-prod/serving", image, SilentReporter())
+        uri = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/mlp-prod/serving@{image.digest}"
+    aws.sm.create_model(
+        ModelName="m-labelled",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/endpoint",
+        PrimaryContainer={"Image": uri, "ModelDataUrl": f"s3://{BUCKET}/champion.tar.gz"},
+    )
+    aws.sm.create_endpoint_config(
+        EndpointConfigName="labelled",
+        ProductionVariants=[
+            {"VariantName": "champion", "ModelName": "m-labelled", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0}
+        ],
+    )  # fmt: skip
+    aws.sm.create_endpoint(EndpointName="labelled", EndpointConfigName="labelled")
+    return uri
+
+
+def test_the_model_runs_in_the_environment_of_its_pushed_images_lock(  # type: ignore[no-untyped-def]
+    aws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The pushed image's config names its lock; the server runs on that lock's environment.
+    An image of the fixture's (a tag, no pushed config) runs on the kit's own Python."""
+    monkeypatch.setattr(
+        ecr_images.ECRBackend, "complete_layer_upload", ecr_images._complete_layer_upload
+    )
+    lock = "ab" * 32
+    # A layer over the size the emulator keeps: its bytes are dropped, the config's are not.
+    uri = _labelled_endpoint(aws, tmp_path, lock, b"x" * (ecr_images.KEPT_BLOB_BYTES + 1))
+    assert ecr_images.image_labels("123456789012", REGION, uri) == {
+        SOURCE_LABEL: "forecast",
+        LOCK_LABEL: lock,
+    }
+    assert ecr_images.image_labels("123456789012", "us-east-1", uri) is None  # another region
+    assert all(len(b) <= ecr_images.KEPT_BLOB_BYTES for b in ecr_images._BLOBS.values())
+
+    made = tmp_path / "environment" / "bin" / "python"
+    monkeypatch.setattr(sagemaker_runtime, "made_environment", {lock: made}.get)
+    aws.runtime.invoke_endpoint(EndpointName="labelled", Body=b"1,2\n", ContentType="text/csv")
+    invoke(aws, b"1,2\n")
+    assert aws.pythons == [made, None]
+
+    # A lock no environment here is made of, and no configured source has: the model's error.
+    monkeypatch.setattr(sagemaker_runtime, "made_environment", lambda sha: None)
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        aws.runtime.invoke_endpoint(EndpointName="labelled", Body=b"1,2\n", ContentType="text/csv")
+    failed = caught.value.response
+    assert failed["Error"]["Code"] == "ModelError"
+    assert failed["OriginalMessage"].startswith(
+        "the serving image of source forecast holds lock sha256 abababababab…, which no "
+        "environment here is made of and no configured source's lock has"
+    )

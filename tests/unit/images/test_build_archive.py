@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from mlplatform.images import build
-from mlplatform.images.build import SPECS, build_images, sidecar
+from mlplatform.images.build import build_images, image_spec, sidecar
 from mlplatform.images.engine import Engine
 from mlplatform.paths import StatePaths
 from mlplatform.reporting import SilentReporter
+from mlplatform.sources import load_source
 from tests.oci_images import write_archive
 
 
@@ -59,7 +60,8 @@ def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakePodman:
 
 
 def build_training(engine: Engine, paths: StatePaths, no_cache: bool = False) -> str:
-    (built,) = build_images([SPECS["training"]], engine, paths, SilentReporter(), no_cache)
+    spec = image_spec("training", load_source("examples/fraud"))
+    (built,) = build_images([spec], engine, paths, SilentReporter(), no_cache)
     return built.digest
 
 
@@ -68,7 +70,7 @@ def test_unchanged_inputs_run_nothing_and_changed_ones_rebuild_and_save(
 ) -> None:
     paths = StatePaths(tmp_path / "state")
     first = build_training(engine, paths)
-    archive = build.built_archive(paths, "training")
+    archive = build.built_archive(paths, "training-fraud")
     assert json.loads(sidecar(archive).read_text())["digest"] == first
     assert (FakePodman.builds, FakePodman.saves) == (1, 1)
     # Same inputs, and the engine still has the image: no build, no save.
@@ -101,7 +103,7 @@ def test_an_archive_newer_than_its_sidecar_is_saved_again(
 ) -> None:
     paths = StatePaths(tmp_path / "state")
     build_training(engine, paths)
-    archive = build.built_archive(paths, "training")
+    archive = build.built_archive(paths, "training-fraud")
     stamp = sidecar(archive).stat().st_mtime
     os.utime(archive, (stamp + 10, stamp + 10))  # replaced by hand, or an interrupted build
     build_training(engine, paths)

@@ -60,8 +60,8 @@ def test_argv_selects_the_environment_and_passes_overrides():
         image_digest="sha256:" + "1" * 64,
         certificate_arn="arn:aws:acm:x",
         service_image_digest="none",
-        training_image_digest="sha256:" + "2" * 64,
-        serving_image_digest=None,
+        training_image_digests="fraud=sha256:" + "2" * 64,
+        serving_image_digests=None,
         approve=True,
     )
     assert argv[:4] == ["npx", "--no-install", "cdk", "deploy"]
@@ -72,8 +72,8 @@ def test_argv_selects_the_environment_and_passes_overrides():
     assert f"mlflow_image_digest=sha256:{'1' * 64}" in argv
     assert "certificate_arn=arn:aws:acm:x" in argv
     assert "mlflow_service_image_digest=none" in argv
-    assert f"training_image_digest=sha256:{'2' * 64}" in argv
-    assert not any(a.startswith("serving_image_digest=") for a in argv)  # None: not passed
+    assert f"training_image_digests=fraud=sha256:{'2' * 64}" in argv
+    assert not any(a.startswith("serving_image_digests=") for a in argv)  # None: not passed
     assert argv[-4:] == ["--all", "--require-approval", "never", "--no-notices"]
 
 

@@ -8,7 +8,7 @@ from conftest import TEST_DIGEST, test_certificate_arn
 
 from infra.app import build_app
 from infra.retention import retention_days
-from mlplatform.config import Environment, SageMakerSettings, load_environments
+from mlplatform.config import Environment, SageMakerSettings, TrainingSettings, load_environments
 from mlplatform.errors import ConfigError
 from mlplatform.release.cdk_context import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST, resolve
 
@@ -71,22 +71,29 @@ def test_malformed_service_digest_is_refused(staging_env, bad):
         )
 
 
-@pytest.mark.parametrize("name", ["training_image_digest", "serving_image_digest"])
-def test_released_image_digests_are_checked_and_applied(staging_env, name):
+@pytest.mark.parametrize("name", ["training_image_digests", "serving_image_digests"])
+def test_released_image_records_are_checked_and_applied(staging_env, name):
     release = {"image_digest": TEST_DIGEST, "certificate_arn": test_certificate_arn(staging_env)}
-    with pytest.raises(ConfigError, match=rf"^context {name}: 'latest' is not sha256:<64 hex>$"):
-        resolve(staging_env, **release, **{name: "latest"})
-    resolved = resolve(staging_env, **release, **{name: "sha256:" + "3" * 64})
+    with pytest.raises(
+        ConfigError,
+        match=rf"^context {name}: 'fraud=latest' is not <source name>=sha256:<64 hex>$",
+    ):
+        resolve(staging_env, **release, **{name: "fraud=latest"})
+    three, four = "sha256:" + "3" * 64, "sha256:" + "4" * 64
+    resolved = resolve(staging_env, **release, **{name: f"fraud={three},forecast={four}"})
     applied = {
-        "training_image_digest": resolved.training.training_image_digest,
-        "serving_image_digest": resolved.sagemaker.serving_image_digest,
+        "training_image_digests": resolved.training.training_image_digests,
+        "serving_image_digests": resolved.sagemaker.serving_image_digests,
     }
-    assert applied == {key: "sha256:" + "3" * 64 if key == name else None for key in applied}
+    wanted = {"fraud": three, "forecast": four}
+    assert applied == {key: wanted if key == name else {} for key in applied}
 
 
-def test_serving_image_digest_is_release_state_not_configuration():
-    with pytest.raises(ValueError, match="serving_image_digest is set by `invoke deploy`"):
-        SageMakerSettings(serving_image_digest="sha256:" + "3" * 64)
+def test_released_images_are_release_state_not_configuration():
+    with pytest.raises(ValueError, match="serving_image_digests is set by `invoke deploy`"):
+        SageMakerSettings(serving_image_digests={"fraud": "sha256:" + "3" * 64})
+    with pytest.raises(ValueError, match="training_image_digests is set by `invoke deploy`"):
+        TrainingSettings(training_image_digests={"fraud": "sha256:" + "3" * 64})
 
 
 def test_resolve_does_not_change_the_loaded_environment(staging_env):

@@ -416,7 +416,7 @@ def test_a_training_job_runs_with_the_training_role_and_not_the_endpoint_role(de
     """The kit's SageMaker runner: channels, output, image and client secret, role by role."""
     env = deployed["env"]
     sm, cf = deployed["client"]("sagemaker"), deployed["client"]("cloudformation")
-    target = job_setup(env, cf, deployed["digest"])
+    target = job_setup(env, cf, "fraud", deployed["digest"])
     result = SageMakerRunner(sm, target).run(new_request(env, None, []), SilentReporter())
     assert result.model_artifact.endswith("/output/model.tar.gz")
     decided = [d for d in deployed["aws"].authorizations() if result.job_name in d["why"]]
@@ -454,7 +454,7 @@ def test_an_endpoint_on_a_digest_nobody_pushed_fails_as_in_aws(deployed):
 
 def test_a_training_job_on_a_digest_nobody_pushed_fails_as_in_aws(deployed):
     env, sm = deployed["env"], deployed["client"]("sagemaker")
-    target = job_setup(env, deployed["client"]("cloudformation"), NOBODY_PUSHED)
+    target = job_setup(env, deployed["client"]("cloudformation"), "fraud", NOBODY_PUSHED)
     with pytest.raises(
         TrainingError, match=r"failed: CannotPullContainerError: .*not found in ECR"
     ):

@@ -166,11 +166,13 @@ def test_the_release_records_its_training_and_serving_images_as_outputs(prod, tm
     # Before a release pushed them: "none", never a made-up digest.
     assert outputs["TrainingImageDigest"]["Value"] == "none"
     assert outputs["ServingImageDigest"]["Value"] == "none"
-    training, serving = "sha256:" + "7" * 64, "sha256:" + "8" * 64
+    # One record of every source's image, sorted by source name.
+    training = f"forecast=sha256:{'6' * 64},fraud=sha256:{'7' * 64}"
+    serving = f"fraud=sha256:{'8' * 64}"
     release = synthesize(
         prod.settings,
         tmp_path,
-        context={"training_image_digest": training, "serving_image_digest": serving},
+        context={"training_image_digests": training, "serving_image_digests": serving},
     )
     outputs = release.template_json("mlflow")["Outputs"]
     assert outputs["TrainingImageDigest"]["Value"] == training

@@ -23,10 +23,17 @@ from mlplatform.config import load_environment
 from mlplatform.errors import PlatformError
 from mlplatform.paths import StatePaths
 from mlplatform.release import migration as migration_task
-from mlplatform.release.chain import STEPS, DeployError, DeployRequest, deploy, parse_steps
+from mlplatform.release.chain import (
+    STEPS,
+    DeployError,
+    DeployRequest,
+    deploy,
+    parse_steps,
+    released_context,
+)
 from mlplatform.release.ecr_push import release_tag
 from mlplatform.reporting import SilentReporter
-from mlplatform.target import resolve_targets
+from mlplatform.target import resolve_target, resolve_targets
 from tests.oci_images import write_archive, write_layout
 
 REGION = "eu-west-1"
@@ -242,26 +249,73 @@ def _tags(prod: dict[str, Any], name: str) -> dict[str, list[str]]:
 def test_the_image_step_pushes_the_three_built_images_under_release_tags(
     prod: dict[str, Any], tmp_path: Path
 ) -> None:
-    built = _build(tmp_path, "mlflow", "training", "serving")
-    _mlflow_stack(prod, TrainingImageDigest=built["training"], ServingImageDigest=built["serving"])
+    built = _build(tmp_path, "mlflow", "training-fraud", "serving-fraud")
+    _mlflow_stack(
+        prod,
+        TrainingImageDigest=f"fraud={built['training-fraud']}",
+        ServingImageDigest=f"fraud={built['serving-fraud']}",
+    )
     (first,) = run(tmp_path, steps=("image",))
     assert first.changed is True
     for name, digest in built.items():
-        assert _tags(prod, name) == {digest: [release_tag(digest)]}
-        assert f"pushed {digest[:19]}… to mlp-prod-{name}" in first.detail
+        repository = name.split("-")[0]  # training-fraud goes to the training repository
+        assert _tags(prod, repository) == {digest: [release_tag(digest)]}
+        assert f"pushed {digest[:19]}… to mlp-prod-{repository}" in first.detail
     (again,) = run(tmp_path, steps=("image",))
     assert again.changed is False and again.detail.count("already in") == 3
+
+
+def _two_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """prod trains a second model, of the forecast source."""
+    config = tmp_path / "environments.toml"
+    text = (REPO / "environments.toml").read_text()
+    config.write_text(f'{text}\n[prod.models.demand]\nsource = "examples/forecast"\n')
+    monkeypatch.setenv("MLPLATFORM_CONFIG", str(config))
+
+
+def test_each_sources_images_are_pushed_and_checked_against_its_own_record(
+    prod: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _two_sources(tmp_path, monkeypatch)
+    built = _build(tmp_path, "mlflow", "training-fraud", "training-forecast")
+    # The stack records fraud's training image only: forecast's needs the infra step.
+    _mlflow_stack(prod, TrainingImageDigest=f"fraud={built['training-fraud']}")
+    with pytest.raises(
+        DeployError,
+        match=rf"^source forecast's training image {built['training-forecast'][:19]}… is not "
+        r"the release's \(none, the MLflow stack's TrainingImageDigest\); add the infra step",
+    ):
+        run(tmp_path, steps=("image",))
+    assert _tags(prod, "training") == {}  # refused before anything was pushed
+    record = f"fraud={built['training-fraud']},forecast={built['training-forecast']}"
+    prod["clients"]["cloudformation"].delete_stack(StackName="mlp-prod-mlflow")
+    _mlflow_stack(prod, TrainingImageDigest=record)
+    (pushed,) = run(tmp_path, steps=("image",))
+    assert set(_tags(prod, "training")) == {built["training-fraud"], built["training-forecast"]}
+    assert pushed.detail.count("to mlp-prod-training") == 2
+    # One named image cannot stand for two sources.
+    with pytest.raises(DeployError, match=r"^--training-image names one image and prod trains 2"):
+        run(tmp_path, steps=("image",), training_image=str(tmp_path / "anything.oci.tar"))
+
+
+def test_the_recorded_images_of_other_sources_are_kept_by_a_release_of_one(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    _mlflow_stack(prod, TrainingImageDigest=f"forecast={OLD},fraud={OLD}")
+    released = released_context(resolve_target("prod"), {"training": {"fraud": DIGEST}})
+    assert released == {"training": f"forecast={OLD},fraud={DIGEST}", "serving": None}
 
 
 def test_a_built_image_the_stack_does_not_record_needs_the_infra_step(
     prod: dict[str, Any], tmp_path: Path
 ) -> None:
-    built = _build(tmp_path, "serving")
+    built = _build(tmp_path, "serving-fraud")
     _mlflow_stack(prod, ServingImageDigest="none")
     with pytest.raises(
         DeployError,
-        match=rf"^the serving image {built['serving'][:19]}… is not the release's \(none, the "
-        r"MLflow stack's ServingImageDigest\); add the infra step to release it$",
+        match=rf"^source fraud's serving image {built['serving-fraud'][:19]}… is not the "
+        r"release's \(none, the MLflow stack's ServingImageDigest\); add the infra step to "
+        r"release it$",
     ):
         run(tmp_path, steps=("image",), image_digest=DIGEST)
     assert _tags(prod, "serving") == {}
@@ -270,7 +324,7 @@ def test_a_built_image_the_stack_does_not_record_needs_the_infra_step(
 def test_a_pinned_image_is_not_released_from_the_build_and_refuses_a_named_one(
     prod: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _build(tmp_path, "mlflow", "training")
+    _build(tmp_path, "mlflow", "training-fraud")
     pinned = tmp_path / "environments.toml"
     text = (REPO / "environments.toml").read_text()
     pinned.write_text(f'{text}\n[prod.training]\ntraining_image_digest = "{OLD}"\n')
@@ -278,7 +332,7 @@ def test_a_pinned_image_is_not_released_from_the_build_and_refuses_a_named_one(
     _mlflow_stack(prod)
     (result,) = run(tmp_path, steps=("image",))
     assert _tags(prod, "training") == {} and "training" not in result.detail
-    named = str(tmp_path / "state" / "images" / "training.oci.tar")
+    named = str(tmp_path / "state" / "images" / "training-fraud.oci.tar")
     with pytest.raises(
         DeployError,
         match=r"^\[prod.training\] training_image_digest pins the training image; remove the "

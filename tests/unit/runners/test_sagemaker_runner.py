@@ -79,7 +79,7 @@ def request() -> TrainingRequest:
 
 def test_create_training_job_request_carries_no_secret(aws) -> None:  # type: ignore[no-untyped-def]
     deploy_outputs(aws)
-    target = job_setup(ENV, aws, DIGEST)
+    target = job_setup(ENV, aws, "fraud", DIGEST)
     sm = boto3.client("sagemaker", region_name=ENV.region)
     sent: list[bytes] = []
     sm.meta.events.register(
@@ -132,7 +132,7 @@ def test_create_training_job_request_carries_no_secret(aws) -> None:  # type: ig
 def test_no_wait_submits_and_returns(aws) -> None:  # type: ignore[no-untyped-def]
     deploy_outputs(aws)
     sm = boto3.client("sagemaker", region_name=ENV.region)
-    runner = SageMakerRunner(sm, job_setup(ENV, aws, DIGEST), None)
+    runner = SageMakerRunner(sm, job_setup(ENV, aws, "fraud", DIGEST), None)
     result = runner.run(request(), SilentReporter(), wait=False)
     assert result.model_version == "" and result.model_artifact.endswith(
         f"/{result.job_name}/output/model.tar.gz"
@@ -144,13 +144,14 @@ def test_without_a_released_or_named_image_the_error_says_how_to_release_one(aws
     deploy_outputs(aws)
     with pytest.raises(
         TrainingError,
-        match=r"^no training image for prod: release one with `invoke build --image training` "
-        r"and `invoke deploy --env prod`, or pass --image-digest$",
+        match=r"^no training image of source fraud in prod: release one with `invoke build "
+        r"--image training --env prod` and `invoke deploy --env prod`, or pass --image-digest$",
     ):
-        job_setup(ENV, aws, None)
+        job_setup(ENV, aws, "fraud", None)
 
 
 RELEASED = "sha256:" + "cd" * 32
+OTHER = "sha256:" + "ef" * 32
 REPOSITORY = OUTPUTS["mlflow"]["TrainingRepositoryUri"]
 
 
@@ -165,14 +166,15 @@ REPOSITORY = OUTPUTS["mlflow"]["TrainingRepositoryUri"]
 def test_the_job_runs_the_released_training_image_unless_one_is_named_or_pinned(  # type: ignore[no-untyped-def]
     aws, named, pinned, expected
 ) -> None:
-    deploy_outputs(aws, released=RELEASED)
+    # Each source's image is recorded: the job takes its own source's.
+    deploy_outputs(aws, released=f"forecast={OTHER},fraud={RELEASED}")
     env = ENV.model_copy(
         update={"training": ENV.training.model_copy(update={"training_image_digest": pinned})}
     )
-    assert job_setup(env, aws, named).image_uri == f"{REPOSITORY}@{expected}"
+    assert job_setup(env, aws, "fraud", named).image_uri == f"{REPOSITORY}@{expected}"
 
 
 def test_undeployed_infra_is_a_one_line_error(aws) -> None:  # type: ignore[no-untyped-def]
     deploy_outputs(aws, skip="network")
     with pytest.raises(TrainingError, match=r"stack mlp-prod-network is not deployed"):
-        job_setup(ENV, aws, DIGEST)
+        job_setup(ENV, aws, "fraud", DIGEST)

@@ -1,7 +1,8 @@
 """Which serving image an endpoint runs, and why a new image makes a new SageMaker model.
 
 The image comes from the request, else the environment's pin, else the MLflow stack's record of
-the last release (ServingRepositoryUri@ServingImageDigest), read from CloudFormation (moto).
+the last release of the model's source (ServingRepositoryUri@ the source's entry in
+ServingImageDigest), read from CloudFormation (moto).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from mlplatform.config import ModelSettings
 from mlplatform.paths import StatePaths
 from mlplatform.registry.packaging import PackagedModel
 from mlplatform.serving.endpoints import EndpointRequest, _model_name, _serving_image
@@ -23,6 +25,7 @@ from mlplatform.target import Target, resolve_target
 
 REPOSITORY = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/mlp-prod/serving"
 RELEASED = "sha256:" + "5" * 64
+FORECAST = "sha256:" + "7" * 64
 NAMED = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/other@sha256:" + "6" * 64
 
 
@@ -48,13 +51,16 @@ def record(target: Target, digest: str) -> None:
     )
 
 
-def test_the_endpoint_serves_the_image_the_release_recorded(prod: Target) -> None:
-    record(prod, RELEASED)
+def test_each_endpoint_serves_its_own_sources_image_the_release_recorded(prod: Target) -> None:
+    record(prod, f"forecast={FORECAST},fraud={RELEASED}")
     assert _serving_image(prod, EndpointRequest(), "fraud-classifier") == f"{REPOSITORY}@{RELEASED}"
+    models = {**prod.env.models, "demand": ModelSettings(source="examples/forecast")}
+    two = Target(prod.env.model_copy(update={"models": models}), prod.paths)
+    assert _serving_image(two, EndpointRequest(), "demand") == f"{REPOSITORY}@{FORECAST}"
 
 
 def test_a_named_image_or_a_pin_wins_over_the_release(prod: Target) -> None:
-    record(prod, RELEASED)
+    record(prod, f"fraud={RELEASED}")
     assert _serving_image(prod, EndpointRequest(image=NAMED), "fraud-classifier") == NAMED
     sagemaker = prod.env.sagemaker.model_copy(update={"serving_image": NAMED})
     pinned = Target(prod.env.model_copy(update={"sagemaker": sagemaker}), prod.paths)
@@ -62,11 +68,11 @@ def test_a_named_image_or_a_pin_wins_over_the_release(prod: Target) -> None:
 
 
 def test_no_released_image_says_how_to_release_one(prod: Target) -> None:
-    record(prod, "none")
+    record(prod, f"forecast={FORECAST}")  # another source's only
     with pytest.raises(
         EndpointError,
-        match=r"^no serving image for prod: release one with `invoke build --image serving` and "
-        r"`invoke deploy --env prod`, or pass an ECR URI by digest$",
+        match=r"^no serving image of source fraud in prod: release one with `invoke build --image "
+        r"serving --env prod` and `invoke deploy --env prod`, or pass an ECR URI by digest$",
     ):
         _serving_image(prod, EndpointRequest(), "fraud-classifier")
 
