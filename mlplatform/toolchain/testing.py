@@ -56,9 +56,14 @@ LANES = {
         Lane("unit", ("tests/unit", "-m", "not integration and not container"), _SERVERS),
         # Two workers: the tests with servers, in order on one (tests/conftest.py groups
         # them), the unit tests on the other meanwhile; on two cores that took ~3 min off.
-        Lane("suite", ("-m", "not container", "-n", "2", "--dist", "loadgroup"), _SERVERS),
+        # --durations: every run names its slowest tests, where the lanes' time goes.
+        Lane(
+            "suite",
+            ("-m", "not container", "-n", "2", "--dist", "loadgroup", "--durations=15"),
+            _SERVERS,
+        ),
         # Local-mode training and the serving image run against a native stack: its database too.
-        Lane("containers", ("-m", "container"), (*CONTAINERS, DATABASE)),
+        Lane("containers", ("-m", "container", "--durations=15"), (*CONTAINERS, DATABASE)),
     )
 }
 

@@ -18,7 +18,15 @@ def test_the_default_run_is_the_suite_then_the_container_lane() -> None:
         "containers",
     ]
     # The server tests share one xdist worker (tests/conftest.py's xdist_group "servers").
-    assert LANES["suite"].argv()[3:] == ["-m", "not container", "-n", "2", "--dist", "loadgroup"]
+    assert LANES["suite"].argv()[3:] == [
+        "-m",
+        "not container",
+        "-n",
+        "2",
+        "--dist",
+        "loadgroup",
+        "--durations=15",
+    ]
 
 
 def test_the_unit_lane_starts_no_server() -> None:
@@ -29,7 +37,7 @@ def test_the_unit_lane_starts_no_server() -> None:
 
 def test_the_container_lane_is_selected_and_installs_podman() -> None:
     (lane,) = select_lanes(unit=False, containers=True)
-    assert lane.argv()[3:] == ["-m", "container"]
+    assert lane.argv()[3:] == ["-m", "container", "--durations=15"]
     names = {p.package for p in packages_for([lane])}
     assert {"podman", "runc", "netavark", "iptables", "debootstrap", "mariadb-server"} <= names
 
