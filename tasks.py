@@ -265,6 +265,16 @@ def data(c, env="local", model=None):
         console.print(f"{u.channel:<11} {u.uri}  sha256 {u.sha256[:12]}…  {state}")
 
 
+def _count(text: object) -> int:
+    """--instance-count as a number; one line (TrainingError) when it is not one."""
+    from mlplatform.errors import TrainingError
+
+    try:
+        return int(str(text))
+    except ValueError:
+        raise TrainingError(f"--instance-count expects a number, got {text!r}") from None
+
+
 @task(
     iterable=["set_"],
     help={
@@ -277,6 +287,8 @@ def data(c, env="local", model=None):
         "image_digest": "sagemaker runner: the training image's digest in ECR (default: the "
         "one the last `invoke deploy` released)",
         "wait": "sagemaker runner: wait for the job to finish (default; --no-wait submits only)",
+        "instance_count": "sagemaker runner: instances for this job (default: the model's "
+        "[E.models.NAME.compute] instance_count)",
     },
 )
 def train(
@@ -289,6 +301,7 @@ def train(
     json_=False,
     image_digest=None,
     wait=True,
+    instance_count=None,
 ):
     """Train a model from its source, log it to MLflow and register it as the `challenger`."""
     from mlplatform.runners.train import TrainOptions
@@ -298,8 +311,15 @@ def train(
     reporter = RichReporter()
     with _errors(reporter):
         target = _target(env)
+        count = None if instance_count is None else _count(instance_count)
         options = TrainOptions(
-            model, runner, tuple(set_ or ()), image_digest=image_digest, wait=wait, source=source
+            model,
+            runner,
+            tuple(set_ or ()),
+            image_digest=image_digest,
+            wait=wait,
+            source=source,
+            instance_count=count,
         )
         result = run_training(target, options, reporter)
     if json_:

@@ -32,6 +32,7 @@ from mlplatform.errors import ConfigError
 __all__ = [
     "DIGEST_PATTERN",
     "ArtifactsSettings",
+    "ComputeSettings",
     "DatabaseSettings",
     "Environment",
     "MlflowSettings",
@@ -347,6 +348,17 @@ class TrainingSettings(_Strict):
     # The gate's margin: a challenger must beat the champion's metric by at least this much.
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     max_runtime_seconds: Annotated[int, Field(ge=60, le=432000)] = 3600
+    # Managed spot training for this environment's SageMaker jobs (spare capacity, billed at the
+    # spot price; SageMaker restarts an interrupted job from its last checkpoint). Unset: on
+    # outside prod.
+    managed_spot: bool | None = None
+    # How long a spot job may wait for capacity and run, in all (SageMaker: at least the
+    # runtime). Unset: twice the job's max runtime.
+    max_wait_seconds: Annotated[int, Field(ge=60, le=2419200)] | None = None
+    # Each job's /opt/ml/checkpoints is kept under <checkpoint_prefix>/<model>/<job>/.
+    checkpoint_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$")] = (
+        "checkpoints"
+    )
     # A pin: the training image every SageMaker job of this environment runs, by digest in the
     # kit's training repository. Unset: the image of the model's source the last release pushed
     # (the MLflow stack's TrainingImageDigest output, training_image_digests).
@@ -362,6 +374,24 @@ class TrainingSettings(_Strict):
             data, "training_image_digests", "pin an image with training_image_digest"
         )
 
+    @model_validator(mode="after")
+    def _wait_is_for_spot(self) -> TrainingSettings:
+        if self.max_wait_seconds is not None and self.managed_spot is False:
+            raise ValueError("max_wait_seconds applies to managed spot training only")
+        return self
+
+
+class ComputeSettings(_Strict):
+    """The machines one model's SageMaker training jobs run on (`[E.models.NAME.compute]`)."""
+
+    # Unset: [E.sagemaker] training_instance_type.
+    instance_type: Annotated[str, Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")] | None = None
+    # More than one: SageMaker starts that many instances of the training image (algo-1...).
+    instance_count: Annotated[int, Field(ge=1, le=100)] = 1
+    volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 30
+    # Unset: [E.training] max_runtime_seconds.
+    max_runtime_seconds: Annotated[int, Field(ge=60, le=432000)] | None = None
+
 
 ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
@@ -373,6 +403,7 @@ class ModelSettings(_Strict):
     source: Annotated[str, Field(min_length=1)]
     # Arguments for the source's data generator (`invoke data`), after its output folder.
     data_arguments: list[str] = []
+    compute: ComputeSettings = ComputeSettings()
 
 
 class Environment(_Strict):

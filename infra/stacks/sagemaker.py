@@ -119,17 +119,19 @@ class SageMakerStack(cdk.Stack):
     ) -> list[iam.PolicyStatement]:
         training = settings.training
         # The prefixes the training code uses ([<env>.training] in environments.toml): jobs
-        # read their channels under dataset_prefix and write model archives under output_prefix.
+        # read their channels under dataset_prefix, write model archives under output_prefix,
+        # and SageMaker syncs each job's checkpoints both ways under checkpoint_prefix.
         data_prefix, output_prefix = training.dataset_prefix, training.output_prefix
+        checkpoint_prefix = training.checkpoint_prefix
         data, output = f"{data_prefix}/*", f"{output_prefix}/*"
+        checkpoints = f"{checkpoint_prefix}/*"
+        listed = [data, output, checkpoints, data_prefix, output_prefix, checkpoint_prefix]
         return [
             iam.PolicyStatement(
                 sid="ListOwnPrefixes",
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={
-                    "StringLike": {"s3:prefix": [data, output, data_prefix, output_prefix]}
-                },
+                conditions={"StringLike": {"s3:prefix": listed}},
             ),
             iam.PolicyStatement(
                 sid="ReadData",
@@ -140,6 +142,11 @@ class SageMakerStack(cdk.Stack):
                 sid="WriteOutput",
                 actions=["s3:PutObject", "s3:AbortMultipartUpload"],
                 resources=[object_arn(self, settings, output)],
+            ),
+            iam.PolicyStatement(
+                sid="SyncCheckpoints",
+                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[object_arn(self, settings, checkpoints)],
             ),
             self._pull("PullOwnImages", [repository.repository_arn]),
             self._logs("/aws/sagemaker/TrainingJobs:*"),
@@ -281,6 +288,12 @@ class SageMakerStack(cdk.Stack):
             reasons[iam5_resource(rendered_object_arn(settings, f"{training.output_prefix}/*"))] = (
                 f"SageMaker training role: model archives under {training.output_prefix}/ "
                 "(training.output_prefix); SageMaker names each after its job."
+            )
+            checkpoints = rendered_object_arn(settings, f"{training.checkpoint_prefix}/*")
+            reasons[iam5_resource(checkpoints)] = (
+                f"SageMaker training role: each job's checkpoints under "
+                f"{training.checkpoint_prefix}/<model>/<job>/ (training.checkpoint_prefix), "
+                "synced both ways by SageMaker; named after jobs that do not exist yet."
             )
         else:
             reasons[iam5_resource(rendered_object_arn(settings, f"{MODELS_PREFIX}/*"))] = (

@@ -165,9 +165,18 @@ def training_job_calls(job: Mapping[str, Any], acct: Account) -> RoleCalls:
         build.read_object(uri.rstrip("/") + "/part-0", f"download {why}")
     output = job["OutputDataConfig"]["S3OutputPath"].rstrip("/")
     build.write_object(f"{output}/{name}/output/model.tar.gz", "upload the model archive")
+    checkpoints = (job.get("CheckpointConfig") or {}).get("S3Uri")
+    if checkpoints:
+        # SageMaker copies the prefix into /opt/ml/checkpoints at start (a restarted spot job
+        # resumes from it) and uploads what the code writes there.
+        build.list_prefix(checkpoints, "list the job's checkpoints")
+        build.read_object(checkpoints.rstrip("/") + "/checkpoint-0", "restore a checkpoint")
+        build.write_object(checkpoints.rstrip("/") + "/checkpoint-1", "save a checkpoint")
     group = "/aws/sagemaker/TrainingJobs"
-    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
-        build.add(action, _logs_arn(acct, group, f"{name}/algo-1-0"), "job logs")
+    hosts = int((job.get("ResourceConfig") or {}).get("InstanceCount") or 1)
+    for host in range(1, hosts + 1):  # one stream per instance: algo-1, algo-2, ...
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            build.add(action, _logs_arn(acct, group, f"{name}/algo-{host}-0"), "job logs")
     build.metrics("/aws/sagemaker/TrainingJobs")
     build.network(job.get("VpcConfig"))
     secret = (job.get("Environment") or {}).get(_CLIENT_SECRET_VARIABLE)

@@ -238,6 +238,8 @@ def _strict_create_training_job(
         "InputDataConfig": job.input_data_config,
         "OutputDataConfig": job.output_data_config,
         "VpcConfig": job.vpc_config,
+        "CheckpointConfig": job.checkpoint_config,
+        "ResourceConfig": job.resource_config,
         "Environment": _ENVIRONMENTS.pop(training_job_name, {}),
     }
     acct = MotoAccount(self.account_id, self.region_name)

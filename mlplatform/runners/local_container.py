@@ -230,7 +230,7 @@ class LocalContainerRunner:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         check=False,
-                        timeout=request.env.training.max_runtime_seconds + 600,
+                        timeout=request.compute.max_runtime_seconds + 600,
                     )
             except subprocess.TimeoutExpired:
                 pass  # reported below as a job without a result

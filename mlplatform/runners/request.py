@@ -12,6 +12,7 @@ from typing import Any
 from mlp_training.tracking import git
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
+from mlplatform.runners.compute import Compute, job_compute
 from mlplatform.sources import Source, load_source, model_source
 
 __all__ = [
@@ -63,6 +64,7 @@ class TrainingRequest:
     job_name: str
     git_commit: str
     git_dirty: bool
+    compute: Compute
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -76,6 +78,11 @@ class TrainingRequest:
     def output_uri(self, bucket: str) -> str:
         """SageMaker's S3OutputPath; the model lands at <this>/<job>/output/model.tar.gz."""
         return f"s3://{bucket}/{self.env.training.output_prefix}"
+
+    def checkpoint_uri(self, bucket: str) -> str:
+        """Where SageMaker keeps this job's /opt/ml/checkpoints (a restarted spot job resumes)."""
+        prefix = self.env.training.checkpoint_prefix
+        return f"s3://{bucket}/{prefix}/{self.model}/{self.job_name}/"
 
     def job_environment(self) -> dict[str, str]:
         """Variables every runner gives the entry point: names and fingerprints, no secret."""
@@ -141,12 +148,18 @@ def git_state(folder: Path | None = None) -> tuple[str, bool]:
 
 
 def new_request(
-    env: Environment, model: str | None, overrides: list[str], source_dir: str | None = None
+    env: Environment,
+    model: str | None,
+    overrides: list[str],
+    source_dir: str | None = None,
+    instance_count: int | None = None,
 ) -> TrainingRequest:
     """A request with a unique, sortable job name (SageMaker allows 63 characters)."""
     model, source = resolve_model(env, model, source_dir)
+    compute = job_compute(env, model, instance_count)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     commit, dirty = git_state(source.root)
     base = model[:38].replace("_", "-").replace(".", "-")
     name = f"{base}-{stamp}-{secrets.token_hex(2)}"
-    return TrainingRequest(env, model, source, parse_overrides(overrides), name, commit, dirty)
+    hyperparameters = parse_overrides(overrides)
+    return TrainingRequest(env, model, source, hyperparameters, name, commit, dirty, compute)

@@ -21,6 +21,7 @@ from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
 from mlplatform.names import Output, repository_output, stack_name
 from mlplatform.reporting import Reporter
+from mlplatform.runners.compute import CHECKPOINT_PATH
 from mlplatform.runners.request import TrainingRequest, TrainingResult
 
 __all__ = ["JobSetup", "SageMakerRunner", "job_setup"]
@@ -94,7 +95,7 @@ class SageMakerRunner:
 
     def job_definition(self, request: TrainingRequest) -> dict[str, Any]:
         """The CreateTrainingJob request (pure: tests and `--dry-run` read it)."""
-        env, t = request.env, self.target
+        env, t, compute = request.env, self.target, request.compute
         environment = {
             **request.job_environment(),
             "MLFLOW_TRACKING_URI": t.tracking_uri,
@@ -122,11 +123,20 @@ class SageMakerRunner:
             ],
             "OutputDataConfig": {"S3OutputPath": request.output_uri(t.bucket)},
             "ResourceConfig": {
-                "InstanceType": env.sagemaker.training_instance_type,
-                "InstanceCount": 1,
-                "VolumeSizeInGB": 30,
+                "InstanceType": compute.instance_type,
+                "InstanceCount": compute.instance_count,
+                "VolumeSizeInGB": compute.volume_size_gb,
             },
-            "StoppingCondition": {"MaxRuntimeInSeconds": env.training.max_runtime_seconds},
+            "StoppingCondition": {
+                "MaxRuntimeInSeconds": compute.max_runtime_seconds,
+                **({"MaxWaitTimeInSeconds": compute.max_wait_seconds} if compute.spot else {}),
+            },
+            "EnableManagedSpotTraining": compute.spot,
+            # On demand too: a source that writes checkpoints gets them back after a restart.
+            "CheckpointConfig": {
+                "S3Uri": request.checkpoint_uri(t.bucket),
+                "LocalPath": CHECKPOINT_PATH,
+            },
             "VpcConfig": {"Subnets": t.subnets, "SecurityGroupIds": t.security_groups},
             "EnableInterContainerTrafficEncryption": True,
             "Environment": environment,
@@ -159,7 +169,7 @@ class SageMakerRunner:
                 TrainingJobName=request.job_name,
                 WaiterConfig={
                     "Delay": 30,
-                    "MaxAttempts": request.env.training.max_runtime_seconds // 30 + 20,
+                    "MaxAttempts": request.compute.waited_seconds // 30 + 20,
                 },
             )
         try:

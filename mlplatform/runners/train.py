@@ -17,6 +17,7 @@ from mlplatform.local.aws_side import local_client
 from mlplatform.registry.client import authenticated_client
 from mlplatform.registry.gate import GateDecision, run_gate
 from mlplatform.reporting import Reporter
+from mlplatform.runners.compute import one_instance
 from mlplatform.runners.datasets import Upload, upload_channels
 from mlplatform.runners.local_container import (
     LocalContainerRunner,
@@ -47,6 +48,7 @@ class TrainOptions:
     image_digest: str | None = None
     wait: bool = True  # sagemaker: wait for the job to end (False: submit only)
     source: str | None = None  # a source folder to train instead of the model's configured one
+    instance_count: int | None = None  # default: the model's [E.models.NAME.compute]
 
 
 def upload_data(target: Target, model: str | None, reporter: Reporter) -> list[Upload]:
@@ -65,7 +67,11 @@ def train(target: Target, options: TrainOptions, reporter: Reporter) -> Training
     if runner not in RUNNERS:
         raise TrainingError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
     env = target.env
-    request = new_request(env, options.model, list(options.overrides), options.source)
+    request = new_request(
+        env, options.model, list(options.overrides), options.source, options.instance_count
+    )
+    if runner != "sagemaker":
+        one_instance(request.compute, runner)
     if runner == "sagemaker":
         target.cloud_only("the sagemaker runner trains in a cloud environment", TrainingError)
         # boto3's own credential chain and AWS_ENDPOINT_URL: AWS, or an emulator standing in.

@@ -204,3 +204,18 @@ def test_rotating_the_local_admin_is_refused(home: dict[str, str]) -> None:
         "error: the local stack's admin password is in its state folder, not rotated here; "
         "use --env staging or prod"
     )
+
+
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        ("two", "error: --instance-count expects a number, got 'two'"),
+        # Refused before anything reads the stack: the native runner trains on one machine.
+        ("2", "error: the native runner trains on one machine, and this job asks for 2 "
+              "instances: train it with --runner sagemaker (or --instance-count 1)"),
+    ],
+)  # fmt: skip
+def test_train_instance_count_bad_input_is_one_line(
+    home: dict[str, str], count: str, message: str
+) -> None:
+    assert one_line_error(kit("train", "--instance-count", count, env=home)) == message

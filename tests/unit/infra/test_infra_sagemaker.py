@@ -29,7 +29,8 @@ def test_roles_are_assumed_by_sagemaker_only(each_env):
         assert "ManagedPolicyArns" not in role["Properties"]
 
 
-def test_s3_access_is_limited_to_the_two_prefixes(each_variant):
+def test_s3_access_is_limited_to_the_three_prefixes(each_variant):
+    """Channels read-only, archives write-only, and each job's checkpoints both ways."""
     env = each_variant.settings
     training = env.training
     statements = _statements(each_variant)
@@ -41,8 +42,17 @@ def test_s3_access_is_limited_to_the_two_prefixes(each_variant):
     assert f"{env.bucket_name}/{training.output_prefix}/*" in resources
     assert "mlflow-artifacts" not in resources
     assert training.dataset_prefix not in json.dumps(statements["WriteOutput"]["Resource"])
-    assert statements["ListOwnPrefixes"]["Condition"]["StringLike"]["s3:prefix"]
+    listed = statements["ListOwnPrefixes"]["Condition"]["StringLike"]["s3:prefix"]
+    assert f"{training.checkpoint_prefix}/*" in listed
     assert training.output_prefix not in json.dumps(statements["ReadData"]["Resource"])
+    sync = statements["SyncCheckpoints"]
+    assert set(_as_list(sync["Action"])) == {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+    }
+    assert json.dumps(sync["Resource"]).count(f"{training.checkpoint_prefix}/*") == 1
+    assert training.dataset_prefix not in json.dumps(sync["Resource"])
     for s in s3_statements:
         assert all(
             a in {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}

@@ -14,9 +14,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlplatform.config import load_environment
+from mlplatform.config import Environment, load_environment
 from mlplatform.errors import TrainingError
 from mlplatform.reporting import SilentReporter
+from mlplatform.runners.compute import job_compute, one_instance
 from mlplatform.runners.request import TrainingRequest
 from mlplatform.runners.sagemaker import SageMakerRunner, job_setup
 from mlplatform.sources import load_source
@@ -65,15 +66,16 @@ def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         yield boto3.client("cloudformation", region_name=ENV.region)
 
 
-def request() -> TrainingRequest:
+def request(env: Environment = ENV, instance_count: int | None = None) -> TrainingRequest:
     return TrainingRequest(
-        ENV,
+        env,
         "fraud-classifier",
         load_source("examples/fraud"),
         {"n_estimators": "300"},
         "fraud-classifier-20261128-120000",
         "0" * 40,
         False,
+        job_compute(env, "fraud-classifier", instance_count),
     )
 
 
@@ -178,3 +180,88 @@ def test_undeployed_infra_is_a_one_line_error(aws) -> None:  # type: ignore[no-u
     deploy_outputs(aws, skip="network")
     with pytest.raises(TrainingError, match=r"stack mlp-prod-network is not deployed"):
         job_setup(ENV, aws, "fraud", DIGEST)
+
+
+def _with(
+    env: Environment, training: dict | None = None, compute: dict | None = None
+) -> Environment:
+    """`env` with [E.training] and the fraud model's [E.models.NAME.compute] changed."""
+    models = dict(env.models)
+    model = models["fraud-classifier"]
+    models["fraud-classifier"] = model.model_copy(
+        update={"compute": model.compute.model_copy(update=compute or {})}
+    )
+    settings = env.training.model_copy(update=training or {})
+    return env.model_copy(update={"models": models, "training": settings})
+
+
+def test_a_job_asks_for_the_models_compute_with_spot_and_checkpoints(aws) -> None:  # type: ignore[no-untyped-def]
+    deploy_outputs(aws)
+    setup = job_setup(ENV, aws, "fraud", DIGEST)
+    sized = _with(
+        ENV,
+        training={"managed_spot": True, "max_wait_seconds": 7200},
+        compute={"instance_type": "ml.c5.2xlarge", "instance_count": 2, "volume_size_gb": 50},
+    )
+    body = SageMakerRunner(None, setup).job_definition(request(sized))
+    assert body["ResourceConfig"] == {
+        "InstanceType": "ml.c5.2xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 50,
+    }
+    assert body["EnableManagedSpotTraining"] is True
+    assert body["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": ENV.training.max_runtime_seconds,
+        "MaxWaitTimeInSeconds": 7200,
+    }
+    # One prefix per job under the environment's checkpoint prefix, which the role may sync.
+    assert body["CheckpointConfig"] == {
+        "S3Uri": "s3://mlp-prod-artifacts/checkpoints/fraud-classifier/"
+        "fraud-classifier-20261128-120000/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    # --instance-count overrides the model's count for one job.
+    assert request(sized, instance_count=3).compute.instance_count == 3
+
+
+def test_spot_is_on_outside_prod_unless_switched_and_waits_twice_the_runtime() -> None:
+    prod, staging = ENV, load_environment("staging")
+    assert job_compute(prod, "fraud-classifier").spot is False  # on demand in prod by default
+    compute = job_compute(staging, "fraud-classifier")
+    assert compute.spot is True
+    assert compute.max_wait_seconds == 2 * staging.training.max_runtime_seconds
+    off = _with(staging, training={"managed_spot": False})
+    assert (
+        job_compute(off, "fraud-classifier").spot,
+        job_compute(off, "fraud-classifier").max_wait_seconds,
+    ) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("training", "compute", "count", "message"),
+    [
+        ({"managed_spot": True, "max_wait_seconds": 600}, {"max_runtime_seconds": 3600}, None,
+         r"^\[prod.training\] max_wait_seconds \(600\) is shorter than fraud-classifier's max "
+         r"runtime \(3600 s\): a spot job waits and runs within it \(SageMaker's rule\)$"),
+        ({}, {}, 0, r"^--instance-count must be between 1 and 100, got 0$"),
+    ],
+)  # fmt: skip
+def test_what_sagemaker_refuses_is_one_line(
+    training: dict, compute: dict, count: int | None, message: str
+) -> None:
+    with pytest.raises(TrainingError, match=message):
+        job_compute(_with(ENV, training, compute), "fraud-classifier", count)
+
+
+def test_a_wait_without_spot_is_refused_in_the_file() -> None:
+    with pytest.raises(ValueError, match="max_wait_seconds applies to managed spot training only"):
+        ENV.training.model_validate({"managed_spot": False, "max_wait_seconds": 7200})
+
+
+@pytest.mark.parametrize("runner", ["native", "local-container"])
+def test_a_runner_of_one_machine_refuses_several_instances(runner: str) -> None:
+    compute = job_compute(ENV, "fraud-classifier", 2)
+    message = rf"^the {runner} runner trains on one machine, and this job asks for 2 instances"
+    with pytest.raises(TrainingError, match=message + ": train it with --runner sagemaker"):
+        one_instance(compute, runner)
+    one_instance(job_compute(ENV, "fraud-classifier", 1), runner)

@@ -20,6 +20,7 @@ import mlp_training
 from mlp_training import JobError, channel_sha256, contract_from_env, parse_arguments
 from mlplatform.config import load_environment
 from mlplatform.errors import TrainingError
+from mlplatform.runners.compute import job_compute
 from mlplatform.runners.native import contract_tree
 from mlplatform.runners.request import TrainingRequest, parse_overrides
 from mlplatform.sources import load_source
@@ -92,8 +93,9 @@ def test_channel_digest_follows_content(tmp_path: Path) -> None:
 def test_native_tree_matches_sagemakers_layout(tmp_path: Path) -> None:
     env = load_environment("local")
     source = load_source("examples/fraud")
+    compute = job_compute(env, "fraud-classifier")
     request = TrainingRequest(
-        env, "fraud-classifier", source, {"n_estimators": "150"}, "job-1", "abc", False
+        env, "fraud-classifier", source, {"n_estimators": "150"}, "job-1", "abc", False, compute
     )
     tree = contract_tree(tmp_path / "opt" / "ml", request)
     config = tmp_path / "opt" / "ml" / "input" / "config"
