@@ -30,6 +30,15 @@ class Contract:
         return self.prefix / "input" / "config"
 
     @property
+    def checkpoint_dir(self) -> Path:
+        """checkpoints/: SageMaker's CheckpointConfig.LocalPath (/opt/ml/checkpoints).
+
+        SageMaker syncs it with the job's S3 checkpoint prefix: a restarted spot job finds there
+        what it saved.
+        """
+        return self.prefix / "checkpoints"
+
+    @property
     def failure_file(self) -> Path:
         """Where a failed job writes its reason (SageMaker shows it as FailureReason)."""
         return self.prefix / "output" / "failure"

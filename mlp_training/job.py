@@ -97,6 +97,16 @@ class Job:
         """SM_MODEL_DIR: what SageMaker packs into model.tar.gz."""
         return self.contract.model_dir
 
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where to save state a restarted job resumes from (made if missing).
+
+        See docs/training.md, "Machines, spot and checkpoints".
+        """
+        folder = self.contract.checkpoint_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def channel(self, name: str) -> Path:
         """The folder of input channel `name`; JobError when it is missing or empty."""
         folder = self.contract.channels.get(name)

@@ -108,6 +108,8 @@ def test_native_tree_matches_sagemakers_layout(tmp_path: Path) -> None:
     contract = contract_from_env({"SM_PREFIX": str(tree["prefix"])})
     assert contract.channels["train"] == tree["channel_train"]
     assert contract.model_dir == tree["model"]
+    # The folder SageMaker syncs with the job's checkpoint prefix, inside the same tree.
+    assert contract.checkpoint_dir == tree["prefix"] / "checkpoints"
 
 
 @pytest.fixture
