@@ -109,7 +109,7 @@ MOTO_GAPS: dict[str, list[str]] = {
     "IAM: moto enforces no policy for SageMaker, ECS or ECR; mlplatform/emulator/strict_iam.py "
     "decides the calls AWS makes under each role against the deployed policies (the strict "
     "tests below); resource policies, SCPs and boundaries are not evaluated": [
-        SAGEMAKER + "test_s3_access_is_limited_to_the_two_prefixes",
+        SAGEMAKER + "test_s3_access_is_limited_to_the_three_prefixes",
         SERVICE + "test_task_role_touches_only_the_artifact_prefix",
     ],
 }
