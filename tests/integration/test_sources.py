@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from mlplatform.sources.environment import environments_root
 from tests.cli import REPO
 from tests.integration.conftest import Stack
-from tests.integration.test_serving import MODES
+from tests.integration.test_serving import MODES, server_pids, stop_serve
 from tests.integration.test_training import admin_of, one_error_line
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,7 @@ def test_a_second_source_trains_and_gates_without_a_kit_change(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_second_source_is_served_in_its_own_environment(
-    two_models: Stack, forecast: dict, mode: str
+    two_models: Stack, forecast: dict, mode: str, tmp_path: Path
 ) -> None:
     """On this host in the source's environment, and (container lane) in the source's own
     serving image, which installs its lock and the OpenMP runtime LightGBM loads: the endpoint
@@ -121,16 +121,22 @@ def test_the_second_source_is_served_in_its_own_environment(
     rows = validation_rows()
     command = [*_kit_argv(), "serve", "--model", FORECAST, "--version", version,
                "--port", str(SERVE_PORT)]  # fmt: skip
-    serving = subprocess.Popen(
-        [*command, "--container"] if mode == "container" else command,
-        cwd=REPO,
-        env=_kit_env(stack),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # Its output goes to a file: a pipe nobody reads can fill and block the kit mid-stop.
+    log = tmp_path / "serve.log"
+    with open(log, "w", encoding="utf-8") as out:
+        serving = subprocess.Popen(
+            [*command, "--container"] if mode == "container" else command,
+            cwd=REPO,
+            env=_kit_env(stack),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    groups: set[int] = set()
     try:
-        _wait_for(SERVE_PORT, serving, timeout=1800 if mode == "container" else 180)
+        ready = f"serving {FORECAST} version {version} at http://127.0.0.1:{SERVE_PORT}"
+        _wait_for(serving, log, ready, timeout=1800 if mode == "container" else 180)
+        groups = {os.getpgid(pid) for pid in server_pids(SERVE_PORT)}
         answer = requests.post(
             f"http://127.0.0.1:{SERVE_PORT}/invocations",
             json={"dataframe_records": rows},
@@ -139,8 +145,8 @@ def test_the_second_source_is_served_in_its_own_environment(
         assert answer.status_code == 200, answer.text
         served = answer.json()["predictions"]
     finally:
-        serving.terminate()
-        serving.wait(timeout=60)
+        # As Ctrl-C; killed after a grace period, with what is left of the server's groups.
+        stop_serve(serving, groups)
         if mode == "container":  # a failed run must not leave the container on the port
             subprocess.run(["podman", "rm", "--force", f"mlplatform-serve-{SERVE_PORT}"],
                            capture_output=True, check=False)  # fmt: skip
@@ -166,18 +172,18 @@ def _kit_env(stack: Stack) -> dict[str, str]:
     return {**inherited, **stack.env}
 
 
-def _wait_for(port: int, process: subprocess.Popen[str], timeout: float = 180) -> None:
+def _wait_for(process: subprocess.Popen[str], log: Path, ready: str, timeout: float) -> None:
+    """Until the kit says it serves (its own server answered /ping), not until anything on
+    the port answers: a server left there by another run must not stand in for this one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        text = log.read_text(encoding="utf-8")
+        if ready in " ".join(text.split()):  # the console may wrap the line
+            return
         if process.poll() is not None:
-            raise AssertionError(f"serve ended: {process.stdout.read() if process.stdout else ''}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
+            raise AssertionError(f"serve ended: {text[-2000:]}")
         time.sleep(0.5)
-    raise AssertionError(f"nothing answered /ping on {port} in {timeout} s")
+    raise AssertionError(f"serve did not say {ready!r} in {timeout} s")
 
 
 def validation_rows() -> list[dict]:
