@@ -13,10 +13,10 @@ on an InService endpoint is served as SageMaker serves it:
   once per archive and image and kept until the emulator stops (it runs in the emulator's
   process group, which the supervisor stops as a whole);
 - it runs in the environment of the image's lock: the pushed image's config (ecr_images.py)
-  names the training source and the sha256 of the lock it holds, and the server runs on that
-  source's environment, made from this checkout's lock of that source, which must have that
-  sha256 (else the model's error says so); an image without those labels (not built by the kit)
-  runs on the kit's own Python;
+  names the training source and the sha256 of the lock it holds; the server runs on the cached
+  environment of that lock, else on one made now from a configured source whose lock has that
+  sha256 (neither: the model's error says so); an image without those labels (not built by the
+  kit) runs on the kit's own Python;
 - the request body, Content-Type and Accept go to its /invocations; the answer comes back with
   the model's content type and x-Amzn-Invoked-Production-Variant; an error status from the model
   is ModelError (HTTP 424) with OriginalStatusCode and OriginalMessage, as SageMaker returns it;
