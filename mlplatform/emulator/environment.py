@@ -192,7 +192,7 @@ class Emulation:
         bucket was created here.
         """
         creds = load_or_create(self.paths, self.env, db_username=self._db_user)[0]
-        ensure_database(self.local_paths.run / "mysqld.sock", creds, self.database_name())
+        ensure_database(self.local_paths.socket("mysqld.sock"), creds, self.database_name())
         bucket_new = aws.ensure_bucket(self.aws_client("s3"), self.env.bucket_name, self.env.region)
         secrets = secret_values(
             self.env, creds, "127.0.0.1", self.local.ports.database, self.database_name()
@@ -328,7 +328,7 @@ class Emulation:
             # or a new admin password would meet the old admin user.
             with contextlib.suppress(OSError, pymysql.err.MySQLError):
                 drop_database(
-                    self.local_paths.run / "mysqld.sock",
+                    self.local_paths.socket("mysqld.sock"),
                     self.database_name(),
                     self._db_user,
                 )

@@ -63,7 +63,7 @@ def find_server(preferred: str) -> DatabaseServer | None:
 
 
 def server_command(
-    server: DatabaseServer, datadir: Path, run: Path, port: int, tls: DatabaseTls
+    server: DatabaseServer, datadir: Path, socket: Path, pidfile: Path, port: int, tls: DatabaseTls
 ) -> list[str]:
     """The argv that runs the server on loopback, private data dir and socket, TLS required."""
     return [
@@ -72,8 +72,8 @@ def server_command(
         f"--datadir={datadir}",
         f"--port={port}",
         "--bind-address=127.0.0.1",
-        f"--socket={run / 'mysqld.sock'}",
-        f"--pid-file={run / 'mysqld.pid'}",
+        f"--socket={socket}",
+        f"--pid-file={pidfile}",
         "--skip-name-resolve",
         *DATABASE_SERVER_FLAGS,
         *database_tls_flags(str(tls.ca), str(tls.cert), str(tls.key)),

@@ -51,7 +51,7 @@ class Supervisor:
     def __init__(self, paths: StatePaths) -> None:
         self.paths = paths
         self.conf = paths.run / "supervisord.conf"
-        self.socket = paths.run / "supervisor.sock"
+        self.socket = paths.socket("supervisor.sock")
         self.pidfile = paths.run / "supervisord.pid"
 
     # -- configuration -------------------------------------------------------------------------
@@ -157,6 +157,11 @@ class Supervisor:
         deadline = time.monotonic() + 60
         while pid and _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if self.socket.parent == self.paths.short_run:
+            # Empty once the daemon and the database have removed their sockets; the temporary
+            # folder is not ours to fill.
+            with contextlib.suppress(OSError):
+                self.paths.short_run.rmdir()
 
     # -- programs ----------------------------------------------------------------------------------
 

@@ -342,7 +342,7 @@ def test_up_renews_an_ending_certificate_and_the_running_server_serves_it(stack:
     ensure_tls(paths, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=SERVER_DAYS - 10))
     ending = x509.load_pem_x509_certificate(tls.cert.read_bytes())
     database_pid = stack.status()["services"]["database"]["pid"]
-    with root_connection(paths.run / "mysqld.sock") as conn, conn.cursor() as cur:
+    with root_connection(paths.socket("mysqld.sock")) as conn, conn.cursor() as cur:
         cur.execute("FLUSH SSL")
     assert served_certificate(stack).serial_number == ending.serial_number
 
@@ -354,12 +354,18 @@ def test_up_renews_an_ending_certificate_and_the_running_server_serves_it(stack:
     assert stack.status()["services"]["database"]["pid"] == database_pid
 
 
-def test_taken_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path) -> None:
+# A state folder too deep for a unix socket's path (CI's temporary trees reach that) keeps its
+# sockets in a short private folder, which `down` removes with them.
+@pytest.mark.parametrize("depth", ["shallow", "deep"])
+def test_taken_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path, depth: str) -> None:
     from tests.cli import kit
 
     ports = {"mlflow": 16000, "s3": 19433, "aws": 16566, "database": 16307}
     config = write_config(tmp_path / "environments.toml", ports)
-    env = {"MLPLATFORM_HOME": str(tmp_path / "state"), "MLPLATFORM_CONFIG": str(config)}
+    home = tmp_path / "state" if depth == "shallow" else tmp_path / ("deep" * 20) / "state"
+    paths = StatePaths(home)
+    assert (paths.socket("supervisor.sock").parent == paths.short_run) == (depth == "deep")
+    env = {"MLPLATFORM_HOME": str(home), "MLPLATFORM_CONFIG": str(config)}
     with socket.socket() as blocker:
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", ports["mlflow"]))
@@ -375,7 +381,8 @@ def test_taken_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path) -> 
     for port in (ports["database"], ports["s3"], ports["aws"], ports["s3"] + 1):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
-    assert not (tmp_path / "state" / "run" / "supervisor.sock").exists()
+    assert not paths.socket("supervisor.sock").exists()
+    assert not paths.short_run.exists()
     assert kit("down", env=env).returncode == 0
 
 
@@ -417,7 +424,7 @@ def test_migrate_as_master_creates_mlflows_own_login_on_its_schema_only(stack: S
     user from MLFLOW_APP_DB_*, with every right on MLflow's schema and none elsewhere, then
     migrates. Run twice, it changes nothing. Real MariaDB; the master here is a test user."""
     schema, master, app = "mlp_login_test", "mlp_test_master", "mlp_test_app"
-    socket_path = stack.home / "state" / "run" / "mysqld.sock"
+    socket_path = StatePaths(stack.home / "state").socket("mysqld.sock")
     with root_connection(socket_path) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
         cur.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY 'master-pw-1'", (master,))

@@ -99,7 +99,12 @@ class NativeRuntime:
                 Program(
                     "database",
                     server_command(
-                        self.server, p.data / "database", p.run, ports.database, tls_files(p)
+                        self.server,
+                        p.data / "database",
+                        p.socket("mysqld.sock"),
+                        p.run / "mysqld.pid",
+                        ports.database,
+                        tls_files(p),
                     ),
                     {},
                     stop_seconds=60,
@@ -257,13 +262,13 @@ class NativeRuntime:
             timeout=_TIMEOUTS["database"],
             log=self.paths.log("database"),
         )
-        reload_tls(self.paths.run / "mysqld.sock", self.server.flavour)
+        reload_tls(self.paths.socket("mysqld.sock"), self.server.flavour)
 
     def _database_socket_ready(self) -> bool:
         from mlplatform.local.database_admin import root_connection
 
         try:
-            root_connection(self.paths.run / "mysqld.sock").close()
+            root_connection(self.paths.socket("mysqld.sock")).close()
             return True
         except Exception:
             return False
@@ -271,7 +276,7 @@ class NativeRuntime:
     def _seed(self, name: str, creds: Credentials, reporter: Reporter) -> None:
         env = self.env
         if name == "database":
-            ensure_database(self.paths.run / "mysqld.sock", creds, env.database.name)
+            ensure_database(self.paths.socket("mysqld.sock"), creds, env.database.name)
         elif name == "s3":
             s3 = local_client("s3", env, creds)
             if aws.ensure_bucket(s3, env.bucket_name, env.region):
