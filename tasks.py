@@ -364,6 +364,50 @@ def champion(c, model=None, env="local", json_=False):
 
 
 @task(
+    help={
+        "model": "registered model name (default: the environment's only model)",
+        "version": "the registered version to rebuild",
+        "env": "environment whose registry holds the version (local)",
+        "runner": "how to rebuild: native (the only runner reproduce has so far)",
+        "json": "print the report as JSON: items (name, recorded, rebuilt, verdict), verdict",
+    }
+)
+def reproduce(c, version, model=None, env="local", runner="native", json_=False):
+    """Rebuild a registered version from its lineage and compare it item by item with the record.
+
+    Exits 1 when an item differs beyond [E.training] reproduce_tolerance, and refuses in one
+    line a version whose code, data, packages or hyperparameters cannot be had again.
+    """
+    from rich.table import Table
+
+    from mlplatform.reproduce import reproduce as rebuild
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        if runner != "native":
+            raise Exit(
+                f"error: reproduce rebuilds with the native runner so far, not {runner!r}", 1
+            )
+        report = rebuild(_target(env), model, str(version), reporter)
+    if json_:
+        print(json.dumps(report.as_json()))
+    else:
+        table = Table(
+            title=f"{report.model} version {report.version}, rebuilt as run {report.rebuilt_run_id}"
+        )
+        for column in ("item", "recorded", "rebuilt", "verdict"):
+            table.add_column(column)
+        colour = {"identical": "green", "within tolerance": "yellow", "different": "red"}
+        for item in report.items:
+            verdict = f"[{colour[item.verdict]}]{item.verdict}[/{colour[item.verdict]}]"
+            table.add_row(item.name, item.recorded, item.rebuilt, verdict)
+        console.print(table)
+        console.print(f"verdict: {report.verdict} (tolerance {report.tolerance:g})")
+    if report.verdict == "different":
+        raise Exit(code=1)
+
+
+@task(
     iterable=["image", "model"],
     help={
         "image": "mlflow, training or serving (repeat for several; default: all three)",

@@ -5,7 +5,8 @@ A source (docs/training.md) may import it; nothing requires it. What it gives:
 - `run(train)`: the job around a source's `train(job)` function (hyperparameters, failure file,
   exit codes, the result the runners read, no version left behind by a failed job);
 - `Job`: the channels (`job.channel("train")`), hyperparameters as strings, `start_run()` (login
-  from Secrets Manager, the model's experiment, lineage tags) and `log_model(flavor, model)`
+  from Secrets Manager, the model's experiment, lineage tags), `log_hyperparameters(values)`
+  (the effective values, which `invoke reproduce` passes again) and `log_model(flavor, model)`
   (logged, saved into model.tar.gz's folder, registered as `challenger`);
 - `MetricStream`: metrics from a training loop without waiting for the server;
 - `JobError`: raise it for a failure the job's owner can fix; it becomes one line and exit 2.

@@ -4,8 +4,10 @@
 
     def train(job: mlp_training.Job) -> None:
         frame = pandas.read_csv(job.channel("train") / "data.csv")
+        rounds = int(job.hyperparameters.get("rounds", "100"))
         with job.start_run():
-            model = fit(frame, int(job.hyperparameters.get("rounds", "100")))
+            job.log_hyperparameters({"rounds": rounds})
+            model = fit(frame, rounds)
             mlflow.log_metric("val_rmse", score(model))
             job.log_model(mlflow.lightgbm, model, input_example=frame.head(5))
 
@@ -35,9 +37,20 @@ from mlp_training.contract import Contract, contract_from_env
 from mlp_training.tracking import TrackingError, check_reachable, load_credentials
 from mlp_training.tracking import reproducibility_tags as _tags
 
-__all__ = ["CHALLENGER", "MODEL_SUBDIR", "Job", "JobError", "parse_arguments", "run"]
+__all__ = [
+    "CHALLENGER",
+    "HYPERPARAMETERS_TAG",
+    "MODEL_SUBDIR",
+    "Job",
+    "JobError",
+    "parse_arguments",
+    "run",
+]
 
 CHALLENGER = "challenger"
+# The names of the run's params that are the job's effective hyperparameters (defaults
+# included): `invoke reproduce` passes exactly these again, so no default changed since leaks in.
+HYPERPARAMETERS_TAG = "mlp.hyperparameters"
 # Under SM_MODEL_DIR: the MLflow model the endpoint serves (scoring_server reads it there).
 MODEL_SUBDIR = "mlflow-model"
 
@@ -88,9 +101,12 @@ class Job:
         if not self.model_name:
             raise JobError("MLP_MODEL_NAME is not set (the kit's runners set it)")
         self.runner = os.environ.get("MLP_RUNNER", "?")
+        # `invoke reproduce` rebuilds a version into a run of its own and registers nothing.
+        self.registers = os.environ.get("MLP_REGISTER", "true") != "false"
         self.run_id: str | None = None
         self.version: str | None = None
         self._previous_challenger: str | None = None
+        self._logged = False
 
     @property
     def model_dir(self) -> Path:
@@ -137,19 +153,36 @@ class Job:
             self.run_id = active.info.run_id
             yield active
 
-    def log_model(self, flavor: Any, model: Any, **kwargs: Any) -> str:
+    def log_hyperparameters(self, values: dict[str, Any]) -> None:
+        """Log the effective hyperparameters (defaults included) as the run's params.
+
+        They are named in the run's `mlp.hyperparameters` tag, so `invoke reproduce` can train
+        with the recorded values instead of today's defaults.
+        """
+        import mlflow
+
+        if self.run_id is None:
+            raise JobError("log_hyperparameters needs an open run: call it in `job.start_run()`")
+        mlflow.log_params(values)
+        mlflow.set_tag(HYPERPARAMETERS_TAG, ",".join(sorted(values)))
+
+    def log_model(self, flavor: Any, model: Any, **kwargs: Any) -> str | None:
         """Log `model` with an MLflow flavor module, save it for the endpoint, register it.
 
         `flavor` is the module (mlflow.sklearn, mlflow.lightgbm, mlflow.pyfunc, ...) and kwargs
         go to both its log_model and save_model (signature, input_example, ...). Returns the new
-        version, which `challenger` names; `champion` moves only through the kit's gate.
+        version, which `challenger` names; `champion` moves only through the kit's gate. A
+        reproduction (MLP_REGISTER=false) logs and saves the model and registers nothing: None.
         """
         if self.run_id is None:
             raise JobError("log_model needs an open run: call it inside `with job.start_run():`")
-        if self.version is not None:
-            raise JobError(f"this job already registered version {self.version}")
+        if self._logged:
+            raise JobError("this job already logged its model")
         info = flavor.log_model(model, name="model", **kwargs)
         flavor.save_model(model, self.model_dir / MODEL_SUBDIR, **kwargs)
+        self._logged = True
+        if not self.registers:
+            return None
         self.version = self._register(info.model_uri)
         return self.version
 
@@ -192,7 +225,7 @@ class Job:
 
     def result(self) -> dict[str, Any]:
         """What the runners read from output/data/result.json; JobError if no model was made."""
-        if self.version is None or self.run_id is None:
+        if self.run_id is None or not self._logged:
             raise JobError("the job registered no model: call job.log_model(...) in its run")
         if not (self.model_dir / MODEL_SUBDIR / "MLmodel").is_file():
             raise JobError(f"no MLflow model in {self.model_dir / MODEL_SUBDIR}")
@@ -202,7 +235,7 @@ class Job:
         return {
             "run_id": self.run_id,
             "model_name": self.model_name,
-            "model_version": self.version,
+            "model_version": self.version or "",
             "metrics": dict(metrics),
         }
 

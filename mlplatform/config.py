@@ -359,6 +359,9 @@ class TrainingSettings(_Strict):
     checkpoint_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9/_-]*[a-z0-9]$")] = (
         "checkpoints"
     )
+    # `invoke reproduce`: how far a rebuilt version's metric or prediction may be from the
+    # recorded one (relative to the larger of the two, absolute below 1) and still pass.
+    reproduce_tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 1e-9
     # A pin: the training image every SageMaker job of this environment runs, by digest in the
     # kit's training repository. Unset: the image of the model's source the last release pushed
     # (the MLflow stack's TrainingImageDigest output, training_image_digests).

@@ -10,7 +10,8 @@
      ├── UnsupportedPolicy          an IAM policy uses what the strict emulator cannot decide
      ├── TrainingError              a training job could not start or failed (its reason)
      ├── RegistryError              a registry operation was refused or found nothing
-     │    └── PromotionError        a promoted copy does not match its manifest
+     │    ├── PromotionError        a promoted copy does not match its manifest
+     │    └── ReproduceError        a version cannot be rebuilt faithfully (which lineage fails)
      ├── EndpointError              SageMaker refused an endpoint operation
      ├── ImageError                 an image archive or layout is unreadable or inconsistent
      │    └── EngineMissingError    no container engine answers (what to install)
@@ -40,6 +41,7 @@ __all__ = [
     "PortInUseError",
     "PromotionError",
     "RegistryError",
+    "ReproduceError",
     "RuntimeSelectionError",
     "ServiceStartError",
     "SourceError",
@@ -102,6 +104,10 @@ class PromotionError(RegistryError):
 
 class UnsupportedPolicy(PlatformError):
     """A policy uses an element or condition operator the strict emulator does not implement."""
+
+
+class ReproduceError(RegistryError):
+    """A registered version cannot be rebuilt faithfully: the message says what fails."""
 
 
 class EndpointError(PlatformError):

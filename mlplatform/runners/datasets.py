@@ -23,7 +23,7 @@ from mlplatform.runners.request import channel_prefix
 from mlplatform.sources import Source, model_source
 from mlplatform.sources.environment import run_checked, source_python, source_variables
 
-__all__ = ["Upload", "generate_channels", "upload_channels"]
+__all__ = ["Upload", "download_channel", "generate_channels", "upload_channels"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +120,29 @@ def _put(s3: Any, bucket: str, key: str, body: bytes, digest: str, content_type:
     except botocore.exceptions.ClientError as exc:
         raise TrainingError(f"cannot upload s3://{bucket}/{key}: {exc}") from exc
     return True
+
+
+def download_channel(
+    s3: Any, bucket: str, env: Environment, model: str, channel: str, target: Path
+) -> int:
+    """Download one channel of a model's data into `target`; the number of files.
+
+    TrainingError when the bucket refuses or the channel is empty (with what to run).
+    """
+    prefix = channel_prefix(env, model, channel)
+    count = 0
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                dest = target / obj["Key"][len(prefix) :]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, obj["Key"], str(dest))
+                count += 1
+    except botocore.exceptions.ClientError as exc:
+        raise TrainingError(f"cannot read channel {channel!r}: {exc}") from exc
+    if count == 0:
+        raise TrainingError(
+            f"input channel {channel!r} is empty at s3://{bucket}/{prefix}; "
+            f"run `invoke data --model {model}` first"
+        )
+    return count

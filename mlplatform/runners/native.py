@@ -25,10 +25,18 @@ from mlplatform.local.access import LocalEndpoints
 from mlplatform.readiness import log_tail
 from mlplatform.registry.archive import make_targz
 from mlplatform.reporting import Reporter
-from mlplatform.runners.request import TrainingRequest, TrainingResult, channel_prefix
+from mlplatform.runners.datasets import download_channel
+from mlplatform.runners.request import TrainingRequest, TrainingResult
 from mlplatform.sources.environment import source_variables
 
 __all__ = ["NativeRunner", "contract_tree", "job_outcome"]
+
+
+def _trained_line(result: dict[str, Any]) -> str:
+    """What a finished job made: a registered version, or (a reproduction) a run only."""
+    if not result["model_version"]:
+        return f"trained {result['model_name']} in run {result['run_id']} (not registered)"
+    return f"trained and registered {result['model_name']} version {result['model_version']}"
 
 
 def contract_tree(root: Path, request: TrainingRequest) -> dict[str, Path]:
@@ -87,28 +95,6 @@ class NativeRunner:
         # so a failed `train` leaves no registered version behind.
         self.unregister = unregister
 
-    def _download(self, request: TrainingRequest, channel: str, target: Path) -> int:
-        prefix = channel_prefix(request.env, request.model, channel)
-        count = 0
-        try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.endpoints.bucket, Prefix=prefix
-            )
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    dest = target / obj["Key"][len(prefix) :]
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    self.s3.download_file(self.endpoints.bucket, obj["Key"], str(dest))
-                    count += 1
-        except botocore.exceptions.ClientError as exc:
-            raise TrainingError(f"cannot read channel {channel!r}: {exc}") from exc
-        if count == 0:
-            raise TrainingError(
-                f"input channel {channel!r} is empty at s3://{self.endpoints.bucket}/{prefix}; "
-                f"run `invoke data --model {request.model}` first"
-            )
-        return count
-
     def _environment(self, request: TrainingRequest, tree: dict[str, Path]) -> dict[str, str]:
         env = inherited_environment()
         env.update(request.job_environment())
@@ -143,7 +129,17 @@ class NativeRunner:
             tree = contract_tree(Path(tmp) / "opt" / "ml", request)
             reporter.step("downloading input channels")
             channels = request.channels
-            files = sum(self._download(request, c, tree[f"channel_{c}"]) for c in channels)
+            files = sum(
+                download_channel(
+                    self.s3,
+                    self.endpoints.bucket,
+                    request.env,
+                    request.model,
+                    c,
+                    tree[f"channel_{c}"],
+                )
+                for c in channels
+            )
             reporter.done(f"downloaded {len(channels)} channels ({files} files)")
             reporter.step(f"training {request.job_name} (log: {log_file})")
             args = []
@@ -169,14 +165,12 @@ class NativeRunner:
                 )
                 raise TrainingError(f"training job {request.job_name} failed: {reason}")
             result = job_outcome(request, tree["output_data"], tree["model"], self.unregister)
-            reporter.done(
-                f"trained and registered {result['model_name']} version {result['model_version']}"
-            )
+            reporter.done(_trained_line(result))
             reporter.step("uploading model.tar.gz")
             try:
                 artifact = self._upload_model(request, tree["model"], Path(tmp))
             except BaseException:
-                if self.unregister is not None:
+                if self.unregister is not None and result["model_version"]:
                     self.unregister(result["model_name"], str(result["model_version"]))
                 raise
             reporter.done(f"model artifact at {artifact}")
@@ -217,12 +211,14 @@ def job_outcome(
             "finish through mlp_training.run (docs/training.md)"
         ) from None
     problem = None
-    if result.get("model_name") != request.model:
+    if bool(version) != request.register:
+        problem = "it registered a version" if version else "it registered no version"
+    elif result.get("model_name") != request.model:
         problem = f"it registered {result.get('model_name')!r}, not {request.model!r}"
     elif not (model_dir / MODEL_SUBDIR / "MLmodel").is_file():
         problem = f"it wrote no MLflow model to /opt/ml/model/{MODEL_SUBDIR}"
     if problem is not None:
-        if unregister is not None and result.get("model_name") == request.model:
+        if unregister is not None and version and result.get("model_name") == request.model:
             unregister(request.model, version)
         raise TrainingError(f"training job {request.job_name} broke the contract: {problem}")
     return {**result, "model_version": version, "run_id": run_id}

@@ -65,6 +65,9 @@ class TrainingRequest:
     git_commit: str
     git_dirty: bool
     compute: Compute
+    # A reproduction trains into an experiment of its own and registers nothing.
+    experiment: str | None = None
+    register: bool = True
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -93,6 +96,8 @@ class TrainingRequest:
             "MLP_GIT_DIRTY": str(self.git_dirty).lower(),
             "MLP_SOURCE": self.source.label,
             "MLP_SOURCE_SHA256": self.source.sha256(),
+            **({"MLP_EXPERIMENT": self.experiment} if self.experiment else {}),
+            **({} if self.register else {"MLP_REGISTER": "false"}),
         }
 
 

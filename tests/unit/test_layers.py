@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["local", "images", "sources"], 2),
     "target": 3,
     **dict.fromkeys(["runners", "serving", "doctor"], 4),
-    "release": 5,
+    **dict.fromkeys(["release", "reproduce"], 5),
     # The emulated account bootstraps itself with release's CDK CLI.
     "emulator": 6,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -165,6 +166,28 @@ def test_a_finished_job_is_held_to_the_contract(
     with pytest.raises(TrainingError, match=message):
         job_outcome(request, output, model, lambda m, v: removed.append((m, v)))
     assert removed == ([("fraud-classifier", "4")] if undone else [])
+
+
+@pytest.mark.parametrize("registered", [True, False], ids=["registered", "not-registered"])
+def test_a_reproduction_must_register_nothing(tmp_path: Path, registered: bool) -> None:
+    """`invoke reproduce` asks for a run and no version (MLP_REGISTER=false); a job that
+    registers one anyway broke the contract, and the version is removed again."""
+    env = load_environment("local", REPO / "environments.toml")
+    request = dataclasses.replace(new_request(env, None, []), register=False)
+    assert request.job_environment()["MLP_REGISTER"] == "false"
+    output, model = tmp_path / "output", tmp_path / "model"
+    output.mkdir()
+    (model / "mlflow-model").mkdir(parents=True)
+    (model / "mlflow-model" / "MLmodel").write_text("flavors: {}\n")
+    result = {"model_name": "fraud-classifier", "model_version": "4" if registered else ""}
+    (output / "result.json").write_text(json.dumps({**result, "run_id": "r"}))
+    removed: list[tuple[str, str]] = []
+    if not registered:
+        assert job_outcome(request, output, model, None)["model_version"] == ""
+        return
+    with pytest.raises(TrainingError, match="broke the contract: it registered a version"):
+        job_outcome(request, output, model, lambda m, v: removed.append((m, v)))
+    assert removed == [("fraud-classifier", "4")]
 
 
 def _source_in(root: Path, manifest: str = "") -> Path:

@@ -177,9 +177,9 @@ def train(job: mlp_training.Job) -> None:
     train_frame, validation = (load_channel(job, n) for n in REQUIRED_CHANNELS)
     x_val = model_input(validation)
     with job.start_run() as run:
+        job.log_hyperparameters(hp.model_dump())
         mlflow.log_params(
             {
-                **hp.model_dump(),
                 "objective": lightgbm_params(hp)["objective"],
                 "train_rows": len(train_frame),
                 "val_rows": len(validation),

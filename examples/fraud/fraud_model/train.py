@@ -104,7 +104,8 @@ def train(job: mlp_training.Job) -> None:
     client = MlflowClient()
     with job.start_run() as run:
         rid = run.info.run_id
-        mlflow.log_params({**hp.model_dump(), "train_rows": len(train_frame), "val_rows": len(val)})
+        job.log_hyperparameters(hp.model_dump())
+        mlflow.log_params({"train_rows": len(train_frame), "val_rows": len(val)})
         mlflow.log_input(from_pandas(train_frame, name="train", targets=LABEL), "training")
         mlflow.log_input(from_pandas(val, name="validation", targets=LABEL), "eval")
         pipeline = build_pipeline(hp)

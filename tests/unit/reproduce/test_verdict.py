@@ -1,0 +1,84 @@
+"""Recorded against rebuilt: identical, within tolerance, different; the worst item decides."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mlplatform.reproduce.verdict import (
+    DIFFERENT,
+    IDENTICAL,
+    WITHIN,
+    Item,
+    Report,
+    compare_fingerprints,
+    compare_metrics,
+    compare_number,
+    compare_predictions,
+)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "rebuilt", "verdict"),
+    [
+        (0.4086, 0.4086, IDENTICAL),
+        (math.nan, math.nan, IDENTICAL),
+        (0.4086, 0.4086 + 1e-12, WITHIN),
+        (1e-15, 2e-15, WITHIN),  # near zero the tolerance is absolute
+        (1000.0, 1000.0 + 5e-7, WITHIN),  # relative to the magnitude above 1
+        (1000.0, 1000.0 + 5e-6, DIFFERENT),
+        (0.4086, 0.41, DIFFERENT),
+        (0.4, math.nan, DIFFERENT),
+    ],
+)
+def test_a_number_is_compared_relative_to_its_magnitude(
+    recorded: float, rebuilt: float, verdict: str
+) -> None:
+    assert compare_number(recorded, rebuilt, 1e-9) == verdict
+
+
+def test_a_metric_only_one_run_logged_is_different() -> None:
+    items = compare_metrics({"auc": 0.9, "loss": 0.3}, {"auc": 0.9, "extra": 1.0}, 1e-9)
+    assert [(i.name, i.verdict) for i in items] == [
+        ("metric auc", IDENTICAL),
+        ("metric extra", DIFFERENT),
+        ("metric loss", DIFFERENT),
+    ]
+    assert items[2].rebuilt == "missing"
+
+
+def test_fingerprints_match_exactly_or_differ() -> None:
+    items = compare_fingerprints(
+        {"mlp.lock.sha256": "a" * 64, "mlp.data.x.sha256": "b" * 64},
+        {"mlp.lock.sha256": "a" * 64, "mlp.data.x.sha256": "c" * 64},
+    )
+    assert [(i.name, i.verdict) for i in items] == [
+        ("mlp.data.x.sha256", DIFFERENT),
+        ("mlp.lock.sha256", IDENTICAL),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "verdict"),
+    [
+        ({"rows": 5, "identical": True, "max_abs_difference": 0.0, "scale": 3.0}, IDENTICAL),
+        ({"rows": 5, "identical": False, "max_abs_difference": 1e-12, "scale": 3.0}, WITHIN),
+        ({"rows": 5, "identical": False, "max_abs_difference": 0.01, "scale": 3.0}, DIFFERENT),
+        ({"rows": 5, "shapes": [[5, 2], [5]]}, DIFFERENT),
+    ],
+)
+def test_predictions_compare_by_their_largest_difference(
+    outcome: dict[str, object], verdict: str
+) -> None:
+    item = compare_predictions(outcome, "validation", 1e-9)
+    assert item.verdict == verdict and item.name == "predictions on validation (5 rows)"
+
+
+def test_the_report_is_its_worst_item() -> None:
+    same, near, off = (Item("m", "1", "1", v) for v in (IDENTICAL, WITHIN, DIFFERENT))
+    assert Report("m", "1", "r", 1e-9, [same]).verdict == IDENTICAL
+    assert Report("m", "1", "r", 1e-9, [same, near]).verdict == WITHIN
+    assert Report("m", "1", "r", 1e-9, [near, off, same]).as_json()["verdict"] == DIFFERENT
+    # A report that compared nothing proves nothing.
+    assert Report("m", "1", "r", 1e-9, []).verdict == DIFFERENT
