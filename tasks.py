@@ -376,19 +376,22 @@ def reproduce(c, version, model=None, env="local", runner="native", json_=False)
     """Rebuild a registered version from its lineage and compare it item by item with the record.
 
     Exits 1 when an item differs beyond [E.training] reproduce_tolerance, and refuses in one
-    line a version whose code, data, packages or hyperparameters cannot be had again.
+    line a version whose code, data, packages or hyperparameters cannot be had again. Ctrl-C or
+    SIGTERM stop the rebuild's training job and remove its worktree (exit 130, 143).
     """
     from rich.table import Table
 
     from mlplatform.reproduce import reproduce as rebuild
+    from mlplatform.serving.local import StopSignal, stop_signals_interrupt
 
     reporter = RichReporter()
     with _errors(reporter):
-        if runner != "native":
-            raise Exit(
-                f"error: reproduce rebuilds with the native runner so far, not {runner!r}", 1
-            )
-        report = rebuild(_target(env), model, str(version), reporter)
+        try:
+            # SIGTERM unwinds as Ctrl-C does: the training job stopped, the worktree removed.
+            with stop_signals_interrupt():
+                report = rebuild(_target(env), model, str(version), reporter, runner)
+        except StopSignal as exc:
+            raise Exit(f"reproduce stopped ({exc}); nothing registered", exc.exit_code) from None
     if json_:
         print(json.dumps(report.as_json()))
     else:
@@ -404,7 +407,12 @@ def reproduce(c, version, model=None, env="local", runner="native", json_=False)
         console.print(table)
         console.print(f"verdict: {report.verdict} (tolerance {report.tolerance:g})")
     if report.verdict == "different":
-        raise Exit(code=1)
+        differ = sum(item.verdict == "different" for item in report.items)
+        raise Exit(
+            f"error: {report.model} version {report.version} did not reproduce: {differ} "
+            f"item(s) differ beyond the tolerance",
+            code=1,
+        )
 
 
 @task(
@@ -980,7 +988,7 @@ ns = Collection(
     # the local stack
     up, down, status, logs, env, doctor,
     # training, serving, promotion
-    data, train, champion, build, serve, emulate, promote,
+    data, train, champion, reproduce, build, serve, emulate, promote,
     # SageMaker endpoints, and the whole release
     deploy_endpoint, traffic, rollback, endpoints, predict, deploy, parity, rotate_admin,
     # infrastructure

@@ -16,6 +16,7 @@ import json
 import secrets
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,11 @@ def reproduce(
                 _fingerprints(lineage.tags), _fingerprints(rebuilt.data.tags)
             )
             tolerance = env.training.reproduce_tolerance
-            items += compare_metrics(lineage.metrics, dict(rebuilt.data.metrics), tolerance)
+            items += compare_metrics(
+                _histories(client, lineage.run_id, lineage.metrics),
+                _histories(client, result.run_id, rebuilt.data.metrics),
+                tolerance,
+            )
             items.append(
                 _predictions(client, lineage, result.run_id, source, python, Path(data), tolerance)
             )
@@ -143,6 +148,17 @@ def _request(target: Target, model: str, source: Source, lineage: Lineage) -> Tr
         experiment=model + EXPERIMENT_SUFFIX,
         register=False,
     )
+
+
+def _histories(client: Any, run_id: str, names: Iterable[str]) -> dict[str, list[float]]:
+    """Each metric's points in step order (then time: a step logged twice keeps its order)."""
+    histories = {}
+    for name in names:
+        points = sorted(
+            client.get_metric_history(run_id, name), key=lambda m: (m.step, m.timestamp)
+        )
+        histories[name] = [float(m.value) for m in points]
+    return histories
 
 
 def _fingerprints(tags: dict[str, str]) -> dict[str, str]:

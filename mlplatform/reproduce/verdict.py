@@ -67,23 +67,23 @@ def compare_number(recorded: float, rebuilt: float, tolerance: float) -> str:
 
 
 def compare_metrics(
-    recorded: dict[str, float], rebuilt: dict[str, float], tolerance: float
+    recorded: dict[str, list[float]], rebuilt: dict[str, list[float]], tolerance: float
 ) -> list[Item]:
-    """Every metric either run logged (last values); a metric only one of them has is different."""
+    """Every metric either run logged, each point of its history in step order.
+
+    A metric only one run has, or with another number of points, is different; else the worst
+    point decides. The values shown are the last points.
+    """
     items = []
     for name in sorted(recorded.keys() | rebuilt.keys()):
-        if name not in recorded or name not in rebuilt:
-            items.append(
-                Item(
-                    f"metric {name}",
-                    _text(recorded.get(name)),
-                    _text(rebuilt.get(name)),
-                    DIFFERENT,
-                )
-            )
-            continue
-        verdict = compare_number(recorded[name], rebuilt[name], tolerance)
-        items.append(Item(f"metric {name}", _text(recorded[name]), _text(rebuilt[name]), verdict))
+        before, after = recorded.get(name, []), rebuilt.get(name, [])
+        if not before or not after or len(before) != len(after):
+            verdict = DIFFERENT
+        else:
+            verdicts = [compare_number(a, b, tolerance) for a, b in zip(before, after, strict=True)]
+            verdict = max(verdicts, key=_RANK.__getitem__)
+        steps = f" ({len(before)} points)" if len(before) > 1 else ""
+        items.append(Item(f"metric {name}{steps}", _last(before), _last(after), verdict))
     return items
 
 
@@ -116,5 +116,7 @@ def compare_predictions(outcome: dict[str, Any], channel: str, tolerance: float)
     return Item(name, "recorded model", f"max |difference| {difference:.3g}", verdict)
 
 
-def _text(value: float | None) -> str:
-    return "missing" if value is None else f"{value:.10g}"
+def _last(history: list[float]) -> str:
+    if not history:
+        return "missing"
+    return f"{history[-1]:.10g}"

@@ -20,7 +20,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import boto3
 import pymysql
 import pytest
 from cryptography import x509
@@ -55,14 +54,7 @@ def mlflow_client(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient
 
 
 def bucket_keys(stack: Stack) -> list[str]:
-    env = stack.client_env()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-        region_name="us-east-1",
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    s3 = stack.s3()
     bucket = "mlp-local-artifacts-123456789012-us-east-1"
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
     return [o["Key"] for page in pages for o in page.get("Contents", [])]

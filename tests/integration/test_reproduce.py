@@ -10,13 +10,15 @@ tree, a channel whose bytes changed after training, a version that does not exis
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -104,14 +106,7 @@ def test_a_version_is_rebuilt_identically_from_its_recorded_lineage(
 @pytest.fixture
 def extra_file(stack: Stack, trained: dict[str, Any]) -> Iterator[Any]:
     """One more file in the train channel after training; removed again afterwards."""
-    env = stack.client_env()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-        region_name="us-east-1",
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    s3 = stack.s3()
     key = f"datasets/{FRAUD}/train/late-arrival.csv"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"amount,label\n1.0,0\n")
     yield
@@ -157,3 +152,44 @@ def test_a_version_trained_from_a_dirty_tree_is_refused(
 )
 def test_bad_input_is_one_line(stack: Stack, args: list[str], says: str) -> None:
     assert says in one_error_line(stack.kit("reproduce", *args, check=False))
+
+
+def test_sigterm_stops_the_rebuild_and_leaves_no_worktree_or_job(
+    stack: Stack, source: Path, trained: dict[str, Any]
+) -> None:
+    """SIGTERM to the kit alone, as a process manager sends it, while the job trains."""
+    logs = Path(stack.env["MLPLATFORM_HOME"]) / "logs" / "training"
+    before = set(logs.glob("*-repro-*.log"))
+    args = ["reproduce", "--model", FRAUD, "--version", trained["model_version"]]
+    proc = subprocess.Popen(
+        [str(REPO / "kit"), *args],
+        env={**os.environ, **stack.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not set(logs.glob("*-repro-*.log")) - before:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        assert git(source.parent, "worktree", "list").count("\n") == 1  # the rebuild's tree
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, out + err
+    assert "reproduce stopped (SIGTERM); nothing registered" in err
+    assert git(source.parent, "worktree", "list").count("\n") == 0
+    # The job ran from the worktree (its entry point's path names it): nothing of it is left.
+    left = [p for p in Path("/proc").glob("[0-9]*") if "mlp-reproduce-" in _cmdline(p)]
+    assert not left, [_cmdline(p) for p in left]
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

@@ -48,14 +48,7 @@ def admin(runtime_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient
 
 @pytest.fixture
 def s3(runtime_stack: Stack):  # type: ignore[no-untyped-def]
-    env = runtime_stack.client_env()
-    return boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-        region_name="us-east-1",
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return runtime_stack.s3()
 
 
 def train(stack: Stack, *overrides: str) -> dict:

@@ -144,7 +144,7 @@ def _tasks_with(parameter: str) -> list[str]:
 
 
 # What each task needs besides --env to get as far as reading the environment.
-_REQUIRED = {"traffic": ("--challenger", "5")}
+_REQUIRED = {"traffic": ("--challenger", "5"), "reproduce": ("--version", "1")}
 
 
 @pytest.mark.parametrize("name", _tasks_with("env"))

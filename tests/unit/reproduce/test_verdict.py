@@ -38,14 +38,22 @@ def test_a_number_is_compared_relative_to_its_magnitude(
     assert compare_number(recorded, rebuilt, 1e-9) == verdict
 
 
-def test_a_metric_only_one_run_logged_is_different() -> None:
-    items = compare_metrics({"auc": 0.9, "loss": 0.3}, {"auc": 0.9, "extra": 1.0}, 1e-9)
-    assert [(i.name, i.verdict) for i in items] == [
-        ("metric auc", IDENTICAL),
-        ("metric extra", DIFFERENT),
-        ("metric loss", DIFFERENT),
-    ]
-    assert items[2].rebuilt == "missing"
+def test_every_point_of_a_metrics_history_is_compared() -> None:
+    recorded = {"auc": [0.9], "loss": [0.5, 0.4, 0.3], "curve": [0.5, 0.4], "gone": [1.0]}
+    rebuilt = {"auc": [0.9], "loss": [0.5, 0.41, 0.3], "curve": [0.5], "extra": [1.0]}
+    items = {i.name: i for i in compare_metrics(recorded, rebuilt, 1e-9)}
+    assert {name: i.verdict for name, i in items.items()} == {
+        "metric auc": IDENTICAL,
+        "metric curve (2 points)": DIFFERENT,  # a point less
+        "metric extra": DIFFERENT,
+        "metric gone": DIFFERENT,
+        # The last points agree; one in the middle does not.
+        "metric loss (3 points)": DIFFERENT,
+    }
+    assert (items["metric loss (3 points)"].recorded, items["metric gone"].rebuilt) == (
+        "0.3",
+        "missing",
+    )
 
 
 def test_fingerprints_match_exactly_or_differ() -> None:
