@@ -23,6 +23,7 @@ import pytest
 from tests.cli import REPO, exported, kit
 from tests.leftovers import stragglers
 
+FRAUD, FORECAST = "fraud-classifier", "demand-forecast"
 TEST_PORTS = {"mlflow": 15000, "s3": 18433, "aws": 14566, "database": 13307}
 # The compose runtime's stack, away from the native ones (5000.., 15000..) and from the S3
 # store's +1..4 and +10000 ports.
@@ -242,3 +243,16 @@ def prod_admin(prod: dict[str, str]) -> tuple[str, str]:
     )
     secret = json.loads(sm.get_secret_value(SecretId="mlp-prod/mlflow-admin")["SecretString"])
     return secret["username"], secret["password"]
+
+
+@pytest.fixture(scope="module")
+def two_models(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """The session's stack, driven with a configuration that lists a second model."""
+    folder = tmp_path_factory.mktemp("two-models")
+    config = folder / "environments.toml"
+    text = Path(stack.env["MLPLATFORM_CONFIG"]).read_text(encoding="utf-8")
+    marker = '[local.models.fraud-classifier]\nsource = "examples/fraud"\n'
+    assert marker in text
+    extra = f'\n[local.models.{FORECAST}]\nsource = "examples/forecast"\n'
+    config.write_text(text.replace(marker, marker + extra), encoding="utf-8")
+    return Stack(stack.home, {**stack.env, "MLPLATFORM_CONFIG": str(config)}, stack.ports)

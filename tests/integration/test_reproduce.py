@@ -23,12 +23,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.cli import REPO
-from tests.integration.conftest import Stack
+from tests.integration.conftest import FORECAST, FRAUD, Stack
 from tests.integration.test_sources import versions
 from tests.integration.test_training import BUCKET, admin_of, one_error_line
 
 pytestmark = pytest.mark.integration
-FRAUD = "fraud-classifier"
 
 
 def git(repo: Path, *args: str) -> str:
@@ -39,17 +38,20 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fraud example as the only folder of a fresh, clean git repository."""
-    root = tmp_path_factory.mktemp("team-repo")
+def committed(example: str, root: Path) -> Path:
+    """An example of the kit's as the only folder of a fresh, clean git repository."""
     shutil.copytree(
-        REPO / "examples" / "fraud", root / "fraud", ignore=shutil.ignore_patterns("__pycache__")
+        REPO / "examples" / example, root / example, ignore=shutil.ignore_patterns("__pycache__")
     )
     git(root, "init", "-q")
     git(root, "add", ".")
-    git(root, "commit", "-q", "-m", "fraud model")
-    return root / "fraud"
+    git(root, "commit", "-q", "-m", f"{example} model")
+    return root / example
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return committed("fraud", tmp_path_factory.mktemp("team-repo"))
 
 
 @pytest.fixture
@@ -57,8 +59,8 @@ def admin(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
     return admin_of(stack, monkeypatch)
 
 
-def train(stack: Stack, source: Path) -> dict[str, Any]:
-    args = ["train", "--json", "--model", FRAUD, "--source", str(source)]
+def train(stack: Stack, source: Path, model: str = FRAUD) -> dict[str, Any]:
+    args = ["train", "--json", "--model", model, "--source", str(source)]
     return json.loads(stack.kit(*args, "--set", "n_estimators=40", timeout=900).stdout)
 
 
@@ -68,8 +70,8 @@ def trained(stack: Stack, source: Path) -> dict[str, Any]:
     return train(stack, source)
 
 
-def reproduce(stack: Stack, version: str, check: bool = True):  # type: ignore[no-untyped-def]
-    args = ["reproduce", "--model", FRAUD, "--version", version]
+def reproduce(stack: Stack, version: str, check: bool = True, model: str = FRAUD):  # type: ignore[no-untyped-def]
+    args = ["reproduce", "--model", model, "--version", version]
     return stack.kit(*args, "--json", check=check, timeout=900)
 
 
@@ -101,6 +103,17 @@ def test_a_version_is_rebuilt_identically_from_its_recorded_lineage(
     tags = admin.get_model_version(FRAUD, version).tags
     assert tags["mlp.reproduced.verdict"] == "identical"
     assert tags["mlp.reproduced.run"] == report["rebuilt_run_id"]
+
+
+def test_the_forecast_example_reproduces_identically_too(two_models: Stack, tmp_path: Path) -> None:
+    """LightGBM, one thread, row-wise, deterministic: the second example rebuilds bit for bit."""
+    folder = committed("forecast", tmp_path / "forecast-repo")
+    two_models.kit("data", "--model", FORECAST, timeout=900)
+    trained = train(two_models, folder, FORECAST)
+    report = json.loads(reproduce(two_models, trained["model_version"], model=FORECAST).stdout)
+    assert report["verdict"] == "identical", report
+    assert any(i["name"].startswith("predictions on validation (") for i in report["items"])
+    assert any(i["name"].startswith("metric val_wape") for i in report["items"])
 
 
 @pytest.fixture

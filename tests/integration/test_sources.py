@@ -25,26 +25,12 @@ from mlflow.tracking import MlflowClient
 
 from mlplatform.sources.environment import environments_root
 from tests.cli import REPO
-from tests.integration.conftest import Stack
+from tests.integration.conftest import FORECAST, FRAUD, Stack
 from tests.integration.test_serving import MODES, server_pids, stop_serve
 from tests.integration.test_training import admin_of, one_error_line
 
 pytestmark = pytest.mark.integration
-FRAUD, FORECAST = "fraud-classifier", "demand-forecast"
 SERVE_PORT = 18093
-
-
-@pytest.fixture(scope="module")
-def two_models(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Stack:
-    """The session's stack, driven with a configuration that lists a second model."""
-    folder = tmp_path_factory.mktemp("two-models")
-    config = folder / "environments.toml"
-    text = Path(stack.env["MLPLATFORM_CONFIG"]).read_text(encoding="utf-8")
-    marker = '[local.models.fraud-classifier]\nsource = "examples/fraud"\n'
-    assert marker in text
-    extra = f'\n[local.models.{FORECAST}]\nsource = "examples/forecast"\n'
-    config.write_text(text.replace(marker, marker + extra), encoding="utf-8")
-    return Stack(stack.home, {**stack.env, "MLPLATFORM_CONFIG": str(config)}, stack.ports)
 
 
 @pytest.fixture

@@ -71,3 +71,12 @@ def test_a_folder_outside_git_is_one_line(tmp_path: Path) -> None:
         source_at_commit(str(tmp_path / "loose"), "a" * 40),
     ):
         pass
+
+
+def test_a_relative_source_is_the_kits_own_checkout() -> None:
+    """Sources configured inside the kit's repository are recorded relative to it."""
+    from mlplatform.reproduce.worktree import _repository
+
+    root, inside = _repository("examples/fraud")
+    assert (root / inside / "source.toml").is_file()
+    assert str(inside).endswith("examples/fraud")
