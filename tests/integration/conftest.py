@@ -74,17 +74,21 @@ class Stack:
 
     def s3(self):  # type: ignore[no-untyped-def]
         """A boto3 S3 client for the stack's object store, with the keys `invoke env` prints."""
-        env = self.client_env()
-        return boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-            region_name="us-east-1",
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        return s3_of(self.client_env(), "us-east-1")
 
     def process_groups(self) -> list[int]:
         return [os.getpgid(s["pid"]) for s in self.status()["services"].values() if s["pid"]]
+
+
+def s3_of(env: dict[str, str], region: str):  # type: ignore[no-untyped-def]
+    """An S3 client from the variables `invoke env` prints (an S3 endpoint and its keys)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        region_name=region,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def group_alive(pgid: int) -> bool:

@@ -7,7 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import boto3
 import mlflow
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from fraud_model.data import FEATURES, generate
 from mlflow.tracking import MlflowClient
 
 from tests.cli import kit
-from tests.integration.conftest import Stack, prod_admin
+from tests.integration.conftest import Stack, prod_admin, s3_of
 
 pytestmark = pytest.mark.integration
 MODEL = "fraud-classifier"
@@ -39,13 +38,7 @@ def prod_client(prod: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Mlflow
 
 def prod_s3(prod: dict[str, str]):  # type: ignore[no-untyped-def]
     """Prod's bucket as the kit reaches it in emulation (the local S3 store)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=prod["AWS_ENDPOINT_URL_S3"],
-        region_name="eu-west-1",
-        aws_access_key_id=prod["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=prod["AWS_SECRET_ACCESS_KEY"],
-    )
+    return s3_of(prod, "eu-west-1")
 
 
 def small_local_version(stack: Stack, marker: str) -> str:
