@@ -97,7 +97,7 @@ def reproduce(
                 tolerance,
             )
             items.append(
-                _predictions(client, lineage, result.run_id, source, python, Path(data), tolerance)
+                _predictions(lineage, result.run_id, source, python, Path(data), tolerance)
             )
             report = Report(lineage.model, lineage.version, result.run_id, tolerance, items)
             _record(client, report)
@@ -166,7 +166,6 @@ def _fingerprints(tags: dict[str, str]) -> dict[str, str]:
 
 
 def _predictions(
-    client: Any,
     lineage: Lineage,
     rebuilt_run: str,
     source: Source,
@@ -174,7 +173,10 @@ def _predictions(
     data: Path,
     tolerance: float,
 ) -> Item:
-    """Both models' predictions on the validation channel (else the last one), compared."""
+    """Both models' predictions on the validation channel (else the last one), compared.
+
+    Called inside `registry.client()`, whose login MLflow's downloads use.
+    """
     import mlflow.artifacts
 
     channel = "validation" if "validation" in source.channels else source.channels[-1]
