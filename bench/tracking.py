@@ -232,7 +232,7 @@ def stock_database(state: Path) -> str:
     from mlplatform.paths import StatePaths
 
     password = secrets.token_urlsafe(16)
-    with root_connection(state / "run" / "mysqld.sock") as conn, conn.cursor() as cur:
+    with root_connection(StatePaths(state).socket("mysqld.sock")) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{STOCK_DATABASE}` CHARACTER SET utf8mb4")
         cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", ("stock", password))
         cur.execute(f"GRANT ALL PRIVILEGES ON `{STOCK_DATABASE}`.* TO %s@'%%'", ("stock",))

@@ -32,7 +32,7 @@ from mlplatform.sources import model_source
 from mlplatform.sources.environment import source_python
 from mlplatform.target import Target
 
-__all__ = ["RUNNERS", "TrainOptions", "champion", "train", "upload_data"]
+__all__ = ["RUNNERS", "TrainOptions", "champion", "registration_undo", "train", "upload_data"]
 
 RUNNERS = ("native", "local-container", "sagemaker")
 
@@ -87,7 +87,7 @@ def train(target: Target, options: TrainOptions, reporter: Reporter) -> Training
     client_login = (endpoints.tracking_uri, creds.client_username, creds.client_password)
     if runner == "native":
         python = source_python(request.source, reporter)
-        undo = _undo_registration(client_login, _alias_version(client_login, request.model))
+        undo = registration_undo(client_login, request.model)
         return NativeRunner(endpoints, s3, python, undo).run(request, reporter, log)
     # local-container: the training image under the SageMaker SDK's local mode.
     check_engine()
@@ -102,6 +102,11 @@ def train(target: Target, options: TrainOptions, reporter: Reporter) -> Training
         find_registration=_registered_by(client_login),
         unregister=_undo_registration(client_login, previous),
     ).run(request, reporter, log)
+
+
+def registration_undo(login: tuple[str, str, str], model: str) -> Any:
+    """A callback that deletes a version a job registered and restores `challenger` as now."""
+    return _undo_registration(login, _alias_version(login, model))
 
 
 def _alias_version(login: tuple[str, str, str], name: str) -> str | None:
