@@ -13,7 +13,6 @@ channel. The verdict is tagged on the rebuilt run and on the version (mlp.reprod
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -38,7 +37,7 @@ from mlplatform.reproduce.worktree import source_at_commit
 from mlplatform.runners.compute import job_compute
 from mlplatform.runners.datasets import download_channel
 from mlplatform.runners.native import NativeRunner
-from mlplatform.runners.request import TrainingRequest
+from mlplatform.runners.request import TrainingRequest, job_name
 from mlplatform.runners.train import registration_undo
 from mlplatform.sources import Source, load_source
 from mlplatform.sources.environment import source_python, source_variables
@@ -138,14 +137,12 @@ def _check_channels(lineage: Lineage, s3: Any, bucket: str, target: Target, data
 
 
 def _request(target: Target, model: str, source: Source, lineage: Lineage) -> TrainingRequest:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    base = model[:30].replace("_", "-").replace(".", "-")
     return TrainingRequest(
         target.env,
         model,
         source,
         lineage.hyperparameters,
-        f"{base}-repro-{stamp}-{secrets.token_hex(2)}",
+        job_name(model, "-repro"),
         lineage.commit,
         False,
         job_compute(target.env, model, None),

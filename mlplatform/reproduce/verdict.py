@@ -61,7 +61,7 @@ def compare_number(recorded: float, rebuilt: float, tolerance: float) -> str:
     """The verdict on one number (NaN equals NaN: a metric that was NaN is NaN again)."""
     if recorded == rebuilt or (math.isnan(recorded) and math.isnan(rebuilt)):
         return IDENTICAL
-    if abs(recorded - rebuilt) <= tolerance * max(1.0, abs(recorded), abs(rebuilt)):
+    if _within(abs(recorded - rebuilt), max(abs(recorded), abs(rebuilt)), tolerance):
         return WITHIN
     return DIFFERENT
 
@@ -109,11 +109,16 @@ def compare_predictions(outcome: dict[str, Any], channel: str, tolerance: float)
     difference = float(outcome["max_abs_difference"])
     if outcome["identical"]:
         verdict = IDENTICAL
-    elif difference <= tolerance * max(1.0, float(outcome["scale"])):
+    elif _within(difference, float(outcome["scale"]), tolerance):
         verdict = WITHIN
     else:
         verdict = DIFFERENT
     return Item(name, "recorded model", f"max |difference| {difference:.3g}", verdict)
+
+
+def _within(difference: float, magnitude: float, tolerance: float) -> bool:
+    """Relative to the magnitude above 1, absolute below it."""
+    return difference <= tolerance * max(1.0, magnitude)
 
 
 def _last(history: list[float]) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "TrainingResult",
     "channel_prefix",
     "git_state",
+    "job_name",
     "new_request",
     "parse_overrides",
     "resolve_model",
@@ -152,6 +153,13 @@ def git_state(folder: Path | None = None) -> tuple[str, bool]:
     return commit, bool(git(["status", "--porcelain", "--untracked-files=no"], folder))
 
 
+def job_name(model: str, marker: str = "") -> str:
+    """A unique, sortable job name in SageMaker's 63 characters: <model><marker>-<time>-<hex>."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base = model[: 38 - len(marker)].replace("_", "-").replace(".", "-")
+    return f"{base}{marker}-{stamp}-{secrets.token_hex(2)}"
+
+
 def new_request(
     env: Environment,
     model: str | None,
@@ -162,9 +170,7 @@ def new_request(
     """A request with a unique, sortable job name (SageMaker allows 63 characters)."""
     model, source = resolve_model(env, model, source_dir)
     compute = job_compute(env, model, instance_count)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     commit, dirty = git_state(source.root)
-    base = model[:38].replace("_", "-").replace(".", "-")
-    name = f"{base}-{stamp}-{secrets.token_hex(2)}"
+    name = job_name(model)
     hyperparameters = parse_overrides(overrides)
     return TrainingRequest(env, model, source, hyperparameters, name, commit, dirty, compute)
