@@ -231,18 +231,32 @@ def logs(c, service=None, follow=False):
             print(line if service else f"{name} | {line}", flush=True)
 
 
-@task(help={"env": "local (default) or an emulated cloud environment (staging, prod)"})
-def env(c, env="local"):
+@task(
+    help={
+        "env": "local (default) or an emulated cloud environment (staging, prod)",
+        "user": "log in to MLflow as this user (its login from Secrets Manager), not the admin",
+    }
+)
+def env(c, env="local", user=None):
     """Print export lines for a shell: eval "$(./kit env)" (or --env prod for its emulation)."""
     from mlplatform.emulator.environment import Emulation
     from mlplatform.target import resolve_targets
 
     with _errors():
         target, local = resolve_targets(env, "local")
-        if target.is_local:
+        emulation = None if target.is_local else Emulation(target, local)
+        if emulation is None:
             values = client_environment(local.env, local.paths)
         else:
-            values = Emulation(target, local).client_environment()
+            values = emulation.client_environment()
+        if user is not None:
+            from mlplatform.teams.users import login_variables
+
+            if emulation is None:
+                sm, url = target.client("secretsmanager"), values["MLFLOW_TRACKING_URI"]
+            else:
+                sm, url = emulation.aws_client("secretsmanager"), emulation.mlflow_url
+            values.update(login_variables(target, sm, url, user))
     for key, value in values.items():
         print(f"export {key}={shlex.quote(value)}")
 
@@ -733,6 +747,121 @@ def deploy(  # type: ignore[no-untyped-def]
                 console.print(f"{result.step:<9} {state}  {result.detail}")
 
 
+_TEAMS_HELP = {
+    "env": "environment whose MLflow to change (local, or an emulated or real cloud one)",
+    "file": "the teams file (default: MLPLATFORM_TEAMS, else teams.toml)",
+}
+
+
+@task(name="team-sync", help={**_TEAMS_HELP, "json": "print what changed as JSON"})
+def team_sync(c, env="local", file=None, json_=False):
+    """Make the environment's MLflow users, team roles and grants match the teams file.
+
+    Members get MANAGE on their team's models, READ where the file shares them, nothing on other
+    teams'; passwords go to Secrets Manager. Idempotent; a member the file drops is removed.
+    """
+    from mlplatform.teams.roster import load_roster
+    from mlplatform.teams.sync import sync_teams
+
+    reporter = RichReporter()
+    with _errors(reporter):
+        roster = load_roster(file)
+        report = sync_teams(_target(env), roster, reporter)
+    if json_:
+        print(json.dumps({**report.as_json(), "changed": report.changed}))
+        return
+    for key, values in report.as_json().items():
+        if key != "env" and values:
+            console.print(f"{key.replace('_', ' ')}: {', '.join(values)}")
+
+
+@task(name="user-add", help={"name": "the MLflow user to create", "env": _TEAMS_HELP["env"]})
+def user_add(c, name, env="local"):
+    """Create an MLflow user outside any team, its generated password kept in Secrets Manager.
+
+    For an auditor or a service. It has no permission until `invoke grant` gives it one; team
+    members go in the teams file instead.
+    """
+    from mlplatform.teams.users import add_user
+
+    with _errors():
+        outcome = add_user(_target(env), name)
+    console.print(f"{name}: {outcome} (its login: ./kit env --env {env} --user {name})")
+
+
+@task(name="user-remove", help={"name": "the MLflow user to delete", **_TEAMS_HELP})
+def user_remove(c, name, env="local", file=None):
+    """Delete an MLflow user and its login; a member of the teams file is removed there instead."""
+    from mlplatform.teams.roster import load_roster
+    from mlplatform.teams.users import remove_user
+
+    with _errors():
+        remove_user(_target(env), load_roster(file), name)
+    console.print(f"{name}: removed from {env}")
+
+
+@task(help={"env": _TEAMS_HELP["env"], "json": "print a JSON list of users"})
+def users(c, env="local", json_=False):
+    """List the environment's MLflow users: their teams, and whether a login is stored for them."""
+    from mlplatform.teams.users import list_users
+
+    with _errors():
+        rows = list_users(_target(env))
+    if json_:
+        print(json.dumps([row.as_json() for row in rows]))
+        return
+    console.print(f"{'user':<24} {'teams':<24} login in Secrets Manager")
+    for row in rows:
+        role = "(admin)" if row.admin else ", ".join(row.teams) or "-"
+        console.print(f"{row.name:<24} {role:<24} {row.managed_by or '-'}")
+
+
+@task(
+    help={
+        **_TEAMS_HELP,
+        "user": "the MLflow user",
+        "model": "registered model (and the experiment of that name)",
+        "permission": "READ (default), USE, EDIT or MANAGE",
+        "revoke": "take the permission back instead",
+    }
+)
+def grant(c, user, model, permission="READ", env="local", file=None, revoke=False):
+    """Give one user a permission on one model outside the teams file (or --revoke it)."""
+    from mlplatform.teams.roster import load_roster
+    from mlplatform.teams.users import grant as give
+
+    with _errors():
+        grants = give(_target(env), load_roster(file), user, model, permission.upper(), revoke)
+    verb = "revoked from" if revoke else "granted to"
+    for item in grants:
+        console.print(f"{item.permission} on {item.resource_type} {item.pattern} {verb} {user}")
+
+
+@task(
+    help={
+        "env": "environment whose MLflow audit trail to read (local: the server's log)",
+        "user": "only this user's requests",
+        "since": "only from this time: a duration back (30m, 2h, 7d) or an ISO time",
+        "json": "print a JSON list of entries",
+    }
+)
+def audit(c, env="local", user=None, since=None, json_=False):
+    """Every state-changing and every refused MLflow request: when, who, what, outcome, whence."""
+    from mlplatform.teams.audit import audit_entries, parse_since
+
+    with _errors():
+        entries = audit_entries(_target(env), user, parse_since(since) if since else None)
+    if json_:
+        print(json.dumps(entries))
+        return
+    for e in entries:
+        resource = " ".join(f"{k}={v}" for k, v in e.get("resource", {}).items())
+        print(
+            f"{e.get('time')}  {e.get('user') or '-':<16} {e.get('outcome'):<15} "
+            f"{e.get('action')}  {resource}  from {e.get('source')}"
+        )
+
+
 @task(
     name="rotate-admin",
     help={"env": "cloud environment (staging or prod)", "json": "print secret, version, resumed"},
@@ -991,6 +1120,8 @@ ns = Collection(
     data, train, champion, reproduce, build, serve, emulate, promote,
     # SageMaker endpoints, and the whole release
     deploy_endpoint, traffic, rollback, endpoints, predict, deploy, parity, rotate_admin,
+    # teams and users
+    team_sync, user_add, user_remove, users, grant, audit,
     # infrastructure
     synth, diff, deploy_infra, destroy, bootstrap,
     # development

@@ -44,7 +44,7 @@ def auth_ini(settings: ServerSettings) -> str:
         f"database_uri = {uri}\n"
         f"admin_username = {settings.admin_username}\n"
         f"admin_password = {password}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "authorization_function = mlflow_server.audit:authenticate_request\n"
         "grant_default_workspace_access = false\n"
         f"auth_cache_ttl_seconds = {settings.auth_cache_ttl_seconds}\n"
     )

@@ -77,12 +77,13 @@ def _tail(log: Path | None) -> str:
     return log_tail(log) if log else ""
 
 
-def follow_log(path: Path, follow: bool, lines: int = 50) -> Iterator[str]:
-    """Yield the last `lines` lines of a log, then (with follow) new lines as they arrive."""
+def follow_log(path: Path, follow: bool, lines: int | None = 50) -> Iterator[str]:
+    """Yield the last `lines` lines of a log (None: all), then with follow new ones as they come."""
     if not path.exists():
         raise PlatformError(f"no log at {path}; has the service been started?")
     with open(path, encoding="utf-8", errors="replace") as fh:
-        tail = fh.readlines()[-lines:]
+        tail = fh.readlines()
+        tail = tail if lines is None else tail[-lines:]
         yield from (line.rstrip("\n") for line in tail)
         while follow:
             line = fh.readline()

@@ -19,6 +19,7 @@ from mlplatform.paths import StatePaths
 __all__ = [
     "Credentials",
     "load_or_create",
+    "new_password",
     "share_with_containers",
     "write_private",
     "write_service_files",
@@ -27,7 +28,8 @@ __all__ = [
 _ALNUM = string.ascii_letters + string.digits
 
 
-def _password(length: int = 32) -> str:
+def new_password(length: int = 32) -> str:
+    """A random password of letters and digits (`length` characters)."""
     # Alphanumeric only: the values travel through URIs, ini files and shell `env` output.
     return "".join(secrets.choice(_ALNUM) for _ in range(length))
 
@@ -68,16 +70,16 @@ def load_or_create(
     file = paths.secrets / "credentials.json"
     fresh = {
         "db_username": db_username,
-        "db_password": _password(),
-        "db_root_password": _password(),
+        "db_password": new_password(),
+        "db_root_password": new_password(),
         "admin_username": env.mlflow.admin_username,
-        "admin_password": _password(),
+        "admin_password": new_password(),
         "flask_secret_key": secrets.token_hex(32),
         "s3_access_key": "AK"
         + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(18)),
-        "s3_secret_key": _password(40),
+        "s3_secret_key": new_password(40),
         "client_username": env.mlflow.client_username,
-        "client_password": _password(),
+        "client_password": new_password(),
     }
     stored = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
     # A state folder from an older kit lacks newer credentials: add them, keep the rest.

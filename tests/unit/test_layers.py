@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["cloud", "registry", "toolchain"], 1),
     **dict.fromkeys(["local", "images", "sources"], 2),
     "target": 3,
-    **dict.fromkeys(["runners", "serving", "doctor"], 4),
+    **dict.fromkeys(["runners", "serving", "doctor", "teams"], 4),
     **dict.fromkeys(["release", "reproduce"], 5),
     # The emulated account bootstraps itself with release's CDK CLI.
     "emulator": 6,

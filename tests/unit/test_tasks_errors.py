@@ -144,7 +144,13 @@ def _tasks_with(parameter: str) -> list[str]:
 
 
 # What each task needs besides --env to get as far as reading the environment.
-_REQUIRED = {"traffic": ("--challenger", "5"), "reproduce": ("--version", "1")}
+_REQUIRED = {
+    "traffic": ("--challenger", "5"),
+    "reproduce": ("--version", "1"),
+    "grant": ("--user", "ann", "--model", "m"),
+    "user-add": ("--name", "ann"),
+    "user-remove": ("--name", "ann"),
+}
 
 
 @pytest.mark.parametrize("name", _tasks_with("env"))

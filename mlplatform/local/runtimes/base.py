@@ -60,5 +60,5 @@ class Runtime(Protocol):
     def status(self) -> StackStatus:
         """Report each service's state and health."""
 
-    def logs(self, service: str, follow: bool = False) -> Iterator[str]:
-        """The service's recent log lines, then (with follow) new ones as they come."""
+    def logs(self, service: str, follow: bool = False, lines: int | None = 50) -> Iterator[str]:
+        """The service's last `lines` log lines (None: all it kept), then with follow new ones."""

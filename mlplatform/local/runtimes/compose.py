@@ -191,7 +191,7 @@ class ComposeRuntime:
             services.append(ServiceStatus(s.name, self._url(s.name), ok, state))
         return StackStatus(self.name, services, [])
 
-    def logs(self, service: str, follow: bool = False) -> Iterator[str]:
+    def logs(self, service: str, follow: bool = False, lines: int | None = 50) -> Iterator[str]:
         """`compose logs` of one service, streamed."""
         cmd = [
             *self.cli,
@@ -202,7 +202,7 @@ class ComposeRuntime:
             "logs",
             "--no-color",
             "--tail",
-            "50",
+            "all" if lines is None else str(lines),
             *(["--follow"] if follow else []),
             service,
         ]

@@ -331,6 +331,6 @@ class NativeRuntime:
             services.append(ServiceStatus(name, self._url(name), ok, state, pid))
         return StackStatus(self.name, services, self.warnings())
 
-    def logs(self, service: str, follow: bool = False) -> Iterator[str]:
+    def logs(self, service: str, follow: bool = False, lines: int | None = 50) -> Iterator[str]:
         """Lines of the service's log file under the state folder."""
-        return follow_log(self.paths.log(service), follow)
+        return follow_log(self.paths.log(service), follow, lines)
