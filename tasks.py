@@ -760,7 +760,7 @@ def team_sync(c, env="local", file=None, json_=False):
     Members get MANAGE on their team's models, READ where the file shares them, nothing on other
     teams'; passwords go to Secrets Manager. Idempotent; a member the file drops is removed.
     """
-    from mlplatform.teams.roster import load_roster
+    from mlplatform.roster import load_roster
     from mlplatform.teams.sync import sync_teams
 
     reporter = RichReporter()
@@ -792,7 +792,7 @@ def user_add(c, name, env="local"):
 @task(name="user-remove", help={"name": "the MLflow user to delete", **_TEAMS_HELP})
 def user_remove(c, name, env="local", file=None):
     """Delete an MLflow user and its login; a member of the teams file is removed there instead."""
-    from mlplatform.teams.roster import load_roster
+    from mlplatform.roster import load_roster
     from mlplatform.teams.users import remove_user
 
     with _errors():
@@ -827,7 +827,7 @@ def users(c, env="local", json_=False):
 )
 def grant(c, user, model, permission="READ", env="local", file=None, revoke=False):
     """Give one user a permission on one model outside the teams file (or --revoke it)."""
-    from mlplatform.teams.roster import load_roster
+    from mlplatform.roster import load_roster
     from mlplatform.teams.users import grant as give
 
     with _errors():

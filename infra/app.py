@@ -23,6 +23,7 @@ from mlplatform.config import Environment, load_environments
 from mlplatform.errors import ConfigError
 from mlplatform.names import stack_name
 from mlplatform.release.cdk_context import from_context, resolve
+from mlplatform.roster import Roster, load_roster
 
 __all__ = ["FEATURE_FLAGS", "EnvironmentStacks", "build_app", "build_environment"]
 
@@ -44,7 +45,7 @@ FEATURE_FLAGS: dict[str, object] = {
 class EnvironmentStacks:
     """The five stacks of one environment, for tests and callers that need them by role."""
 
-    def __init__(self, app: cdk.App, settings: Environment) -> None:
+    def __init__(self, app: cdk.App, settings: Environment, roster: Roster | None = None) -> None:
         aws_env = cdk.Environment(account=settings.account, region=settings.region)
         # Stack-level tags: CloudFormation propagates them to every resource that takes tags,
         # so templates stay short (and moto, which mis-parses KMS key tags, can deploy them).
@@ -59,6 +60,12 @@ class EnvironmentStacks:
             }
 
         self.settings = settings
+        # Each team's models that this environment configures: one training role per team.
+        teams = {
+            name: [m for m in team.models if m in settings.models]
+            for name, team in (roster.teams if roster else {}).items()
+        }
+        teams = {name: models for name, models in teams.items() if models}
         self.network = NetworkStack(
             app,
             stack_name(settings, "network"),
@@ -100,6 +107,7 @@ class EnvironmentStacks:
             client_secret=self.mlflow.client_secret,
             alb_security_group=self.mlflow.balancer.security_group,
             alb_ports=self.mlflow.balancer.ports,
+            teams=teams,
             **common("sagemaker", "MLflow platform: SageMaker execution role and network"),
         )
         self.monitoring = MonitoringStack(
@@ -118,19 +126,27 @@ class EnvironmentStacks:
         return [self.network, self.data, self.mlflow, self.sagemaker, self.monitoring]
 
 
-def build_environment(app: cdk.App, env: Environment) -> EnvironmentStacks:
+def build_environment(
+    app: cdk.App, env: Environment, roster: Roster | None = None
+) -> EnvironmentStacks:
     """Add one environment's stacks to ``app``, applying the app's context overrides."""
     settings = resolve(env, **from_context(app.node.try_get_context))
-    return EnvironmentStacks(app, settings)
+    return EnvironmentStacks(app, settings, roster)
 
 
-def build_app(envs: Mapping[str, Environment], app: cdk.App | None = None) -> cdk.App:
+def build_app(
+    envs: Mapping[str, Environment], app: cdk.App | None = None, roster: Roster | None = None
+) -> cdk.App:
     """Build every environment in ``envs`` into ``app`` (a new App if None), with cdk-nag on.
+
+    ``roster`` is the teams file (default: teams.toml, or MLPLATFORM_TEAMS): a training role and
+    login per team.
 
     AwsSolutions checks run as a CDK validation plugin: synth fails on any finding that is not
     acknowledged on its construct (through ``infra.nag.acknowledge``).
     """
     app = app or cdk.App()
+    roster = roster if roster is not None else load_roster()
     for flag, value in FEATURE_FLAGS.items():
         if app.node.try_get_context(flag) is None:
             app.node.set_context(flag, value)
@@ -139,7 +155,7 @@ def build_app(envs: Mapping[str, Environment], app: cdk.App | None = None) -> cd
         raise ConfigError(f"context env: no environment {selected!r}; defined: {sorted(envs)}")
     for name, env in envs.items():
         if selected is None or name == selected:
-            build_environment(app, env)
+            build_environment(app, env, roster)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -260,6 +260,12 @@ class MonitoringSettings(_Strict):
     http_5xx_alarm_count: Annotated[int, Field(ge=1)] = 10
     database_connections_alarm: Annotated[int, Field(ge=1)] = 100
     database_free_storage_alarm_gib: Annotated[int, Field(ge=1)] = 2
+    # The data stack's CloudTrail trail (infra/components/audit_trail.py). Off where the account
+    # already delivers its management events to a trail (an organization's): a second copy of
+    # them is billed, the first is free.
+    cloudtrail: bool = True
+    # Days the trail's log files are kept.
+    trail_retention_days: Annotated[int, Field(ge=90, le=3650)] = 365
 
     @model_validator(mode="before")
     @classmethod

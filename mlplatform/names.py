@@ -33,11 +33,15 @@ __all__ = [
     "ecr_repository_arn",
     "endpoint_name",
     "format_released",
+    "job_name_prefix",
     "parse_ecr_image",
     "parse_released",
     "repository_name",
     "repository_output",
     "stack_name",
+    "team_role_output",
+    "team_training_user",
+    "user_secret_name",
 ]
 
 # The container contract of mlflow_server/: it listens here and serves /health without auth.
@@ -137,6 +141,30 @@ RELEASED_IMAGE_OUTPUTS = {
 def repository_output(image: str) -> str:
     """The MLflow stack's output with one image's repository URI, e.g. TrainingRepositoryUri."""
     return f"{image.capitalize()}RepositoryUri"
+
+
+def team_role_output(team: str) -> str:
+    """The SageMaker stack's output with one team's training role, e.g. TeamRoleArnFraud."""
+    return "TeamRoleArn" + "".join(part.capitalize() for part in team.split("-"))
+
+
+def team_training_user(team: str) -> str:
+    """The MLflow user a team's training jobs log in as."""
+    return f"{team}-training"
+
+
+def user_secret_name(env: Environment, user: str) -> str:
+    """Secrets Manager name of one MLflow user's login (JSON with username, password)."""
+    return f"{env.name_prefix}/mlflow-users/{user}"
+
+
+def job_name_prefix(model: str) -> str:
+    """What every training job name of `model` starts with (runners.request.job_name).
+
+    Job names fold "_" and "." into "-" and keep 38 characters of the model less a marker of up
+    to 6 (`-repro`), so 32 characters always lead. A policy scoped to a model's jobs uses it.
+    """
+    return model.replace("_", "-").replace(".", "-")[:32]
 
 
 def stack_name(env: Environment, part: str) -> str:

@@ -1,4 +1,7 @@
-"""Data stack: MLflow's backend database (RDS) and the artifact bucket with its KMS key."""
+"""Data stack: MLflow's database (RDS), the artifact bucket and its key, the audit trail.
+
+The trail is CloudTrail's, built in components/audit_trail.py.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra.components.audit_trail import AuditTrail
 from infra.components.log_bucket import LogBucket
 from infra.nag import acknowledge
 from mlplatform.config import Environment
@@ -84,7 +88,20 @@ class DataStack(cdk.Stack):
             # Deleting the key makes every artifact unreadable: never tie it to the stack.
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.bucket = self._artifact_bucket()
+        access_logs = LogBucket(self, "ArtifactsAccessLogs")
+        self.bucket = self._artifact_bucket(access_logs.bucket)
+        self.trail = (
+            AuditTrail(
+                self,
+                "AuditTrail",
+                name_prefix=settings.name_prefix,
+                watched=self.bucket,
+                access_logs=access_logs.bucket,
+                retention_days=settings.monitoring.trail_retention_days,
+            )
+            if settings.monitoring.cloudtrail
+            else None
+        )
         self.database = self._database(vpc, private_subnets)
 
         cdk.CfnOutput(self, Output.BUCKET_NAME, value=self.bucket.bucket_name)
@@ -96,9 +113,8 @@ class DataStack(cdk.Stack):
             self, Output.DATABASE_ENDPOINT, value=self.database.db_instance_endpoint_address
         )
 
-    def _artifact_bucket(self) -> s3.Bucket:
+    def _artifact_bucket(self, access_logs: s3.IBucket) -> s3.Bucket:
         art = self._settings.artifacts
-        access_logs = LogBucket(self, "ArtifactsAccessLogs")
         return s3.Bucket(
             self,
             "Artifacts",
@@ -120,7 +136,7 @@ class DataStack(cdk.Stack):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
                 )
             ],
-            server_access_logs_bucket=access_logs.bucket,
+            server_access_logs_bucket=access_logs,
             server_access_logs_prefix="artifacts/",
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )

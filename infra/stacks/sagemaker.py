@@ -19,16 +19,26 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra.components.team_training import TeamTraining
 from infra.nag import acknowledge, iam5_resource, rendered_object_arn
 from infra.naming import object_arn
 from mlplatform.config import Environment
-from mlplatform.names import MODELS_PREFIX, Output, ecr_repository_arn, repository_name
+from mlplatform.names import (
+    MODELS_PREFIX,
+    Output,
+    ecr_repository_arn,
+    repository_name,
+    team_role_output,
+)
 
 __all__ = ["SageMakerStack"]
 
 
 class SageMakerStack(cdk.Stack):
-    """Exposes ``role`` (training jobs), ``endpoint_role`` and ``security_group`` (both).
+    """Exposes ``role``, ``endpoint_role``, ``security_group`` and ``team_roles``.
+
+    ``role`` runs training jobs, ``team_roles`` each team's (components/team_training.py),
+    ``endpoint_role`` endpoints; ``security_group`` is both's.
 
     Jobs and endpoints are named ``<name_prefix>-...``; their log permissions are scoped to
     those names, so a job with another name cannot write logs with this role.
@@ -47,14 +57,41 @@ class SageMakerStack(cdk.Stack):
         client_secret: secretsmanager.ISecret,
         alb_security_group: ec2.ISecurityGroup,
         alb_ports: Sequence[int],
+        teams: Mapping[str, Sequence[str]] | None = None,
         **kwargs: object,
     ) -> None:
+        """`teams`: each team of teams.toml -> its models configured here (a role of its own)."""
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.security_group = self._jobs_security_group(vpc, alb_security_group, alb_ports)
+        everything = {
+            "data": [f"{settings.training.dataset_prefix}/*"],
+            "output": [f"{settings.training.output_prefix}/*"],
+            "checkpoints": [f"{settings.training.checkpoint_prefix}/*"],
+        }
         training = self._training_statements(
-            settings, bucket, key, repositories["training"], client_secret
+            settings,
+            bucket,
+            key,
+            repositories["training"],
+            everything,
+            ["/aws/sagemaker/TrainingJobs:*"],
+            client_secret.secret_arn,
         )
         self.role = self._execution_role(settings, training)
+        self.team_roles: dict[str, iam.Role] = {}
+        for team, models in (teams or {}).items():
+            identity = TeamTraining(
+                self,
+                f"Team{team_role_output(team).removeprefix('TeamRoleArn')}",
+                settings=settings,
+                team=team,
+                models=models,
+                statements=lambda prefixes, streams, secret: self._training_statements(
+                    settings, bucket, key, repositories["training"], prefixes, streams, secret
+                ),
+            )
+            self.team_roles[team] = identity.role
+            cdk.CfnOutput(self, team_role_output(team), value=identity.role.role_arn)
         self.endpoint_role = self._endpoint_role(settings, key, repositories["serving"])
         cdk.CfnOutput(self, Output.EXECUTION_ROLE_ARN, value=self.role.role_arn)
         cdk.CfnOutput(self, Output.ENDPOINT_ROLE_ARN, value=self.endpoint_role.role_arn)
@@ -115,17 +152,15 @@ class SageMakerStack(cdk.Stack):
         bucket: s3.IBucket,
         key: kms.IKey,
         repository: ecr.IRepository,
-        client_secret: secretsmanager.ISecret,
+        prefixes: dict[str, list[str]],
+        log_groups: list[str],
+        secret_arn: str,
     ) -> list[iam.PolicyStatement]:
-        training = settings.training
-        # The prefixes the training code uses ([<env>.training] in environments.toml): jobs
-        # read their channels under dataset_prefix, write model archives under output_prefix,
-        # and SageMaker syncs each job's checkpoints both ways under checkpoint_prefix.
-        data_prefix, output_prefix = training.dataset_prefix, training.output_prefix
-        checkpoint_prefix = training.checkpoint_prefix
-        data, output = f"{data_prefix}/*", f"{output_prefix}/*"
-        checkpoints = f"{checkpoint_prefix}/*"
-        listed = [data, output, checkpoints, data_prefix, output_prefix, checkpoint_prefix]
+        """A training role's policy: `prefixes` (key patterns of data, output, checkpoints)."""
+        data, output, checkpoints = prefixes["data"], prefixes["output"], prefixes["checkpoints"]
+        patterns = [*data, *output, *checkpoints]
+        # ListBucket takes the folders themselves too (SageMaker lists a channel's prefix).
+        listed = patterns + [p.removesuffix("*").removesuffix("/") for p in patterns]
         return [
             iam.PolicyStatement(
                 sid="ListOwnPrefixes",
@@ -136,24 +171,24 @@ class SageMakerStack(cdk.Stack):
             iam.PolicyStatement(
                 sid="ReadData",
                 actions=["s3:GetObject"],
-                resources=[object_arn(self, settings, data)],
+                resources=[object_arn(self, settings, p) for p in data],
             ),
             iam.PolicyStatement(
                 sid="WriteOutput",
                 actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[object_arn(self, settings, output)],
+                resources=[object_arn(self, settings, p) for p in output],
             ),
             iam.PolicyStatement(
                 sid="SyncCheckpoints",
                 actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[object_arn(self, settings, checkpoints)],
+                resources=[object_arn(self, settings, p) for p in checkpoints],
             ),
             self._pull("PullOwnImages", [repository.repository_arn]),
-            self._logs("/aws/sagemaker/TrainingJobs:*"),
+            self._logs(*log_groups),
             iam.PolicyStatement(
                 sid="MlflowClientSecret",
                 actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                resources=[client_secret.secret_arn],
+                resources=[secret_arn],
             ),
             *self._common(key),
         ]
@@ -212,7 +247,7 @@ class SageMakerStack(cdk.Stack):
             resources=repositories,
         )
 
-    def _logs(self, group: str) -> iam.PolicyStatement:
+    def _logs(self, *groups: str) -> iam.PolicyStatement:
         return iam.PolicyStatement(
             sid="OwnLogs",
             actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"],
@@ -223,6 +258,7 @@ class SageMakerStack(cdk.Stack):
                     resource_name=group,
                     arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                 )
+                for group in groups
             ],
         )
 

@@ -69,6 +69,8 @@ class TrainingRequest:
     # A reproduction trains into an experiment of its own and registers nothing.
     experiment: str | None = None
     register: bool = True
+    # The secret of the MLflow login the job uses (None: the environment's client user's).
+    client_secret: str | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -91,7 +93,7 @@ class TrainingRequest:
     def job_environment(self) -> dict[str, str]:
         """Variables every runner gives the entry point: names and fingerprints, no secret."""
         return {
-            "MLFLOW_CLIENT_SECRET_ID": self.env.client_secret_name,
+            "MLFLOW_CLIENT_SECRET_ID": self.client_secret or self.env.client_secret_name,
             "MLP_MODEL_NAME": self.model,
             "MLP_GIT_COMMIT": self.git_commit,
             "MLP_GIT_DIRTY": str(self.git_dirty).lower(),

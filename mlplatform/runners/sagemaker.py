@@ -19,7 +19,7 @@ import botocore.exceptions
 from mlplatform.cloud.stack_outputs import mlflow_url, released_digest, stack_outputs, subnet_ids
 from mlplatform.config import Environment
 from mlplatform.errors import TrainingError
-from mlplatform.names import Output, repository_output, stack_name
+from mlplatform.names import Output, repository_output, stack_name, team_role_output
 from mlplatform.reporting import Reporter
 from mlplatform.runners.compute import CHECKPOINT_PATH
 from mlplatform.runners.request import TrainingRequest, TrainingResult
@@ -47,16 +47,32 @@ class JobSetup:
     tracking_uri: str
 
 
-def job_setup(env: Environment, cfn: Any, source: str, image_digest: str | None = None) -> JobSetup:
+def job_setup(
+    env: Environment,
+    cfn: Any,
+    source: str,
+    image_digest: str | None = None,
+    team: str | None = None,
+) -> JobSetup:
     """Read role, network, bucket, tracking URL and training image from the stack outputs.
 
     The image: `image_digest`, else the environment's pin (training_image_digest), else the
     training image of source `source` (its name) the last release pushed (the MLflow stack's
-    TrainingImageDigest record).
+    TrainingImageDigest record). The role: `team`'s training role, else the shared one.
     """
     values: dict[str, str] = {}
     for suffix, keys in _OUTPUTS.items():
         values.update(stack_outputs(cfn, stack_name(env, suffix), keys, TrainingError))
+    if team is not None:
+        role = team_role_output(team)
+        try:
+            values.update(stack_outputs(cfn, stack_name(env, "sagemaker"), (role,), TrainingError))
+        except TrainingError:
+            raise TrainingError(
+                f"{env.name}'s SageMaker stack has no training role of team {team} (teams.toml): "
+                f"deploy the infrastructure first (`invoke deploy-infra --env {env.name}`)"
+            ) from None
+        values[Output.EXECUTION_ROLE_ARN] = values[role]
     digest = (
         image_digest
         or env.training.training_image_digest

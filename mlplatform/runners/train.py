@@ -7,6 +7,7 @@ emulator when one stands in for AWS (mlplatform.target hides which).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +15,11 @@ from mlflow.exceptions import MlflowException
 
 from mlplatform.errors import TrainingError
 from mlplatform.local.aws_side import local_client
+from mlplatform.names import team_training_user, user_secret_name
 from mlplatform.registry.client import authenticated_client
 from mlplatform.registry.gate import GateDecision, run_gate
 from mlplatform.reporting import Reporter
+from mlplatform.roster import load_roster
 from mlplatform.runners.compute import one_instance
 from mlplatform.runners.datasets import Upload, upload_channels
 from mlplatform.runners.local_container import (
@@ -76,7 +79,12 @@ def train(target: Target, options: TrainOptions, reporter: Reporter) -> Training
         target.cloud_only("the sagemaker runner trains in a cloud environment", TrainingError)
         # boto3's own credential chain and AWS_ENDPOINT_URL: AWS, or an emulator standing in.
         cfn = target.client("cloudformation")
-        setup = job_setup(env, cfn, request.source.name, options.image_digest)
+        # A team's model trains under the team's role and logs in as the team's training user.
+        owner = load_roster().owner(request.model)
+        setup = job_setup(env, cfn, request.source.name, options.image_digest, owner)
+        if owner is not None:
+            login = user_secret_name(env, team_training_user(owner))
+            request = dataclasses.replace(request, client_secret=login)
         finder = _registration_finder(target)
         return SageMakerRunner(target.client("sagemaker"), setup, finder).run(
             request, reporter, wait=options.wait

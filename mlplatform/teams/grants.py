@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mlplatform.teams.roster import Roster
+from mlplatform.roster import Roster
 
 __all__ = [
     "MANAGE",

@@ -18,6 +18,7 @@ import botocore.exceptions
 
 from mlplatform.config import Environment
 from mlplatform.errors import PlatformError
+from mlplatform.names import user_secret_name
 
 __all__ = ["AD_HOC", "FROM_TEAMS", "Logins"]
 
@@ -31,11 +32,11 @@ class Logins:
 
     def __init__(self, env: Environment, sm: Any) -> None:
         self.env, self.sm = env, sm
-        self.prefix = f"{env.name_prefix}/mlflow-users/"
+        self.prefix = user_secret_name(env, "")
 
     def secret_name(self, user: str) -> str:
         """The secret that holds `user`'s login."""
-        return self.prefix + user
+        return user_secret_name(self.env, user)
 
     def password(self, user: str) -> str | None:
         """`user`'s stored password, or None when there is no secret."""

@@ -15,11 +15,11 @@ from mlflow.exceptions import MlflowException
 from mlplatform.errors import ConfigError, PlatformError
 from mlplatform.local.credentials import new_password
 from mlplatform.reporting import JsonFields
+from mlplatform.roster import Roster
 from mlplatform.target import Target
 from mlplatform.teams.grants import PERMISSIONS, Grant, team_of_role
 from mlplatform.teams.logins import AD_HOC, Logins
 from mlplatform.teams.mlflow_access import MlflowAccess
-from mlplatform.teams.roster import Roster
 from mlplatform.teams.sync import refuse_reserved
 
 __all__ = ["UserRow", "add_user", "grant", "list_users", "login_variables", "remove_user"]

@@ -208,6 +208,14 @@ def test_the_training_client_user_can_use_every_team_model(stack: Stack, teams_f
         assert requests.post(url, json=body, auth=auth, timeout=30).status_code == 200
 
 
+def test_each_teams_training_user_manages_its_models_only(stack: Stack, teams_file: Path) -> None:
+    """The login a team's SageMaker jobs use (CDK generates it in the cloud; the sync here)."""
+    trainer = User.of(stack, "alpha-training")
+    assert trainer.tag_model(A_MODEL) == 200 and trainer.experiment(A_MODEL) == 200
+    assert trainer.tag_model(B_MODEL) == 403 and trainer.get_model(B_MODEL) == 403
+    assert users(stack)["alpha-training"]["teams"] == ["alpha"]
+
+
 def test_removing_a_member_revokes_the_login_and_moving_one_takes_its_own_grants(
     stack: Stack, teams_file: Path
 ) -> None:
@@ -318,7 +326,7 @@ def test_team_sync_on_emulated_prod_takes_the_cloud_code_path(
     sync_prod = ["team-sync", "--env", "prod", "--file", str(file), "--json"]
     report = json.loads(kit(*sync_prod, env=prod, check=True).stdout)
     try:
-        assert report["users_created"] == ["ann", "ben"]
+        assert report["users_created"] == ["alpha-training", "ann", "ben", "beta-training"]
         ann = User.printed(
             kit("env", "--env", "prod", "--user", "ann", env=prod, check=True).stdout
         )

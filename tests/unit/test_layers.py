@@ -13,7 +13,18 @@ from tests.cli import REPO
 # (layer 0's small modules may also import each other: errors <- config <- names, paths).
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ["errors", "config", "names", "paths", "readiness", "reporting", "child_env", "console"], 0
+        [
+            "errors",
+            "config",
+            "names",
+            "paths",
+            "readiness",
+            "reporting",
+            "child_env",
+            "console",
+            "roster",
+        ],
+        0,
     ),
     **dict.fromkeys(["cloud", "registry", "toolchain"], 1),
     **dict.fromkeys(["local", "images", "sources"], 2),

@@ -32,6 +32,7 @@ from infra.app import build_app  # noqa: E402
 from mlplatform.config import Environment, load_environments  # noqa: E402
 from mlplatform.release.cdk_cli import synth  # noqa: E402
 from mlplatform.release.cdk_context import CONTEXT_CERTIFICATE_ARN, CONTEXT_IMAGE_DIGEST  # noqa: E402
+from mlplatform.roster import Roster  # noqa: E402
 
 # Test-only values handed in as CDK context, the way a deploy hands in the real ones. The app
 # itself has no placeholder digest: without one, synth fails (tested in test_app.py).
@@ -97,6 +98,7 @@ def synthesize(
     outdir: Path,
     context: dict | None = None,
     mutate: Callable[[cdk.App], None] | None = None,
+    roster: Roster | None = None,
 ) -> Synthesized:
     """Build ``env`` with build_app and synth it into ``outdir`` (validation plugins included).
 
@@ -107,7 +109,7 @@ def synthesize(
         ctx[CONTEXT_CERTIFICATE_ARN] = test_certificate_arn(env)
     ctx.update(context or {})
     app = cdk.App(outdir=str(outdir), context=ctx)
-    build_app({env.name: env}, app)
+    build_app({env.name: env}, app, roster)
     if mutate is not None:
         mutate(app)
     app.synth()

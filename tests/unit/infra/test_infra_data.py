@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 from aws_cdk.assertions import Match
+from conftest import synthesize
 from sg_rules import NO_TRAFFIC, destination, egress, group_of
 
 from infra.stacks.data import DB_PORT, ENGINE_VERSIONS, MASTER_USER, MLFLOW_USER
+from mlplatform.config import Environment, load_environments
 
 
 def _db(synth) -> dict:
@@ -161,13 +163,81 @@ def test_every_bucket_denies_plain_http(each_env):
         )
 
 
-def test_kms_key_rotates_and_outlives_the_stack(each_env):
+def test_kms_keys_rotate_and_outlive_the_stack(each_env):
+    """The artifacts' key and the audit trail's."""
     t = each_env.template("data")
     keys = t.find_resources("AWS::KMS::Key")
-    assert len(keys) == 1
-    (key,) = keys.values()
-    assert key["Properties"]["EnableKeyRotation"] is True
-    assert key["DeletionPolicy"] == "Retain"
+    assert sorted(k.split("Key")[0] for k in keys) == ["Artifacts", "AuditTrail"]
+    for key in keys.values():
+        assert key["Properties"]["EnableKeyRotation"] is True
+        assert key["DeletionPolicy"] == "Retain"
+
+
+def _trail(synth) -> dict:
+    (trail,) = synth.template("data").find_resources("AWS::CloudTrail::Trail").values()
+    return trail["Properties"]
+
+
+def test_the_audit_trail_records_management_and_artifact_data_events(each_env):
+    trail = _trail(each_env)
+    prefix = each_env.settings.name_prefix
+    assert trail["TrailName"] == f"{prefix}-audit"
+    assert trail["IsLogging"] is True and trail["EnableLogFileValidation"] is True
+    assert trail["IsMultiRegionTrail"] is True and trail["IncludeGlobalServiceEvents"] is True
+    selectors = trail["EventSelectors"]
+    assert {"IncludeManagementEvents": True, "ReadWriteType": "All"} in selectors
+    (data,) = [s for s in selectors if s.get("DataResources")]
+    assert data["ReadWriteType"] == "All" and data["IncludeManagementEvents"] is False
+    (resource,) = data["DataResources"]
+    assert resource["Type"] == "AWS::S3::Object"
+    assert "Artifacts" in json.dumps(resource["Values"])  # the artifact bucket's objects
+    assert "AuditTrailKey" in json.dumps(trail["KMSKeyId"])
+
+
+def test_the_trail_bucket_is_encrypted_retained_versioned_and_access_logged(each_env):
+    t = each_env.template("data")
+    buckets = t.find_resources("AWS::S3::Bucket")
+    (logical, bucket) = next((k, b) for k, b in buckets.items() if k.startswith("AuditTrailBucket"))
+    props = bucket["Properties"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "AuditTrailKey" in json.dumps(rule["ServerSideEncryptionByDefault"])
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["LoggingConfiguration"]["LogFilePrefix"] == "audit-trail/"
+    (expiry,) = [r for r in props["LifecycleConfiguration"]["Rules"] if r.get("Id") == "retention"]
+    assert expiry["ExpirationInDays"] == each_env.settings.monitoring.trail_retention_days
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    # CloudTrail may write there (the construct's bucket policy) and only over TLS.
+    policies = t.find_resources("AWS::S3::BucketPolicy")
+    (policy,) = [p for p in policies.values() if logical in json.dumps(p["Properties"]["Bucket"])]
+    statements = json.dumps(policy["Properties"]["PolicyDocument"])
+    assert "cloudtrail.amazonaws.com" in statements and "aws:SecureTransport" in statements
+
+
+def test_cloudtrail_false_leaves_the_trail_its_bucket_and_key_out(tmp_path):
+    """For an account whose organization trail already records its management events."""
+    base = load_environments()["staging"].model_dump()
+    base["monitoring"]["cloudtrail"] = False
+    synth = synthesize(Environment.model_validate(base), tmp_path / "out")
+    template = synth.template("data")
+    assert template.find_resources("AWS::CloudTrail::Trail") == {}
+    assert [k for k in template.find_resources("AWS::KMS::Key") if "AuditTrail" in k] == []
+    assert [k for k in template.find_resources("AWS::S3::Bucket") if "AuditTrail" in k] == []
+
+
+def test_only_this_trail_may_encrypt_with_the_trail_key(each_env):
+    (key,) = [
+        k
+        for name, k in each_env.template("data").find_resources("AWS::KMS::Key").items()
+        if name.startswith("AuditTrail")
+    ]
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    (cloudtrail,) = [s for s in statements if s.get("Sid") == "CloudTrailEncrypts"]
+    assert cloudtrail["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+    assert f"trail/{each_env.settings.name_prefix}-audit" in json.dumps(
+        cloudtrail["Condition"]["StringEquals"]["aws:SourceArn"]
+    )
 
 
 def _database_group(synth) -> str:

@@ -18,10 +18,10 @@ import pytest
 
 from mlplatform.cloud.stack_outputs import subnet_ids
 from mlplatform.config import Environment, load_environments
-from mlplatform.emulator.policy_evaluation import NamedPolicy, unused_grants
+from mlplatform.emulator.policy_evaluation import NamedPolicy, Request, evaluate, unused_grants
 from mlplatform.errors import TrainingError
 from mlplatform.images.oci_archive import open_image
-from mlplatform.names import MODELS_PREFIX
+from mlplatform.names import MODELS_PREFIX, team_training_user, user_secret_name
 from mlplatform.release.cdk_cli import cdk_command
 from mlplatform.release.ecr_push import push_image
 from mlplatform.release.migration import migrate_run_task_request
@@ -59,6 +59,12 @@ MOTO_GAPS: dict[str, list[str]] = {
     ],
     "secret rotation (RotationSchedule, the SAR rotation application and its transform)": [
         DATA + "test_credentials_are_generated_into_secrets_manager_and_rotated",
+    ],
+    "CloudTrail trails (moto's CloudFormation skips AWS::CloudTrail::Trail): the trail, its "
+    "event selectors and who may use its key": [
+        DATA + "test_the_audit_trail_records_management_and_artifact_data_events",
+        DATA + "test_only_this_trail_may_encrypt_with_the_trail_key",
+        DATA + "test_the_trail_bucket_is_encrypted_retained_versioned_and_access_logged",
     ],
     "bucket policies (SSL-only deny, log delivery)": [
         DATA + "test_every_bucket_denies_plain_http",
@@ -438,6 +444,41 @@ def test_a_training_job_runs_with_the_training_role_and_not_the_endpoint_role(de
         match=r"failed: ClientError: .*mlp-prod-sagemaker-endpoint is not authorized to perform",
     ):
         wrong.run(request, SilentReporter())
+
+
+def test_a_teams_training_job_runs_under_the_teams_role_and_login_only(deployed):
+    """teams.toml's fraud team owns fraud-classifier: its jobs take the team's role, which reads
+    the team's login and its model's channels, and nothing of the shared client or other models."""
+    env = deployed["env"]
+    sm, cf = deployed["client"]("sagemaker"), deployed["client"]("cloudformation")
+    target = job_setup(env, cf, "fraud", deployed["digest"], team="fraud")
+    login = user_secret_name(env, team_training_user("fraud"))
+    request = replace(new_request(env, None, []), client_secret=login)
+    result = SageMakerRunner(sm, target).run(request, SilentReporter())
+    decided = [d for d in deployed["aws"].authorizations() if result.job_name in d["why"]]
+    assert {d["principal"].rsplit("/", 1)[-1] for d in decided} == {"mlp-prod-team-fraud-training"}
+    assert "secretsmanager:GetSecretValue" in {d["action"] for d in decided}
+    assert all(d["allowed"] for d in decided), [d for d in decided if not d["allowed"]]
+
+    iam, secrets = deployed["client"]("iam"), deployed["client"]("secretsmanager")
+    name = "mlp-prod-team-fraud-training"
+    policies = [
+        NamedPolicy(p, iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"])
+        for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
+    ]
+    role = iam.get_role(RoleName=name)["Role"]["Arn"]
+    bucket = f"arn:aws:s3:::{env.bucket_name}"
+
+    def allowed(action: str, resource: str) -> bool:
+        return evaluate(Request(role, action, resource), policies).allowed
+
+    assert allowed("s3:GetObject", f"{bucket}/datasets/fraud-classifier/train/part-0")
+    assert not allowed("s3:GetObject", f"{bucket}/datasets/demand-forecast/train/part-0")
+    assert not allowed("s3:PutObject", f"{bucket}/training-output/demand-forecast-1/output/m")
+    shared = secrets.describe_secret(SecretId=env.client_secret_name)["ARN"]
+    own = secrets.describe_secret(SecretId=login)["ARN"]
+    assert allowed("secretsmanager:GetSecretValue", own)
+    assert not allowed("secretsmanager:GetSecretValue", shared)
 
 
 NOBODY_PUSHED = "sha256:" + "f" * 64

@@ -6,6 +6,8 @@ import json
 
 from sg_rules import egress
 
+from mlplatform.roster import load_roster
+
 
 def _statements(synth, policy: str = "ExecutionPolicy") -> dict[str, dict]:
     policies = synth.template("sagemaker").find_resources("AWS::IAM::Policy")
@@ -19,10 +21,18 @@ def _as_list(value) -> list:
 
 def test_roles_are_assumed_by_sagemaker_only(each_env):
     roles = each_env.template("sagemaker").find_resources("AWS::IAM::Role")
-    assert sorted(r["Properties"]["RoleName"] for r in roles.values()) == [
-        f"{each_env.settings.name_prefix}-sagemaker-endpoint",
-        f"{each_env.settings.name_prefix}-sagemaker-execution",
+    prefix = each_env.settings.name_prefix
+    # teams.toml's teams with a model this environment configures get a training role each.
+    teams = [
+        name
+        for name, team in load_roster().teams.items()
+        if set(team.models) & set(each_env.settings.models)
     ]
+    assert sorted(r["Properties"]["RoleName"] for r in roles.values()) == sorted(
+        [f"{prefix}-sagemaker-endpoint", f"{prefix}-sagemaker-execution"]
+        + [f"{prefix}-team-{team}-training" for team in teams]
+    )
+    assert teams  # the repository's teams file gives fraud-classifier's team a role
     for role in roles.values():
         (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}

@@ -6,7 +6,8 @@ import pytest
 from conftest import Synthesized
 
 from mlplatform import names
-from mlplatform.names import IMAGES, STACK_PARTS, Output, repository_output
+from mlplatform.names import IMAGES, STACK_PARTS, Output, repository_output, team_role_output
+from mlplatform.roster import load_roster
 
 # CDK's own outputs for cross-stack references (Fn::ImportValue between the kit's stacks).
 CDK_EXPORT = "ExportsOutput"
@@ -34,9 +35,12 @@ def test_each_output_key_is_declared_by_exactly_one_stack(each_env: Synthesized)
 
 def test_every_declared_output_has_a_name_in_the_library(each_env: Synthesized) -> None:
     """An output the stacks add without a constant is an output nothing can read by name."""
-    named = {v for k, v in vars(Output).items() if k.isupper()} | {
-        repository_output(image) for image in IMAGES
-    }
+    named = (
+        {v for k, v in vars(Output).items() if k.isupper()}
+        | {repository_output(image) for image in IMAGES}
+        # One training role per team of teams.toml (names.team_role_output).
+        | {team_role_output(team) for team in load_roster().teams}
+    )
     for part, outputs in _declared(each_env).items():
         assert outputs <= named, (part, sorted(outputs - named))
 

@@ -8,6 +8,7 @@ native runner's tests (the same entry point) and the image build, not here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import boto3
@@ -174,6 +175,33 @@ def test_the_job_runs_the_released_training_image_unless_one_is_named_or_pinned(
         update={"training": ENV.training.model_copy(update={"training_image_digest": pinned})}
     )
     assert job_setup(env, aws, "fraud", named).image_uri == f"{REPOSITORY}@{expected}"
+
+
+TEAM_ROLE = "arn:aws:iam::222222222222:role/mlp-prod-team-fraud-training"
+
+
+def test_a_teams_model_trains_under_the_teams_role_with_the_teams_login(aws) -> None:  # type: ignore[no-untyped-def]
+    OUTPUTS["sagemaker"]["TeamRoleArnFraud"] = TEAM_ROLE
+    try:
+        deploy_outputs(aws)
+        setup = job_setup(ENV, aws, "fraud", DIGEST, team="fraud")
+    finally:
+        del OUTPUTS["sagemaker"]["TeamRoleArnFraud"]
+    team_request = dataclasses.replace(
+        request(), client_secret="mlp-prod/mlflow-users/fraud-training"
+    )
+    body = SageMakerRunner(None, setup).job_definition(team_request)
+    assert body["RoleArn"] == TEAM_ROLE
+    assert body["Environment"]["MLFLOW_CLIENT_SECRET_ID"] == "mlp-prod/mlflow-users/fraud-training"
+
+
+def test_a_team_without_its_role_deployed_is_a_one_line_error(aws) -> None:  # type: ignore[no-untyped-def]
+    deploy_outputs(aws)
+    with pytest.raises(
+        TrainingError,
+        match=r"^prod's SageMaker stack has no training role of team fraud \(teams.toml\): deploy",
+    ):
+        job_setup(ENV, aws, "fraud", DIGEST, team="fraud")
 
 
 def test_undeployed_infra_is_a_one_line_error(aws) -> None:  # type: ignore[no-untyped-def]

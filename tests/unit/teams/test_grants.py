@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlplatform.roster import Roster, load_roster
 from mlplatform.teams.grants import (
     Grant,
     changes,
@@ -12,7 +13,6 @@ from mlplatform.teams.grants import (
     team_of_role,
     training_grants,
 )
-from mlplatform.teams.roster import Roster, load_roster
 
 IDS = {"fraud-classifier": "1", "demand-forecast": "2", "churn": "3"}
 

@@ -1,5 +1,8 @@
 """The teams file (teams.toml): each team's members, the models it owns, whom it shares them with.
 
+Each team also has a training user, `<team>-training`, that its SageMaker jobs log in as (its
+login: a secret CDK generates in the cloud, `team-sync` locally); no member may take that name.
+
     >>> roster = load_roster()
     >>> roster.owner("fraud-classifier")
     'fraud'
@@ -22,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlplatform.config import REPO_ROOT, ModelName
 from mlplatform.errors import ConfigError
+from mlplatform.names import team_training_user
 
 __all__ = ["Roster", "Team", "TeamName", "UserName", "load_roster", "roster_path"]
 
@@ -71,6 +75,12 @@ class Roster(_Strict):
                         f"model {model!r} is claimed by teams {owners[model]!r} and {name!r}"
                     )
                 owners[model] = name
+            for member in team.members:
+                team_of = next((t for t in self.teams if member == team_training_user(t)), None)
+                if team_of is not None:
+                    raise ValueError(
+                        f"{name}.members: {member!r} is the training jobs' user of team {team_of!r}"
+                    )
             for model, readers in team.shares.items():
                 unknown = sorted(set(readers) - set(self.teams))
                 if unknown:
@@ -90,12 +100,22 @@ class Roster(_Strict):
         return next((name for name, team in self.teams.items() if model in team.models), None)
 
     def members(self) -> set[str]:
-        """Every user that is a member of some team."""
-        return {user for team in self.teams.values() for user in team.members}
+        """Every user of some team: its people, and each team's training user."""
+        people = {user for team in self.teams.values() for user in team.members}
+        return people | {team_training_user(name) for name in self.teams}
 
     def teams_of(self, user: str) -> list[str]:
-        """The teams `user` belongs to, in file order."""
-        return [name for name, team in self.teams.items() if user in team.members]
+        """The teams `user` belongs to, in file order (a training user: its own team)."""
+        return [
+            name
+            for name, team in self.teams.items()
+            if user in team.members or user == team_training_user(name)
+        ]
+
+    def training_user(self, model: str) -> str | None:
+        """The MLflow user training jobs of `model` log in as, when a team owns it."""
+        owner = self.owner(model)
+        return None if owner is None else team_training_user(owner)
 
     def readable(self, team: str) -> list[str]:
         """The models other teams share with `team`."""

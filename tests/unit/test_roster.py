@@ -8,7 +8,7 @@ import pytest
 
 from mlplatform.config import REPO_ROOT
 from mlplatform.errors import ConfigError
-from mlplatform.teams.roster import load_roster
+from mlplatform.roster import load_roster
 
 GOOD = """
 [teams.fraud]
@@ -37,8 +37,12 @@ def test_a_roster_answers_who_owns_and_who_reads(tmp_path: Path) -> None:
     roster = roster_of(tmp_path, GOOD)
     assert roster.owner("demand-forecast-weekly") == "forecasting"
     assert roster.owner("unknown") is None
-    assert roster.members() == {"alice", "bob", "carol"}
+    # The people, and each team's training user.
+    assert roster.members() == {"alice", "bob", "carol", "fraud-training", "forecasting-training"}
     assert roster.teams_of("alice") == ["fraud", "forecasting"]
+    assert roster.teams_of("fraud-training") == ["fraud"]
+    assert roster.training_user("demand-forecast-weekly") == "forecasting-training"
+    assert roster.training_user("unknown") is None
     assert roster.readable("forecasting") == ["fraud-classifier"]
     assert roster.readable("fraud") == []
 
@@ -65,6 +69,7 @@ def test_the_path_comes_from_mlplatform_teams(
         (GOOD.replace("[teams.fraud]", "[teams.Fraud_Team]"), "teams.Fraud_Team"),
         (GOOD + "\n[teams.ops]\nowners = []\n", "teams.ops.owners: unknown key"),
         ("[people]\n", "people: unknown key"),
+        (GOOD.replace('"carol"', '"fraud-training"'), "the training jobs' user of team 'fraud'"),
         ('[teams.ops]\nmembers = "alice"\n', "teams.ops.members"),
     ],
     ids=[
@@ -78,6 +83,7 @@ def test_the_path_comes_from_mlplatform_teams(
         "bad-team-name",
         "unknown-key",
         "unknown-table",
+        "member-named-like-a-training-user",
         "members-not-a-list",
     ],
 )
