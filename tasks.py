@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -355,19 +356,31 @@ def train(
     )
 
 
+_USER_HELP = (
+    "act as this MLflow user, its login from Secrets Manager (default: MLPLATFORM_USER, else "
+    "the admin); recorded in the tags written"
+)
+
+
+def _operator(user: str | None) -> str | None:
+    """Who a registry task acts as: --user, else MLPLATFORM_USER, else None (the admin)."""
+    return user or os.environ.get("MLPLATFORM_USER") or None
+
+
 @task(
     help={
         "model": "registered model name (default: the environment's only model)",
         "env": "environment (default local)",
+        "user": _USER_HELP,
         "json": "print the decision as JSON",
     }
 )
-def champion(c, model=None, env="local", json_=False):
+def champion(c, model=None, env="local", user=None, json_=False):
     """Promotion gate: move `champion` to the challenger if its metric is at least as good."""
     from mlplatform.runners.train import champion as run_gate
 
     with _errors():
-        decision = run_gate(_target(env), model)
+        decision = run_gate(_target(env), model, _operator(user))
     if json_:
         print(json.dumps(decision.as_json()))
         return
@@ -540,10 +553,11 @@ def emulate(c, env="prod", down=False, volumes=False, account=False):
         "version": "version number in the source registry",
         "to": "target environment (staging or prod)",
         "from_": "source environment (default local)",
+        "user": _USER_HELP + " (the same user in both registries)",
         "json": "print model_name, source_version, target_version, target_env, verified",
     }
 )
-def promote(c, version, to, model=None, from_="local", json_=False):
+def promote(c, version, to, model=None, from_="local", user=None, json_=False):
     """Copy a model version to another environment's registry, verified against a manifest."""
     from mlplatform.release.model import promote_version
     from mlplatform.target import resolve_targets
@@ -551,7 +565,7 @@ def promote(c, version, to, model=None, from_="local", json_=False):
     reporter = RichReporter()
     with _errors(reporter):
         source, target = resolve_targets(from_, to)
-        result = promote_version(source, target, model, str(version), reporter)
+        result = promote_version(source, target, model, str(version), reporter, _operator(user))
     if json_:
         print(json.dumps(result.as_json()))
         return

@@ -20,6 +20,7 @@ from typing import Any
 
 from mlplatform.cloud import aws
 from mlplatform.cloud.stack_outputs import DeployedStack, describe_stack, mlflow_url, stack_outputs
+from mlplatform.cloud.user_logins import Logins
 from mlplatform.config import Environment, config_path, load_environments
 from mlplatform.errors import ConfigError, PlatformError
 from mlplatform.local.access import LocalEndpoints, local_stack
@@ -75,16 +76,22 @@ class Target:
             return local_client(service, self.env, creds)
         return aws.client(service, region=self.env.region)
 
-    def registry(self) -> Registry:
-        """The environment's registry, logged in as its admin."""
+    def registry(self, user: str | None = None) -> Registry:
+        """The environment's registry, logged in as `user` (its login from Secrets Manager).
+
+        Without a user: the environment's admin (the kit's own registry work, `team-sync`).
+        """
         if self.is_local:
             creds, endpoints = self.local_stack(("mlflow",))
-            return Registry(
-                self.name, endpoints.tracking_uri, creds.admin_username, creds.admin_password
-            )
-        url = mlflow_url(self.env, self.client("cloudformation"))
-        admin = aws.json_secret(self.env, self.env.admin_secret_name, "MLflow admin")
-        return Registry(self.name, url, admin["username"], admin["password"])
+            url, admin = endpoints.tracking_uri, (creds.admin_username, creds.admin_password)
+        else:
+            url = mlflow_url(self.env, self.client("cloudformation"))
+            secret = aws.json_secret(self.env, self.env.admin_secret_name, "MLflow admin")
+            admin = (secret["username"], secret["password"])
+        if user is None:
+            return Registry(self.name, url, *admin)
+        password = Logins(self.env, self.client("secretsmanager")).required(user)
+        return Registry(self.name, url, user, password)
 
     def stack(self, part: str, error: type[PlatformError] = PlatformError) -> DeployedStack | None:
         """One of the environment's stacks as CloudFormation reports it (None: not deployed)."""

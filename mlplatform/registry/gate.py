@@ -14,10 +14,12 @@ from mlflow.exceptions import MlflowException
 
 from mlplatform.errors import RegistryError
 
-__all__ = ["CHALLENGER", "CHAMPION", "GateDecision", "run_gate"]
+__all__ = ["CHALLENGER", "CHAMPION", "CHAMPION_SET_BY_TAG", "GateDecision", "run_gate"]
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
+# On the version made champion: who made it (the login of the gate's client).
+CHAMPION_SET_BY_TAG = "mlp.champion.set_by"
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,16 @@ def _metric(client: Any, version: Any, metric: str) -> float:
 
 
 def run_gate(
-    client: Any, name: str, metric: str, min_improvement: float, greater_is_better: bool = True
+    client: Any,
+    name: str,
+    metric: str,
+    min_improvement: float,
+    greater_is_better: bool = True,
+    actor: str | None = None,
 ) -> GateDecision:
     """Compare challenger with champion on `metric` and move `champion` if it is as good.
+
+    `actor`, the user the client logs in as, is recorded on the version it makes champion.
 
     Higher is better unless `greater_is_better` is false (an error such as RMSE); either way the
     challenger must beat the champion by `min_improvement`, and a tie with no margin promotes.
@@ -95,6 +104,8 @@ def run_gate(
     if promoted:
         try:
             client.set_registered_model_alias(name, CHAMPION, challenger.version)
+            if actor is not None:
+                client.set_model_version_tag(name, challenger.version, CHAMPION_SET_BY_TAG, actor)
         except MlflowException as exc:
             raise RegistryError(f"could not set {name}@{CHAMPION}: {exc.message}") from exc
     return GateDecision(

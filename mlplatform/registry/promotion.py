@@ -36,6 +36,7 @@ from mlplatform.reporting import Reporter
 __all__ = ["PromotionError", "PromotionResult", "promote"]
 
 KEY_TAG = "mlp.promotion.key"
+PROMOTED_BY_TAG = "mlp.promoted_by"
 MODEL_DIR = "model"
 # Test-only fault injection: the process dies right after copying, before verification and
 # registration, as a crash or a kill would leave it.
@@ -170,7 +171,8 @@ def promote(
         reporter.done(
             f"manifest of {len(files)} files ({size / 2**20:.1f} MiB), sha256 {digest[:12]}…"
         )
-        tags = _lineage(source, mv, run, digest, key)
+        # Who promoted it: the login the copy is made with (a person, or the admin).
+        tags = {**_lineage(source, mv, run, digest, key), PROMOTED_BY_TAG: target.username}
         result = functools.partial(
             PromotionResult,
             name,

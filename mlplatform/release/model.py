@@ -68,10 +68,18 @@ def _ensure_client_user(env: Environment, target: Registry) -> str:
 
 
 def promote_version(
-    source: Target, target: Target, model: str | None, version: str, reporter: Reporter
+    source: Target,
+    target: Target,
+    model: str | None,
+    version: str,
+    reporter: Reporter,
+    user: str | None = None,
 ) -> PromotionResult:
-    """`invoke promote`: `model` (default: the source's only one) from one registry to another's."""
+    """`invoke promote`: `model` (default: the source's only one) from one registry to another's.
+
+    As `user` in both registries (each its own login), else as each one's admin.
+    """
     if source.name == target.name:
         raise PlatformError(f"--from and --to are both {source.name!r}")
     name = source.env.model(model)
-    return promote(source.registry(), target.registry(), name, version, reporter)
+    return promote(source.registry(user), target.registry(user), name, version, reporter)

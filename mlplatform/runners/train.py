@@ -183,12 +183,22 @@ def _registration_finder(target: Target) -> Any:
     return find
 
 
-def champion(target: Target, model: str | None) -> GateDecision:
-    """Run the promotion gate on the target's registry as its admin, on the source's metric."""
+def champion(target: Target, model: str | None, user: str | None = None) -> GateDecision:
+    """Run the promotion gate on the target's registry, on the source's metric.
+
+    As `user` (their login from Secrets Manager), else as the admin; whoever it is, is
+    recorded on the version made champion.
+    """
     env = target.env
     name = env.model(model)
     gate = model_source(env, name).gate
-    with target.registry().client() as client:
+    registry = target.registry(user)
+    with registry.client() as client:
         return run_gate(
-            client, name, gate.metric, env.training.min_improvement, gate.greater_is_better
+            client,
+            name,
+            gate.metric,
+            env.training.min_improvement,
+            gate.greater_is_better,
+            actor=registry.username,
         )

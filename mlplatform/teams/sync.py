@@ -25,6 +25,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
+from mlplatform.cloud.user_logins import FROM_TEAMS, Logins
 from mlplatform.errors import ConfigError
 from mlplatform.local.credentials import new_password
 from mlplatform.reporting import JsonFields, Reporter
@@ -39,7 +40,6 @@ from mlplatform.teams.grants import (
     team_of_role,
     training_grants,
 )
-from mlplatform.teams.logins import FROM_TEAMS, Logins
 from mlplatform.teams.mlflow_access import MlflowAccess, UserEntry
 
 __all__ = ["SyncReport", "refuse_reserved", "sync_teams"]

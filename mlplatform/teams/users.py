@@ -12,13 +12,13 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from mlplatform.errors import ConfigError, PlatformError
+from mlplatform.cloud.user_logins import AD_HOC, Logins
+from mlplatform.errors import ConfigError
 from mlplatform.local.credentials import new_password
 from mlplatform.reporting import JsonFields
 from mlplatform.roster import Roster
 from mlplatform.target import Target
 from mlplatform.teams.grants import PERMISSIONS, Grant, team_of_role
-from mlplatform.teams.logins import AD_HOC, Logins
 from mlplatform.teams.mlflow_access import MlflowAccess
 from mlplatform.teams.sync import refuse_reserved
 
@@ -150,15 +150,8 @@ def login_variables(target: Target, sm: Any, tracking_uri: str, user: str) -> di
 
     `sm` is the environment's Secrets Manager client; one line if `user` has no login there.
     """
-    logins = Logins(target.env, sm)
-    password = logins.password(user)
-    if password is None:
-        raise PlatformError(
-            f"no login of {user!r} in {target.name}'s Secrets Manager "
-            f"({logins.secret_name(user)}); `invoke team-sync` or `invoke user-add` makes one"
-        )
     return {
         "MLFLOW_TRACKING_URI": tracking_uri,
         "MLFLOW_TRACKING_USERNAME": user,
-        "MLFLOW_TRACKING_PASSWORD": password,
+        "MLFLOW_TRACKING_PASSWORD": Logins(target.env, sm).required(user),
     }

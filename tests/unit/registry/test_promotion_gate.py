@@ -22,6 +22,7 @@ class FakeRegistry:
     def __init__(self, metrics: dict[str, dict[str, float]]) -> None:
         self.metrics = metrics  # version -> run metrics
         self.aliases: dict[str, str] = {}
+        self.tags: dict[tuple[str, str], str] = {}  # (version, key) -> value
 
     def get_model_version_by_alias(self, name: str, alias: str):  # type: ignore[no-untyped-def]
         if name != "m":
@@ -40,6 +41,10 @@ class FakeRegistry:
         assert name == "m", name
         self.aliases[alias] = str(version)
 
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        assert name == "m", name
+        self.tags[(str(version), key)] = value
+
 
 def test_first_challenger_becomes_champion() -> None:
     reg = FakeRegistry({"1": {"average_precision": 0.4}})
@@ -47,6 +52,17 @@ def test_first_challenger_becomes_champion() -> None:
     decision = run_gate(reg, "m", "average_precision", 0.0)
     assert decision.promoted and decision.reason == "no champion yet"
     assert reg.aliases["champion"] == "1"
+
+
+def test_who_moved_champion_is_recorded_on_the_version() -> None:
+    reg = FakeRegistry({"1": {"f1": 0.4}, "2": {"f1": 0.3}})
+    reg.aliases["challenger"] = "1"
+    run_gate(reg, "m", "f1", 0.0, actor="ann")
+    assert reg.tags == {("1", "mlp.champion.set_by"): "ann"}
+    # Nothing is recorded where champion does not move.
+    reg.aliases["challenger"] = "2"
+    assert not run_gate(reg, "m", "f1", 0.0, actor="ben").promoted
+    assert reg.tags == {("1", "mlp.champion.set_by"): "ann"}
 
 
 def test_better_challenger_is_promoted_worse_is_not() -> None:

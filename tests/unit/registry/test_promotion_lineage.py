@@ -192,6 +192,8 @@ def test_the_version_carries_its_lineage_and_only_lineage_run_tags(
         "mlp.image.digest": RUN_TAGS["mlp.image.digest"],
         "mlp.git.commit": RUN_TAGS["mlp.git.commit"],
         "mlp.lock.sha256": RUN_TAGS["mlp.lock.sha256"],
+        # Who promoted: the target registry's login.
+        "mlp.promoted_by": setup.target.username,
     }
     assert "team" not in version.tags
 

@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from mlplatform.cloud.user_logins import AD_HOC, FROM_TEAMS, Logins
 from mlplatform.config import load_environment
 from mlplatform.errors import PlatformError
-from mlplatform.teams.logins import AD_HOC, FROM_TEAMS, Logins
 
 
 @pytest.fixture

@@ -53,6 +53,16 @@ class Logins:
                 f"{self.secret_name(user)} is not a JSON object with username and password"
             ) from exc
 
+    def required(self, user: str) -> str:
+        """`user`'s stored password; PlatformError in one line when there is no login."""
+        password = self.password(user)
+        if password is None:
+            raise PlatformError(
+                f"no login of {user!r} in {self.env.name}'s Secrets Manager "
+                f"({self.secret_name(user)}); `invoke team-sync` or `invoke user-add` makes one"
+            )
+        return password
+
     def store(self, user: str, password: str, managed_by: str) -> None:
         """Create or overwrite `user`'s secret with `password`, tagged with who manages it."""
         name, value = self.secret_name(user), json.dumps({"username": user, "password": password})
