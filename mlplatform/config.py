@@ -45,6 +45,7 @@ __all__ = [
     "config_path",
     "load_environment",
     "load_environments",
+    "read_toml",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -526,15 +527,20 @@ def config_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get("MLPLATFORM_CONFIG") or REPO_ROOT / "environments.toml")
 
 
+def read_toml(file: Path, variable: str) -> dict[str, Any]:
+    """A configuration file's tables; ConfigError names the file and `variable`, which moves it."""
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{file}: file not found (set {variable} or create it)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+
+
 def load_environments(path: str | os.PathLike[str] | None = None) -> dict[str, Environment]:
     """Read and validate every environment table; raise ConfigError on the first problem."""
     file = config_path(path)
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{file}: file not found (set MLPLATFORM_CONFIG or create it)") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    raw = read_toml(file, "MLPLATFORM_CONFIG")
     unknown = sorted(set(raw) - set(ENV_NAMES))
     if unknown:
         raise ConfigError(f"{file}: {unknown[0]}: unknown environment; expected {list(ENV_NAMES)}")

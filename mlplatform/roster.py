@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlplatform.config import REPO_ROOT, ModelName
+from mlplatform.config import REPO_ROOT, ModelName, read_toml
 from mlplatform.errors import ConfigError
 from mlplatform.names import team_training_user
 
@@ -140,12 +139,7 @@ def roster_path(path: str | os.PathLike[str] | None = None) -> Path:
 def load_roster(path: str | os.PathLike[str] | None = None) -> Roster:
     """Read and validate the teams file; ConfigError (file, key, reason) on the first problem."""
     file = roster_path(path)
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{file}: file not found (set MLPLATFORM_TEAMS or create it)") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    raw = read_toml(file, "MLPLATFORM_TEAMS")
     try:
         return Roster.model_validate(raw)
     except ValidationError as exc:

@@ -16,6 +16,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.components.log_bucket import PRIVATE_BUCKET
+
 __all__ = ["AuditTrail"]
 
 
@@ -69,10 +71,7 @@ class AuditTrail(Construct):
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
+            **PRIVATE_BUCKET,  # type: ignore[arg-type]
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="retention",

@@ -8,7 +8,15 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 
-__all__ = ["LogBucket"]
+__all__ = ["PRIVATE_BUCKET", "LogBucket"]
+
+# What every bucket of the kit is: SSL only, never public, owner-owned objects, versioned.
+PRIVATE_BUCKET: dict[str, object] = {
+    "enforce_ssl": True,
+    "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+    "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    "versioned": True,
+}
 
 
 class LogBucket(Construct):
@@ -24,10 +32,7 @@ class LogBucket(Construct):
             self,
             "Bucket",
             encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
+            **PRIVATE_BUCKET,  # type: ignore[arg-type]
             lifecycle_rules=[
                 s3.LifecycleRule(
                     expiration=cdk.Duration.days(expire_days),

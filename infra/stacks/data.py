@@ -15,7 +15,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.components.audit_trail import AuditTrail
-from infra.components.log_bucket import LogBucket
+from infra.components.log_bucket import PRIVATE_BUCKET, LogBucket
 from infra.nag import acknowledge
 from mlplatform.config import Environment
 from mlplatform.names import Output
@@ -123,10 +123,7 @@ class DataStack(cdk.Stack):
             encryption_key=self.key,
             # One data key per bucket instead of one KMS call per object.
             bucket_key_enabled=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
+            **PRIVATE_BUCKET,  # type: ignore[arg-type]
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="noncurrent-versions",
