@@ -36,13 +36,28 @@ def main(recorded_dir: str, rebuilt_dir: str, channel_dir: str) -> dict[str, obj
         frame = frame[names].astype(types)
     before = np.asarray(recorded.predict(frame), dtype="float64")
     after = np.asarray(rebuilt.predict(frame), dtype="float64")
+    return {"rows": len(frame), **difference(before, after)}
+
+
+def difference(before: object, after: object) -> dict[str, object]:
+    """How two prediction arrays differ.
+
+    Whether identical, the largest difference and magnitude among finite pairs, and how many
+    predictions are NaN or infinite on one side and not the same on the other.
+    """
+    import numpy as np
+
+    before, after = np.asarray(before, dtype="float64"), np.asarray(after, dtype="float64")
     if before.shape != after.shape:
-        return {"rows": len(frame), "shapes": [list(before.shape), list(after.shape)]}
+        return {"shapes": [list(before.shape), list(after.shape)]}
+    finite = np.isfinite(before) & np.isfinite(after)
+    # Outside the finite pairs only the same NaN or the same infinity agrees.
+    same = (np.isnan(before) & np.isnan(after)) | (before == after)
     return {
-        "rows": len(frame),
         "identical": bool(np.array_equal(before, after, equal_nan=True)),
-        "max_abs_difference": float(np.nanmax(np.abs(before - after), initial=0.0)),
-        "scale": float(np.nanmax(np.abs(before), initial=0.0)),
+        "max_abs_difference": float(np.max(np.abs(before - after)[finite], initial=0.0)),
+        "scale": float(np.max(np.abs(before)[finite], initial=0.0)),
+        "non_finite_mismatches": int(np.sum(~finite & ~same)),
     }
 
 

@@ -61,6 +61,9 @@ def compare_number(recorded: float, rebuilt: float, tolerance: float) -> str:
     """The verdict on one number (NaN equals NaN: a metric that was NaN is NaN again)."""
     if recorded == rebuilt or (math.isnan(recorded) and math.isnan(rebuilt)):
         return IDENTICAL
+    # An infinity or a NaN against anything else is no rounding difference.
+    if not (math.isfinite(recorded) and math.isfinite(rebuilt)):
+        return DIFFERENT
     if _within(abs(recorded - rebuilt), max(abs(recorded), abs(rebuilt)), tolerance):
         return WITHIN
     return DIFFERENT
@@ -107,13 +110,17 @@ def compare_predictions(outcome: dict[str, Any], channel: str, tolerance: float)
         before, after = outcome["shapes"]
         return Item(name, f"shape {before}", f"shape {after}", DIFFERENT)
     difference = float(outcome["max_abs_difference"])
+    mismatches = int(outcome.get("non_finite_mismatches", 0))
     if outcome["identical"]:
         verdict = IDENTICAL
-    elif _within(difference, float(outcome["scale"]), tolerance):
+    elif not mismatches and _within(difference, float(outcome["scale"]), tolerance):
         verdict = WITHIN
     else:
         verdict = DIFFERENT
-    return Item(name, "recorded model", f"max |difference| {difference:.3g}", verdict)
+    shown = f"max |difference| {difference:.3g}"
+    if mismatches:
+        shown += f", {mismatches} NaN or infinite on one side only"
+    return Item(name, "recorded model", shown, verdict)
 
 
 def _within(difference: float, magnitude: float, tolerance: float) -> bool:

@@ -1,8 +1,8 @@
 """`invoke team-sync --env E`: make an environment's MLflow match the teams file, and nothing more.
 
 Every check runs before the first change, so a bad teams file or a clash with the environment
-(a member named like its admin, a member who is an MLflow admin) changes nothing. Then, in an
-order that never widens access on the way:
+(a member named like its admin, a member who is an MLflow admin) changes nothing. Then, in this
+order (grants exist before anyone is given them; removals come last):
 
     1. models: each team model's experiment exists (its id is what a role grants on), and its
        registered model, so no member of another team can create it and own it;

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from mlplatform.reproduce.predictions import difference
 from mlplatform.reproduce.verdict import (
     DIFFERENT,
     IDENTICAL,
@@ -30,6 +31,10 @@ from mlplatform.reproduce.verdict import (
         (1000.0, 1000.0 + 5e-6, DIFFERENT),
         (0.4086, 0.41, DIFFERENT),
         (0.4, math.nan, DIFFERENT),
+        (math.inf, math.inf, IDENTICAL),
+        (1.0, math.inf, DIFFERENT),  # inf - 1 is inf, and so is the tolerance times inf
+        (math.inf, -math.inf, DIFFERENT),
+        (math.nan, math.inf, DIFFERENT),
     ],
 )
 def test_a_number_is_compared_relative_to_its_magnitude(
@@ -74,6 +79,16 @@ def test_fingerprints_match_exactly_or_differ() -> None:
         ({"rows": 5, "identical": False, "max_abs_difference": 1e-12, "scale": 3.0}, WITHIN),
         ({"rows": 5, "identical": False, "max_abs_difference": 0.01, "scale": 3.0}, DIFFERENT),
         ({"rows": 5, "shapes": [[5, 2], [5]]}, DIFFERENT),
+        (
+            {
+                "rows": 5,
+                "identical": False,
+                "max_abs_difference": 0.0,
+                "scale": 3.0,
+                "non_finite_mismatches": 1,
+            },
+            DIFFERENT,
+        ),
     ],
 )
 def test_predictions_compare_by_their_largest_difference(
@@ -90,3 +105,25 @@ def test_the_report_is_its_worst_item() -> None:
     assert Report("m", "1", "r", 1e-9, [near, off, same]).as_json()["verdict"] == DIFFERENT
     # A report that compared nothing proves nothing.
     assert Report("m", "1", "r", 1e-9, []).verdict == DIFFERENT
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "identical", "mismatches"),
+    [
+        ([0.1, 0.2], [0.1, 0.2], True, 0),
+        ([0.1, math.nan], [0.1, math.nan], True, 0),
+        ([0.1, math.nan], [0.1, 0.2], False, 1),  # a NaN where a number was: never "within"
+        ([math.inf, 0.2], [1e308, 0.2], False, 1),
+        ([math.inf, -math.inf], [math.inf, math.inf], False, 1),
+    ],
+)
+def test_predictions_that_turn_nan_or_infinite_are_counted_not_ignored(
+    before: list[float], after: list[float], identical: bool, mismatches: int
+) -> None:
+    result = difference(before, after)
+    assert result["identical"] is identical and result["non_finite_mismatches"] == mismatches
+    assert math.isfinite(float(str(result["max_abs_difference"])))
+
+
+def test_predictions_of_another_shape_are_reported_as_shapes() -> None:
+    assert difference([0.1, 0.2], [[0.1, 0.2]]) == {"shapes": [[2], [1, 2]]}
