@@ -47,6 +47,8 @@ __all__ = ["EXPERIMENT_SUFFIX", "reproduce"]
 
 EXPERIMENT_SUFFIX = "-reproductions"
 _PREDICTIONS = Path(__file__).with_name("predictions.py")
+# Both models predicting on one channel; far above what the examples take (seconds).
+_PREDICTION_SECONDS = 1800
 # Tags the rebuilt run must carry unchanged: the same packages, code and data went in.
 _FINGERPRINTS = ("mlp.lock.sha256", "mlp.source.sha256")
 
@@ -188,14 +190,19 @@ def _predictions(
         rebuilt = mlflow.artifacts.download_artifacts(
             f"runs:/{rebuilt_run}/model", dst_path=f"{tmp}/rebuilt"
         )
-        done = subprocess.run(
-            [str(python), str(_PREDICTIONS), recorded, rebuilt, str(data / channel)],
-            env={**inherited_environment(), **source_variables(source)},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=1800,
-        )
+        try:
+            done = subprocess.run(
+                [str(python), str(_PREDICTIONS), recorded, rebuilt, str(data / channel)],
+                env={**inherited_environment(), **source_variables(source)},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=_PREDICTION_SECONDS,
+            )
+        except subprocess.TimeoutExpired:
+            raise ReproduceError(
+                f"comparing the predictions on {channel} took over {_PREDICTION_SECONDS} s"
+            ) from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
         raise ReproduceError(f"comparing the predictions failed: {last[:300]}")

@@ -25,6 +25,10 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         )
     except FileNotFoundError:
         raise ReproduceError("git is not installed; reproducing needs it") from None
+    except subprocess.TimeoutExpired:
+        raise ReproduceError(
+            f"git {args[0]} took over 120 s in {cwd}; nothing was rebuilt"
+        ) from None
 
 
 def _repository(source: str) -> tuple[Path, Path]:

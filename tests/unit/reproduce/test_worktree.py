@@ -80,3 +80,13 @@ def test_a_relative_source_is_the_kits_own_checkout() -> None:
     root, inside = _repository("examples/fraud")
     assert (root / inside / "source.toml").is_file()
     assert str(inside).endswith("examples/fraud")
+
+
+def test_a_git_that_hangs_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def hang(*args: object, **kwargs: object) -> None:
+        raise subprocess.TimeoutExpired("git", 120)
+
+    monkeypatch.setattr(subprocess, "run", hang)
+    checkout = source_at_commit(str(tmp_path), "0" * 40)
+    with pytest.raises(ReproduceError, match=r"^git rev-parse took over 120 s in .*nothing"):
+        checkout.__enter__()
