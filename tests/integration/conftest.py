@@ -208,6 +208,8 @@ PROD_OUTPUTS = {
     "sagemaker": {
         "ExecutionRoleArn": "arn:aws:iam::222222222222:role/sm",
         "EndpointRoleArn": "arn:aws:iam::222222222222:role/sm-endpoint",
+        # teams.toml's fraud team owns fraud-classifier: its jobs run under the team's role.
+        "TeamRoleArnFraud": "arn:aws:iam::222222222222:role/sm-team-fraud",
         "SecurityGroupId": "sg-1",
     },
     "network": {"PrivateSubnetIds": "subnet-1,subnet-2"},

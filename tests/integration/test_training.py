@@ -210,7 +210,10 @@ def test_sagemaker_runner_through_the_task_against_the_emulator(prod: dict[str, 
     )
     described = sm.describe_training_job(TrainingJobName=job["job_name"])
     assert described["AlgorithmSpecification"]["TrainingImage"] == f"{repository}@{digest}"
-    assert described["RoleArn"] == PROD_OUTPUTS["sagemaker"]["ExecutionRoleArn"]
+    # fraud-classifier is the fraud team's (teams.toml): its jobs run under the team's role
+    # (the login they get is checked in tests/unit/runners/test_sagemaker_runner.py; moto's
+    # DescribeTrainingJob returns no Environment).
+    assert described["RoleArn"] == PROD_OUTPUTS["sagemaker"]["TeamRoleArnFraud"]
     assert described["VpcConfig"]["Subnets"] == ["subnet-1", "subnet-2"]
 
     line = one_error_line(kit(*args, env=prod))
