@@ -14,13 +14,12 @@ from mlflow.exceptions import MlflowException
 
 from mlplatform.cloud.user_logins import AD_HOC, Logins
 from mlplatform.errors import ConfigError
-from mlplatform.local.credentials import new_password
 from mlplatform.reporting import JsonFields
 from mlplatform.roster import Roster
 from mlplatform.target import Target
 from mlplatform.teams.grants import PERMISSIONS, Grant, team_of_role
 from mlplatform.teams.mlflow_access import MlflowAccess
-from mlplatform.teams.sync import refuse_reserved
+from mlplatform.teams.sync import ensure_login, refuse_reserved
 
 __all__ = ["UserRow", "add_user", "grant", "list_users", "login_variables", "remove_user"]
 
@@ -38,7 +37,8 @@ class UserRow(JsonFields):
 def add_user(target: Target, name: str) -> str:
     """Create `name` with a generated password kept in Secrets Manager; 'created' or 'unchanged'.
 
-    A user that exists without a stored login gets a new password ('new password').
+    A user that exists without a stored login gets a new password ('new password'); a stored
+    login without its user is created with the stored password (sync.ensure_login).
     """
     logins = Logins(target.env, target.client("secretsmanager"))
     registry = target.registry()
@@ -46,15 +46,7 @@ def add_user(target: Target, name: str) -> str:
         access = MlflowAccess(registry.tracking_uri)
         users = access.users()
         refuse_reserved(target, users, {name})
-        if name in users and logins.password(name) is not None:
-            return "unchanged"
-        password = new_password()
-        logins.store(name, password, AD_HOC)
-        if name in users:
-            access.set_password(name, password)
-            return "new password"
-        access.create_user(name, password)
-        return "created"
+        return ensure_login(access, logins, name, users, AD_HOC)
 
 
 def remove_user(target: Target, roster: Roster, name: str) -> None:
